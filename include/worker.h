@@ -1,0 +1,215 @@
+/*
+ * worker.h - workers: POSIX threads with event queues, parents and children.
+ *
+ * Each worker is one thread with its own event queue.  Workers fire named
+ * events at each other; a worker runs its listeners in its own thread, at
+ * its breakpoints (the wait functions).  A stopped worker unwinds to the
+ * frame that started it and runs its cleanup handlers on the way.
+ *
+ * Functions returning int return 0 or a positive errno value, as pthreads
+ * does.  Constructors return NULL and set errno.  Every function is
+ * thread-safe.  See worker(7) for the model and the man pages of each
+ * function for the details.
+ */
+#ifndef WORKER_H
+#define WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WORKER_VERSION_MAJOR 0
+#define WORKER_VERSION_MINOR 1
+#define WORKER_VERSION_PATCH 0
+
+#if defined(__GNUC__)
+#define WORKER_EXPORT __attribute__((visibility("default")))
+#else
+#define WORKER_EXPORT
+#endif
+
+/* Built-in event names. */
+#define WORKER_STOP_THREAD		"STOP_THREAD"
+#define WORKER_PAUSE_THREAD		"PAUSE_THREAD"
+#define WORKER_RESUME_THREAD		"RESUME_THREAD"
+#define WORKER_CHILD_THREAD_START	"CHILD_THREAD_START"
+#define WORKER_CHILD_THREAD_STOP	"CHILD_THREAD_STOP"
+#define WORKER_CHILD_THREAD_ERROR	"CHILD_THREAD_ERROR"
+#define WORKER_CHILD_THREAD_DONE	"CHILD_THREAD_DONE"
+#define WORKER_CHILD_THREAD_END		"CHILD_THREAD_END"
+#define WORKER_EVENT_REJECT		"EVENT_REJECT"
+#define WORKER_LISTENER_ERROR		"LISTENER_ERROR"
+#define WORKER_EXECUTE			"EXECUTE"
+
+/* Values of worker_attr_t.daemon. */
+enum {
+	WORKER_DAEMON_INHERIT = 0,
+	WORKER_DAEMON_NO = 1,
+	WORKER_DAEMON_YES = 2
+};
+
+/* Flags of worker_fire_ex() and worker_event_t.flags. */
+enum {
+	WORKER_BUBBLE = 1u << 0,
+	WORKER_BROADCAST = 1u << 1
+};
+
+typedef struct worker worker_t;
+
+typedef void *(*worker_fn)(void *arg);
+
+typedef struct worker_attr {	/* all-zero means all defaults */
+	const char *name;	/* copied; dumps and the OS thread name */
+	worker_t *parent;	/* NULL: the calling started worker, if any */
+	int no_parent;		/* nonzero: parentless even inside a worker */
+	int daemon;		/* WORKER_DAEMON_INHERIT, _NO or _YES */
+	size_t stack_size;	/* 0: the system default */
+	size_t queue_max;	/* 0: unbounded; else fire gives EAGAIN */
+	int quiet;		/* nonzero: no report on stderr on failure */
+} worker_attr_t;
+
+typedef struct worker_event {
+	const char *name;
+	void *data;
+	worker_t *source;	/* the worker that fired it */
+	unsigned flags;		/* WORKER_BUBBLE, WORKER_BROADCAST */
+} worker_event_t;
+
+typedef int (*worker_listener_fn)(const worker_event_t *ev, void *ctx);
+
+typedef struct worker_listen_opts {
+	int priority;		/* higher runs first; ties in the order added */
+	int once;		/* removed when it is taken for its first call */
+	int transient;		/* removed when the worker ends */
+	worker_t *source;	/* only events fired by this worker */
+} worker_listen_opts_t;
+
+/* The data of an EXECUTE event: the receiving worker calls fn(arg). */
+typedef struct worker_execute {
+	void (*fn)(void *arg);
+	void *arg;
+} worker_execute_t;
+
+/* ---- Workers -------------------------------------------------------- */
+
+/* Library version as "MAJOR.MINOR.PATCH"; a static string. */
+WORKER_EXPORT const char *worker_version(void);
+
+/* New stopped worker running fn(arg) once started; the caller owns one
+ * reference.  fn NULL runs worker_wait_forever().  attr may be NULL. */
+WORKER_EXPORT worker_t *worker_new(worker_fn fn, void *arg,
+    const worker_attr_t *attr);
+/* worker_new() followed by worker_start(); the caller owns one reference. */
+WORKER_EXPORT worker_t *worker_create(worker_fn fn, void *arg,
+    const worker_attr_t *attr);
+/* Starts w on a new thread, or restarts it after it ended; EBUSY if it
+ * runs or has not finished ending. */
+WORKER_EXPORT int worker_start(worker_t *w);
+/* Runs w on the calling thread and returns when it has ended. */
+WORKER_EXPORT int worker_start_overlay(worker_t *w);
+/* Fires STOP_THREAD at w: it unwinds at its next breakpoint. */
+WORKER_EXPORT int worker_stop(worker_t *w);
+/* Fires PAUSE_THREAD at w: it holds at its next breakpoint. */
+WORKER_EXPORT int worker_pause(worker_t *w);
+/* Fires RESUME_THREAD at w: a paused worker goes on. */
+WORKER_EXPORT int worker_resume(worker_t *w);
+/* Blocks, without running the caller's loop, until w has ended. */
+WORKER_EXPORT int worker_join(worker_t *w);
+/* Runs the caller's loop until w ends; *ret gets its return value and
+ * the call returns its fail code.  A breakpoint: may unwind the caller. */
+WORKER_EXPORT int worker_wait_thread(worker_t *w, void **ret);
+/* Fail code of w's last finished run (0 if it returned or was stopped);
+ * *ret gets its return value, NULL if it did not return. */
+WORKER_EXPORT int worker_result(const worker_t *w, void **ret);
+/* 1 while w accepts events (started and not yet ending), else 0. */
+WORKER_EXPORT int worker_is_running(const worker_t *w);
+/* 1 if w is a daemon: its parent does not wait for it. */
+WORKER_EXPORT int worker_is_daemon(const worker_t *w);
+/* Takes one more reference on w; returns w. */
+WORKER_EXPORT worker_t *worker_ref(worker_t *w);
+/* Drops one reference; the last one frees w. */
+WORKER_EXPORT void worker_unref(worker_t *w);
+/* The calling thread's worker (borrowed); a root worker outside workers. */
+WORKER_EXPORT worker_t *worker_current(void);
+/* 1 if w (NULL: the current worker) runs on the main thread. */
+WORKER_EXPORT int worker_is_main(const worker_t *w);
+/* w's parent (borrowed), or NULL. */
+WORKER_EXPORT worker_t *worker_parent(const worker_t *w);
+/* w's name (owned by w), or NULL for NULL. */
+WORKER_EXPORT const char *worker_name(const worker_t *w);
+/* A child of w with that name as a new reference, or NULL. */
+WORKER_EXPORT worker_t *worker_find_child(const worker_t *w,
+    const char *name);
+/* Writes the tree under root to out, parents before children. */
+WORKER_EXPORT int worker_dump(FILE *out, const worker_t *root);
+
+/* ---- Events --------------------------------------------------------- */
+
+/* Queues event name on w with the caller's worker as source; data is
+ * not owned. */
+WORKER_EXPORT int worker_fire(worker_t *w, const char *name, void *data);
+/* Like worker_fire(); with data_free the library owns data and calls
+ * data_free(data) once, after the last listener that could see it. */
+WORKER_EXPORT int worker_fire_ex(worker_t *w, const char *name, void *data,
+    void (*data_free)(void *), unsigned flags);
+/* Fires at from's parent with WORKER_BUBBLE; source is from. */
+WORKER_EXPORT int worker_bubble(worker_t *from, const char *name,
+    void *data);
+/* Fires at each of from's children with WORKER_BROADCAST; source is from. */
+WORKER_EXPORT int worker_broadcast(worker_t *from, const char *name,
+    void *data);
+/* Fires at from's parent only; source is from. */
+WORKER_EXPORT int worker_parent_fire(worker_t *from, const char *name,
+    void *data);
+/* Fires at each of from's children only; source is from. */
+WORKER_EXPORT int worker_children_fire(worker_t *from, const char *name,
+    void *data);
+
+/* ---- Listeners ------------------------------------------------------ */
+
+/* Calls fn(ev, ctx) in w's thread for each event called name; opts may be
+ * NULL.  Nonzero from fn fires LISTENER_ERROR. */
+WORKER_EXPORT int worker_listen(worker_t *w, const char *name,
+    worker_listener_fn fn, void *ctx, const worker_listen_opts_t *opts);
+/* Removes every listener of w with this fn and ctx; ENOENT if none. */
+WORKER_EXPORT int worker_unlisten(worker_t *w, worker_listener_fn fn,
+    void *ctx);
+
+/* ---- Waiting: the breakpoints (each may unwind the caller) ---------- */
+
+/* Runs the loop until an event name (from source, if not NULL) is handled;
+ * *data gets its data, valid until the caller's next breakpoint. */
+WORKER_EXPORT int worker_wait_event(const char *name, worker_t *source,
+    double timeout, void **data);
+/* Runs the loop until cond(ev, ctx) is nonzero for a handled event. */
+WORKER_EXPORT int worker_wait_until(
+    int (*cond)(const worker_event_t *ev, void *ctx), void *ctx,
+    double timeout, void **data);
+/* Runs the loop for the given number of seconds. */
+WORKER_EXPORT int worker_sleep(double seconds);
+/* Runs the loop until the worker is stopped. */
+WORKER_EXPORT void worker_wait_forever(void);
+/* Handles the events queued now without blocking; returns how many. */
+WORKER_EXPORT int worker_update(void);
+
+/* ---- Exit and cleanup ----------------------------------------------- */
+
+/* Ends the current worker: runs its cleanup handlers and unwinds to its
+ * start.  On a root worker: stops and joins its children and returns. */
+WORKER_EXPORT void worker_exit(void);
+/* Like worker_exit(), recording err as the worker's fail code. */
+WORKER_EXPORT void worker_fail(int err);
+/* Pushes fn(arg) on the current worker's cleanup stack. */
+WORKER_EXPORT void worker_cleanup_push(void (*fn)(void *), void *arg);
+/* Pops the newest cleanup handler, calling it if execute is nonzero. */
+WORKER_EXPORT void worker_cleanup_pop(int execute);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WORKER_H */
