@@ -1,0 +1,355 @@
+/*
+ * loop.c - the breakpoints: the loop every wait runs, and the built-in
+ * actions of STOP_THREAD, PAUSE_THREAD and EXECUTE.
+ *
+ * DESIGN
+ *
+ * Every wait is one call of worker__loop() on the calling thread's worker.
+ * The loop handles the batch (queue.c) event by event, checks what the
+ * wait is waiting for after each, and sleeps on the worker's condition
+ * variable when the queue is empty, until an event, a wake (another
+ * worker's state changed) or the deadline.  Deadlines use CLOCK_MONOTONIC.
+ *
+ * Pause is a nested loop that waits for RESUME_THREAD.  While it runs,
+ * the events it hands to listeners are also kept, in order, in the pause
+ * cache; the outer wait reads the cache first when the pause is over, so it
+ * does not miss an event that came during the pause.
+ *
+ * The data a wait returns belongs to an event that the worker keeps in
+ * w->held until its next breakpoint, so the data of an event fired with a
+ * destructor stays valid after the wait returns.
+ *
+ * All the state here is the owner thread's: no lock but the queue's.
+ */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+static struct timespec
+deadline_after(double seconds)
+{
+	struct timespec ts;
+	double whole;
+	double frac;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* Far enough is forever: keep the addition from overflowing. */
+	if (seconds > 1e9)
+		seconds = 1e9;
+	frac = modf(seconds, &whole);
+	ts.tv_sec += (time_t)whole;
+	ts.tv_nsec += (long)(frac * 1e9);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+static bool
+deadline_passed(const struct timespec *dl)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > dl->tv_sec ||
+	    (now.tv_sec == dl->tv_sec && now.tv_nsec >= dl->tv_nsec);
+}
+
+/* Sleeps until an event is queued, the worker is woken, or dl passes. */
+static void
+block(worker_t *w, const struct timespec *dl)
+{
+	pthread_mutex_lock(&w->qlock);
+	while (list_empty(&w->queue) && !w->woken) {
+		int rc;
+
+		w->sleeping = true;
+		if (dl != NULL)
+			rc = pthread_cond_timedwait(&w->wake_cond, &w->qlock,
+			    dl);
+		else
+			rc = pthread_cond_wait(&w->wake_cond, &w->qlock);
+		w->sleeping = false;
+		if (rc == ETIMEDOUT)
+			break;
+	}
+	w->woken = false;
+	pthread_mutex_unlock(&w->qlock);
+}
+
+static void
+release_held(worker_t *w)
+{
+	if (w->held != NULL) {
+		worker__event_free(w->held);
+		w->held = NULL;
+	}
+}
+
+static int
+found(worker_t *w, struct worker__wait *wt, struct wevent *ev)
+{
+	release_held(w);
+	w->held = ev;
+	wt->data = ev->pub.data;
+	return 0;
+}
+
+static bool
+wait_matches(const struct worker__wait *wt, const struct wevent *ev)
+{
+	return wt->match != NULL && wt->match(&ev->pub, wt->match_ctx);
+}
+
+/* A handled event nobody waited for: keep it if a pause may need it. */
+static void
+settle(worker_t *w, struct wevent *ev)
+{
+	if (atomic_load_explicit(&w->paused, memory_order_relaxed) &&
+	    ev->kind != KIND_RESUME)
+		list_append(&w->cache, &ev->link);
+	else
+		worker__event_free(ev);
+}
+
+static struct wevent *
+cache_pop(worker_t *w)
+{
+	struct list_node *n;
+
+	if (atomic_load_explicit(&w->paused, memory_order_relaxed))
+		return NULL;
+	n = list_pop(&w->cache);
+	return n != NULL ? container_of(n, struct wevent, link) : NULL;
+}
+
+/*
+ * Runs w's loop until wt is satisfied (0), its timeout passes (ETIMEDOUT)
+ * or the wait is cancelled (ECANCELED: a stopped root, or a worker that is
+ * ending).  A started worker that handles STOP_THREAD unwinds from here.
+ */
+int
+worker__loop(worker_t *w, struct worker__wait *wt)
+{
+	bool limited = wt->timeout >= 0;
+	bool took_batch = false;
+	struct timespec dl;
+	struct wevent *ev;
+
+	if (limited)
+		dl = deadline_after(wt->timeout);
+	release_held(w);
+	for (;;) {
+		if (w->ending)
+			return ECANCELED;
+		if (w->canceled) {
+			w->canceled = false;
+			return ECANCELED;
+		}
+		if ((ev = cache_pop(w)) != NULL) {
+			if (wait_matches(wt, ev))
+				return found(w, wt, ev);
+			worker__event_free(ev);
+			continue;
+		}
+		if (wt->done != NULL && wt->done(wt->done_ctx))
+			return 0;
+		if (list_empty(&w->batch)) {
+			/* Past the deadline, finish the batch taken, no more. */
+			if (took_batch && limited && deadline_passed(&dl))
+				return ETIMEDOUT;
+			worker__take_batch(w);
+			took_batch = true;
+			if (list_empty(&w->batch)) {
+				if (limited && deadline_passed(&dl))
+					return ETIMEDOUT;
+				block(w, limited ? &dl : NULL);
+				continue;
+			}
+		}
+		ev = worker__next(w);
+		worker__dispatch(w, ev);
+		if (wait_matches(wt, ev))
+			return found(w, wt, ev);
+		settle(w, ev);
+	}
+}
+
+static int
+is_resume(const worker_event_t *ev, void *ctx)
+{
+	(void)ctx;
+	return container_of(ev, struct wevent, pub)->kind == KIND_RESUME;
+}
+
+static void
+pause_action(worker_t *w)
+{
+	struct worker__wait wt = { .match = is_resume, .timeout = -1 };
+
+	if (w->ending || atomic_load_explicit(&w->paused,
+	    memory_order_relaxed))
+		return;
+	atomic_store_explicit(&w->paused, 1, memory_order_relaxed);
+	/* A stopped root leaves the pause; its outer wait must see it too. */
+	if (worker__loop(w, &wt) == ECANCELED && !w->ending)
+		w->canceled = true;
+	atomic_store_explicit(&w->paused, 0, memory_order_relaxed);
+}
+
+static void
+stop_action(worker_t *w)
+{
+	if (w->ending)
+		return;
+	if (w->is_root) {
+		w->canceled = true;
+		worker__stop_children(w);
+		return;
+	}
+	worker__throw(w, OUTCOME_STOP);
+}
+
+/* The built-in listener of ev, run after the user's listeners. */
+void
+worker__builtin(worker_t *w, struct wevent *ev)
+{
+	const worker_execute_t *x;
+
+	switch (ev->kind) {
+	case KIND_STOP:
+		stop_action(w);
+		break;
+	case KIND_PAUSE:
+		pause_action(w);
+		break;
+	case KIND_EXECUTE:
+		if ((x = ev->pub.data) != NULL && x->fn != NULL)
+			x->fn(x->arg);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+drain_one(void *ev)
+{
+	worker__dispatch(worker__get_current(), ev);
+}
+
+/*
+ * End sequence: hands the events still queued to the listeners.  The
+ * queue is closed, so one batch is all there is.  A listener that exits
+ * only ends its own call: each event runs under its own frame.
+ */
+void
+worker__drain(worker_t *w)
+{
+	struct wevent *ev;
+
+	w->ending = true;
+	release_held(w);
+	worker__drop_events(&w->cache);
+	worker__take_batch(w);
+	while ((ev = worker__next(w)) != NULL)
+		if (worker__protect(w, drain_one, ev) == OUTCOME_DONE)
+			worker__event_free(ev);
+	atomic_store(&w->paused, 0);
+	w->canceled = false;
+}
+
+/* ---- The public waits ----------------------------------------------- */
+
+struct name_match {
+	const char *name;
+	const worker_t *source;
+};
+
+static int
+match_name(const worker_event_t *ev, void *ctx)
+{
+	const struct name_match *m = ctx;
+
+	return strcmp(ev->name, m->name) == 0 &&
+	    (m->source == NULL || ev->source == m->source);
+}
+
+static int
+wait_for(int (*match)(const worker_event_t *, void *), void *ctx,
+    double timeout, void **data)
+{
+	struct worker__wait wt = {
+		.match = match, .match_ctx = ctx, .timeout = timeout
+	};
+	worker_t *w;
+	int rc;
+
+	if (isnan(timeout))
+		return EINVAL;
+	if ((w = worker__current()) == NULL)
+		return ENOMEM;
+	rc = worker__loop(w, &wt);
+	if (rc == 0 && data != NULL)
+		*data = wt.data;
+	return rc;
+}
+
+int
+worker_wait_event(const char *name, worker_t *source, double timeout,
+    void **data)
+{
+	struct name_match m = { .name = name, .source = source };
+
+	if (name == NULL || name[0] == '\0')
+		return EINVAL;
+	return wait_for(match_name, &m, timeout, data);
+}
+
+int
+worker_wait_until(int (*cond)(const worker_event_t *ev, void *ctx),
+    void *ctx, double timeout, void **data)
+{
+	if (cond == NULL)
+		return EINVAL;
+	return wait_for(cond, ctx, timeout, data);
+}
+
+int
+worker_sleep(double seconds)
+{
+	int rc;
+
+	if (isnan(seconds) || seconds < 0)
+		return EINVAL;
+	rc = wait_for(NULL, NULL, seconds, NULL);
+	return rc == ETIMEDOUT ? 0 : rc;
+}
+
+void
+worker_wait_forever(void)
+{
+	wait_for(NULL, NULL, -1, NULL);
+}
+
+int
+worker_update(void)
+{
+	worker_t *w = worker__current();
+	struct wevent *ev;
+	int count = 0;
+
+	if (w == NULL || w->ending)
+		return 0;
+	release_held(w);
+	worker__take_batch(w);
+	while ((ev = worker__next(w)) != NULL) {
+		worker__dispatch(w, ev);
+		settle(w, ev);
+		count++;
+	}
+	return count;
+}

@@ -1,0 +1,119 @@
+/*
+ * root.c - the calling thread's worker, and root workers.
+ *
+ * DESIGN
+ *
+ * Each thread knows its current worker through a __thread pointer: the
+ * worker a libworker thread runs, an overlay running on top of it, or the
+ * thread's root worker.  A thread that libworker did not start gets a root
+ * worker the first time it needs one.  A pthread_key destructor ends the
+ * root worker of a foreign thread when that thread exits; the main
+ * thread's root lives as long as the process (key destructors do not run
+ * for it), as libdill's ctx.c does it.
+ *
+ * A root worker is always running while its thread lives.  It has no
+ * frame to unwind to: a STOP_THREAD makes its wait return ECANCELED
+ * instead (loop.c), and worker_exit() on it only ends its children.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static __thread worker_t *tls_current;
+
+static pthread_key_t root_key;
+static pthread_once_t root_once = PTHREAD_ONCE_INIT;
+
+static void root_thread_exit(void *arg);
+
+static void
+root_key_create(void)
+{
+	if (pthread_key_create(&root_key, root_thread_exit) != 0) {
+		fprintf(stderr, "libworker: pthread_key_create failed\n");
+		abort();
+	}
+}
+
+static bool
+on_main_thread(void)
+{
+	return getpid() == gettid();
+}
+
+static worker_t *
+root_create(void)
+{
+	bool is_main = on_main_thread();
+	char name[32];
+	worker_t *w;
+
+	if (is_main)
+		snprintf(name, sizeof(name), "main");
+	else
+		snprintf(name, sizeof(name), "thread-%ld", (long)gettid());
+	if ((w = worker__alloc(name, true)) == NULL)
+		return NULL;
+	w->phase = PHASE_RUNNING;
+	w->starts = 1;
+	w->thread = pthread_self();
+	atomic_store(&w->running, 1);
+	atomic_store(&w->on_main, is_main);
+	if (!is_main) {
+		pthread_once(&root_once, root_key_create);
+		if (pthread_setspecific(root_key, w) != 0) {
+			worker_unref(w);
+			errno = ENOMEM;
+			return NULL;
+		}
+	}
+	tls_current = w;
+	return w;
+}
+
+/* A foreign thread is exiting: its root worker ends like any worker. */
+static void
+root_thread_exit(void *arg)
+{
+	worker_t *w = arg;
+
+	tls_current = w;
+	worker__end(w);
+	tls_current = NULL;
+	worker_unref(w);
+}
+
+worker_t *
+worker__current(void)
+{
+	return tls_current != NULL ? tls_current : root_create();
+}
+
+worker_t *
+worker__get_current(void)
+{
+	return tls_current;
+}
+
+void
+worker__set_current(worker_t *w)
+{
+	tls_current = w;
+}
+
+worker_t *
+worker_current(void)
+{
+	return worker__current();
+}
+
+int
+worker_is_main(const worker_t *w)
+{
+	if (w == NULL && (w = worker__current()) == NULL)
+		return 0;
+	return atomic_load(&w->on_main);
+}
