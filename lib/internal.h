@@ -73,8 +73,8 @@ struct payload {
 /*
  * One queued event.  Each target of a fire gets its own copy; the copies
  * share the payload.  An event has exactly one owner at a time: a queue,
- * the batch, the loop handling it, the pause cache, the "held" slot, or
- * the EVENT_REJECT that carries it.
+ * the batch, the loop handling it, the pause cache, or the EVENT_REJECT
+ * that carries it.
  */
 struct wevent {
 	struct list_node link;
@@ -161,9 +161,9 @@ struct worker {
 	/* Owner thread only. */
 	list_t batch;			/* taken from queue, not handled */
 	list_t cache;			/* handled while paused */
-	struct wevent *held;		/* data returned by the last wait */
+	struct payload *held;		/* data returned by the last wait */
 	bool ending;			/* draining in the end sequence */
-	bool canceled;			/* root: STOP handled, wait must see it */
+	bool canceled;			/* root: STOP handled, not yet seen */
 	int outcome;
 	int fail_err;
 	void *task_ret;

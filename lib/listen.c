@@ -165,10 +165,12 @@ static void
 snapshot_push(struct dispatch *d, struct listener *l, bool claimed)
 {
 	if (d->n == d->cap) {
-		struct snap_entry *bigger = malloc(2 * d->cap * sizeof(*bigger));
+		struct snap_entry *bigger;
 
+		bigger = malloc(2 * d->cap * sizeof(*bigger));
 		if (bigger == NULL) {
-			fprintf(stderr, "libworker: out of memory in dispatch\n");
+			fprintf(stderr, "libworker: out of memory in "
+			    "dispatch\n");
 			abort();
 		}
 		memcpy(bigger, d->snap, d->n * sizeof(*bigger));

@@ -15,9 +15,11 @@
  * cache; the outer wait reads the cache first when the pause is over, so it
  * does not miss an event that came during the pause.
  *
- * The data a wait returns belongs to an event that the worker keeps in
- * w->held until its next breakpoint, so the data of an event fired with a
- * destructor stays valid after the wait returns.
+ * The data a wait returns may have a destructor (worker_fire_ex).  The
+ * worker then keeps a reference on that payload in w->held until its next
+ * breakpoint, so the data stays valid after the wait returns.  Only the
+ * payload is kept, not the event: an event holds its sender, and a wait
+ * must not keep a finished sender and its parents alive.
  *
  * All the state here is the owner thread's: no lock but the queue's.
  */
@@ -83,18 +85,18 @@ block(worker_t *w, const struct timespec *dl)
 static void
 release_held(worker_t *w)
 {
-	if (w->held != NULL) {
-		worker__event_free(w->held);
-		w->held = NULL;
-	}
+	worker__payload_put(w->held);
+	w->held = NULL;
 }
 
 static int
 found(worker_t *w, struct worker__wait *wt, struct wevent *ev)
 {
 	release_held(w);
-	w->held = ev;
+	if ((w->held = ev->payload) != NULL)
+		atomic_fetch_add(&w->held->refs, 1);
 	wt->data = ev->pub.data;
+	worker__event_free(ev);
 	return 0;
 }
 
@@ -158,7 +160,7 @@ worker__loop(worker_t *w, struct worker__wait *wt)
 		if (wt->done != NULL && wt->done(wt->done_ctx))
 			return 0;
 		if (list_empty(&w->batch)) {
-			/* Past the deadline, finish the batch taken, no more. */
+			/* Past the deadline: end the batch taken, no more. */
 			if (took_batch && limited && deadline_passed(&dl))
 				return ETIMEDOUT;
 			worker__take_batch(w);

@@ -143,12 +143,25 @@ worker__drop_events(list_t *l)
 		worker__event_free(container_of(n, struct wevent, link));
 }
 
+/*
+ * Called with w->qlock held.  The signal goes out before the unlock: the
+ * moment the lock is free, the owner may handle the event, end and free
+ * w, condition variable included, and the caller holds no reference that
+ * would prevent it.
+ */
+static void
+signal_if_sleeping(worker_t *w)
+{
+	if (w->sleeping) {
+		w->sleeping = false;
+		pthread_cond_signal(&w->wake_cond);
+	}
+}
+
 /* Appends ev to w's queue, or says why not; wakes w if it sleeps. */
 static int
 enqueue(worker_t *w, struct wevent *ev)
 {
-	bool wake;
-
 	pthread_mutex_lock(&w->qlock);
 	if (w->phase != PHASE_RUNNING) {
 		pthread_mutex_unlock(&w->qlock);
@@ -162,11 +175,8 @@ enqueue(worker_t *w, struct wevent *ev)
 	}
 	list_append(&w->queue, &ev->link);
 	atomic_fetch_add_explicit(&w->queued, 1, memory_order_relaxed);
-	wake = w->sleeping;
-	w->sleeping = false;
+	signal_if_sleeping(w);
 	pthread_mutex_unlock(&w->qlock);
-	if (wake)
-		pthread_cond_signal(&w->wake_cond);
 	return 0;
 }
 
@@ -217,15 +227,10 @@ worker__send(worker_t *source, worker_t *target, const char *name,
 void
 worker__wake(worker_t *w)
 {
-	bool wake;
-
 	pthread_mutex_lock(&w->qlock);
 	w->woken = true;
-	wake = w->sleeping;
-	w->sleeping = false;
+	signal_if_sleeping(w);
 	pthread_mutex_unlock(&w->qlock);
-	if (wake)
-		pthread_cond_signal(&w->wake_cond);
 }
 
 /* Owner thread: moves the whole queue to the end of the batch. */

@@ -13,12 +13,17 @@
  *
  *   1. the parent gets CHILD_THREAD_DONE, _STOP or _ERROR;
  *   2. the queue closes (worker_is_running() turns 0);
- *   3. events still queued are handed to the listeners;
- *   4. transient listeners go;
+ *   3. transient listeners go;
+ *   4. events still queued are handed to the (permanent) listeners;
  *   5. the parent gets CHILD_THREAD_END;
  *   6. the result is published and worker_wait_thread() callers wake;
  *   7. children are stopped, and non-daemon ones joined;
  *   8. the worker leaves its parent's children; phase IDLE: joiners return.
+ *
+ * Steps 3 and 4 are swapped from the contract's order on purpose: a
+ * transient listener belongs to the run, and its ctx typically points into
+ * the task's frame, which is gone by now.  Calling it from the drain would
+ * read a dead stack.
  *
  * The OS thread is joined by the first worker_join() after the run, by
  * the next worker_start(), or when the worker is freed; a worker freed on
@@ -215,8 +220,8 @@ worker__end(worker_t *w)
 	atomic_store(&w->running, 0);
 	pthread_mutex_unlock(&w->qlock);
 
-	worker__drain(w);
 	worker__remove_transient(w);
+	worker__drain(w);
 	notify_parent(w, WORKER_CHILD_THREAD_END, NULL);
 
 	list_init(&woken);
@@ -523,8 +528,7 @@ worker_free(worker_t *w)
 	worker__drop_events(&w->queue);
 	worker__drop_events(&w->batch);
 	worker__drop_events(&w->cache);
-	if (w->held != NULL)
-		worker__event_free(w->held);
+	worker__payload_put(w->held);
 	worker__free_listeners(w);
 	free(w->cleanups);
 	pthread_mutex_destroy(&w->qlock);

@@ -1,0 +1,25 @@
+#!/bin/sh
+# demo.sh - runs the sample programs; "make demo" runs it from the top
+# directory after the build.  Exits nonzero if a sample fails.
+#
+# Each sample ends by itself within seconds.  Where timeout(1) exists it
+# also bounds each one, so that a hang fails the demo instead of stalling
+# the build.
+
+cd "$(dirname "$0")/.." || exit 1
+
+limit=
+if command -v timeout >/dev/null 2>&1; then
+	limit="timeout 20"
+fi
+
+status=0
+
+echo "== samples/tree: events up and down a tree of workers"
+$limit samples/tree || status=1
+
+echo
+echo "== samples/increaser 0.1 < samples/increaser.txt: a counter worker"
+$limit samples/increaser 0.1 < samples/increaser.txt || status=1
+
+exit $status

@@ -1,0 +1,663 @@
+/*
+ * test_unwind.c - leaving a worker early: cleanup handlers on
+ * worker_exit, worker_fail, a stop and a plain return; push and pop;
+ * worker_exit on root workers; exit, fail and stop from inside listeners
+ * and nested waits; no code past the wait a stopped worker was in.
+ *
+ * Cleanup handlers append to a trail that the test reads after the join.
+ * Steps are ordered with semaphores and events.
+ */
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "test.h"
+
+/* A bound for one step, well under the TCase timeout, so that a hang
+ * is reported as the step that hung.  Scaled like the timeout itself. */
+static double
+bound(void)
+{
+	const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
+	double mult = m != NULL ? atof(m) : 1;
+
+	if (mult < 1)
+		mult = 1;
+	return TEST_TIMEOUT / 2.0 * mult;
+}
+
+/* The test thread's bounded wait for a step a worker announces. */
+static void
+wait_sem(sem_t *sem)
+{
+	struct timespec ts;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)bound();
+	do
+		rc = sem_timedwait(sem, &ts);
+	while (rc == -1 && errno == EINTR);
+	ck_assert_msg(rc == 0, "sem_timedwait: %s", strerror(errno));
+}
+
+/* A blocking wait for worker threads, which must not assert: a hang is
+ * caught by the TCase timeout. */
+static void
+block_sem(sem_t *sem)
+{
+	while (sem_wait(sem) == -1 && errno == EINTR)
+		;
+}
+
+#define NTRAIL 8
+
+/* The order in which cleanup handlers ran. */
+struct trail {
+	int order[NTRAIL];
+	int n;
+};
+
+/* One cleanup handler's argument: which trail, and its number. */
+struct step {
+	struct trail *t;
+	int id;
+};
+
+static void
+note(void *arg)
+{
+	struct step *s = arg;
+
+	if (s->t->n < NTRAIL)
+		s->t->order[s->t->n] = s->id;
+	s->t->n++;
+}
+
+/* A task's record: its handlers' trail and what it got to. */
+struct unw {
+	struct trail t;
+	struct step s[3];
+	sem_t started;
+	sem_t entered;		/* a listener is inside its nested wait */
+	int mode;
+	int mid;		/* the trail's length at a point in the task */
+	atomic_int after;	/* code past an exit or a wait ran */
+	atomic_int after_listener;
+	atomic_int after_nested;
+};
+
+static void
+unw_init(struct unw *u, int mode)
+{
+	int i;
+
+	memset(u, 0, sizeof(*u));
+	for (i = 0; i < 3; i++) {
+		u->s[i].t = &u->t;
+		u->s[i].id = i + 1;
+	}
+	u->mode = mode;
+	ck_assert_int_eq(sem_init(&u->started, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&u->entered, 0, 0), 0);
+}
+
+static void
+unw_fini(struct unw *u)
+{
+	sem_destroy(&u->started);
+	sem_destroy(&u->entered);
+}
+
+/* The trail must be exactly the handlers want[0..n-1]. */
+static void
+check_trail(const struct trail *t, const int *want, int n)
+{
+	int i;
+
+	ck_assert_msg(t->n == n, "%d handlers ran, want %d", t->n, n);
+	for (i = 0; i < n; i++)
+		ck_assert_msg(t->order[i] == want[i],
+		    "handler %d was #%d, want #%d", i, t->order[i], want[i]);
+}
+
+enum { BY_EXIT, BY_FAIL, BY_STOP, BY_RETURN };
+
+static void *
+task_three_handlers(void *arg)
+{
+	struct unw *u = arg;
+
+	worker_cleanup_push(note, &u->s[0]);
+	worker_cleanup_push(note, &u->s[1]);
+	worker_cleanup_push(note, &u->s[2]);
+	switch (u->mode) {
+	case BY_EXIT:
+		worker_exit();
+		break;
+	case BY_FAIL:
+		worker_fail(9);
+		break;
+	case BY_STOP:
+		sem_post(&u->started);
+		worker_sleep(3600);
+		break;
+	case BY_RETURN:
+		return (void *)3;
+	}
+	atomic_store(&u->after, 1);
+	return (void *)1;
+}
+
+/* Runs task_three_handlers in mode; returns its fail code, *ret its
+ * return value. */
+static int
+run_three(struct unw *u, int mode, void **ret)
+{
+	worker_attr_t quiet = { .quiet = 1 };
+	worker_t *w;
+	int rc;
+
+	unw_init(u, mode);
+	w = worker_create(task_three_handlers, u, &quiet);
+	ck_assert_ptr_nonnull(w);
+	if (mode == BY_STOP) {
+		wait_sem(&u->started);
+		CHECK_OK(worker_stop(w));
+	}
+	CHECK_OK(worker_join(w));
+	rc = worker_result(w, ret);
+	worker_unref(w);
+	unw_fini(u);
+	return rc;
+}
+
+static const int newest_first[] = { 3, 2, 1 };
+
+START_TEST(test_cleanup_on_exit)
+{
+	struct unw u;
+	void *ret = &u;
+
+	CHECK_OK(run_three(&u, BY_EXIT, &ret));
+	ck_assert_ptr_null(ret);
+	check_trail(&u.t, newest_first, 3);
+	ck_assert_int_eq(atomic_load(&u.after), 0);
+}
+END_TEST
+
+START_TEST(test_cleanup_on_fail)
+{
+	struct unw u;
+	void *ret = &u;
+
+	CHECK_RC(run_three(&u, BY_FAIL, &ret), 9);
+	ck_assert_ptr_null(ret);
+	check_trail(&u.t, newest_first, 3);
+	ck_assert_int_eq(atomic_load(&u.after), 0);
+}
+END_TEST
+
+START_TEST(test_cleanup_on_stop)
+{
+	struct unw u;
+	void *ret = &u;
+
+	CHECK_OK(run_three(&u, BY_STOP, &ret));
+	ck_assert_ptr_null(ret);
+	check_trail(&u.t, newest_first, 3);
+	ck_assert_int_eq(atomic_load(&u.after), 0);
+}
+END_TEST
+
+START_TEST(test_cleanup_on_return)
+{
+	struct unw u;
+	void *ret = NULL;
+
+	CHECK_OK(run_three(&u, BY_RETURN, &ret));
+	ck_assert_ptr_eq(ret, (void *)3);
+	check_trail(&u.t, newest_first, 3);
+}
+END_TEST
+
+static void *
+task_pop(void *arg)
+{
+	struct unw *u = arg;
+
+	worker_cleanup_push(note, &u->s[0]);
+	worker_cleanup_push(note, &u->s[1]);
+	worker_cleanup_pop(0);
+	u->mid = u->t.n;
+	worker_cleanup_pop(1);
+	return NULL;
+}
+
+START_TEST(test_pop)
+{
+	static const int want[] = { 1 };
+	struct unw u;
+	worker_t *w;
+
+	unw_init(&u, 0);
+	w = worker_create(task_pop, &u, NULL);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_join(w));
+	/* pop(0) dropped #2 unrun; pop(1) ran #1; neither runs again at
+	 * the end. */
+	ck_assert_int_eq(u.mid, 0);
+	check_trail(&u.t, want, 1);
+	worker_unref(w);
+	unw_fini(&u);
+}
+END_TEST
+
+static void *
+task_pop_empty(void *arg)
+{
+	struct unw *u = arg;
+
+	worker_cleanup_pop(1);
+	worker_cleanup_pop(0);
+	worker_cleanup_push(note, &u->s[0]);
+	worker_cleanup_pop(1);
+	worker_cleanup_pop(1);
+	worker_cleanup_pop(0);
+	u->mid = u->t.n;
+	return NULL;
+}
+
+START_TEST(test_pop_empty)
+{
+	static const int want[] = { 1 };
+	static const int want_root[] = { 1, 3 };
+	struct unw u;
+	worker_t *w;
+
+	unw_init(&u, 0);
+	w = worker_create(task_pop_empty, &u, NULL);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_join(w));
+	ck_assert_int_eq(u.mid, 1);
+	check_trail(&u.t, want, 1);
+	worker_unref(w);
+
+	/* On the main root worker too; there handlers run only when popped
+	 * with execute, since a root never unwinds. */
+	memset(&u.t, 0, sizeof(u.t));
+	worker_cleanup_pop(1);
+	worker_cleanup_pop(0);
+	worker_cleanup_push(note, &u.s[0]);
+	worker_cleanup_pop(1);
+	worker_cleanup_push(note, &u.s[1]);
+	worker_cleanup_pop(0);
+	worker_cleanup_push(note, &u.s[2]);
+	worker_exit();
+	ck_assert_int_eq(u.t.n, 1);
+	worker_cleanup_pop(1);
+	worker_cleanup_pop(1);
+	check_trail(&u.t, want_root, 2);
+	unw_fini(&u);
+}
+END_TEST
+
+/* A raw pthread's root worker with a child it gave itself as parent. */
+struct rooted {
+	struct trail t;
+	struct step s;
+	sem_t started;
+	worker_t *root;
+	worker_t *child;
+	int create_errno;
+	int returned;		/* worker_exit() on the root returned */
+	int running_after;	/* the child ran after worker_exit() */
+	int trail_after;	/* the child's trail after worker_exit() */
+	int found_after;	/* the root still listed the child */
+	int still_current;
+};
+
+static void *
+task_root_child(void *arg)
+{
+	struct rooted *r = arg;
+
+	worker_cleanup_push(note, &r->s);
+	sem_post(&r->started);
+	worker_wait_forever();
+	worker_cleanup_pop(0);
+	return NULL;
+}
+
+/* Makes the child under this thread's root and waits until it runs. */
+static int
+plain_make_child(struct rooted *r)
+{
+	worker_attr_t attr = { .name = "root-kid" };
+
+	r->root = worker_current();
+	if (r->root == NULL)
+		return r->create_errno = errno;
+	attr.parent = r->root;
+	r->child = worker_create(task_root_child, r, &attr);
+	if (r->child == NULL)
+		return r->create_errno = errno;
+	block_sem(&r->started);
+	return 0;
+}
+
+static void *
+plain_exit_root(void *arg)
+{
+	struct rooted *r = arg;
+	worker_t *found;
+
+	if (plain_make_child(r) != 0)
+		return NULL;
+	worker_exit();
+	r->returned = 1;
+	r->still_current = worker_current() == r->root;
+	r->running_after = worker_is_running(r->child);
+	/* The child was joined, so its handler's writes are visible. */
+	r->trail_after = r->t.n;
+	found = worker_find_child(r->root, "root-kid");
+	r->found_after = found != NULL;
+	worker_unref(found);
+	worker_unref(r->child);
+	return NULL;
+}
+
+static void
+rooted_init(struct rooted *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->s.t = &r->t;
+	r->s.id = 1;
+	ck_assert_int_eq(sem_init(&r->started, 0, 0), 0);
+}
+
+START_TEST(test_exit_root)
+{
+	struct rooted r;
+	pthread_t t;
+
+	rooted_init(&r);
+	ck_assert_int_eq(pthread_create(&t, NULL, plain_exit_root, &r), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	CHECK_OK(r.create_errno);
+	ck_assert_int_eq(r.returned, 1);
+	ck_assert_int_eq(r.still_current, 1);
+	ck_assert_int_eq(r.running_after, 0);
+	ck_assert_int_eq(r.trail_after, 1);
+	ck_assert_int_eq(r.found_after, 0);
+	sem_destroy(&r.started);
+}
+END_TEST
+
+static void *
+plain_leave_child(void *arg)
+{
+	struct rooted *r = arg;
+
+	/* Returns with the child running: the thread's exit ends its root,
+	 * which stops the child. */
+	plain_make_child(r);
+	return NULL;
+}
+
+START_TEST(test_thread_exit_stops_children)
+{
+	struct rooted r;
+	pthread_t t;
+	void *ret = &r;
+
+	rooted_init(&r);
+	ck_assert_int_eq(pthread_create(&t, NULL, plain_leave_child, &r), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	CHECK_OK(r.create_errno);
+	ck_assert_ptr_nonnull(r.child);
+	/* Hangs (and the TCase times out) if nothing stopped the child. */
+	CHECK_OK(worker_join(r.child));
+	ck_assert_int_eq(worker_is_running(r.child), 0);
+	ck_assert_int_eq(r.t.n, 1);
+	CHECK_OK(worker_result(r.child, &ret));
+	ck_assert_ptr_null(ret);
+	worker_unref(r.child);
+	sem_destroy(&r.started);
+}
+END_TEST
+
+enum { IN_EXIT, IN_FAIL, IN_NESTED_STOP };
+
+static int
+on_quit(const worker_event_t *ev, void *ctx)
+{
+	struct unw *u = ctx;
+
+	(void)ev;
+	switch (u->mode) {
+	case IN_EXIT:
+		worker_exit();
+		break;
+	case IN_FAIL:
+		worker_fail(11);
+		break;
+	case IN_NESTED_STOP:
+		sem_post(&u->entered);
+		worker_wait_event("NEVER", NULL, -1, NULL);
+		atomic_store(&u->after_nested, 1);
+		break;
+	}
+	atomic_store(&u->after_listener, 1);
+	return 0;
+}
+
+static void *
+task_listen_wait(void *arg)
+{
+	struct unw *u = arg;
+
+	worker_cleanup_push(note, &u->s[0]);
+	sem_post(&u->started);
+	worker_wait_event("NEVER", NULL, -1, NULL);
+	atomic_store(&u->after, 1);
+	worker_cleanup_pop(0);
+	return (void *)1;
+}
+
+/* Fires QUIT at a worker waiting in its task and checks that its parent,
+ * the main root, gets end_event with end_data. */
+static void
+run_listener(struct unw *u, int mode, const char *end_event,
+    void *end_data, int want_rc)
+{
+	static const int want[] = { 1 };
+	worker_attr_t attr;
+	worker_t *w;
+	void *data = &attr, *ret = &attr;
+
+	unw_init(u, mode);
+	memset(&attr, 0, sizeof(attr));
+	attr.parent = worker_current();
+	attr.quiet = 1;
+	w = worker_new(task_listen_wait, u, &attr);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_listen(w, "QUIT", on_quit, u, NULL));
+	CHECK_OK(worker_start(w));
+	wait_sem(&u->started);
+	CHECK_OK(worker_fire(w, "QUIT", NULL));
+	if (mode == IN_NESTED_STOP) {
+		wait_sem(&u->entered);
+		CHECK_OK(worker_stop(w));
+	}
+	CHECK_OK(worker_wait_event(end_event, w, bound(), &data));
+	ck_assert_ptr_eq(data, end_data);
+	CHECK_OK(worker_join(w));
+	CHECK_RC(worker_result(w, &ret), want_rc);
+	ck_assert_ptr_null(ret);
+	check_trail(&u->t, want, 1);
+	ck_assert_int_eq(atomic_load(&u->after), 0);
+	ck_assert_int_eq(atomic_load(&u->after_listener), 0);
+	ck_assert_int_eq(atomic_load(&u->after_nested), 0);
+	worker_unref(w);
+	unw_fini(u);
+}
+
+START_TEST(test_exit_in_listener)
+{
+	struct unw u;
+
+	run_listener(&u, IN_EXIT, WORKER_CHILD_THREAD_STOP, NULL, 0);
+}
+END_TEST
+
+START_TEST(test_fail_in_listener)
+{
+	struct unw u;
+
+	run_listener(&u, IN_FAIL, WORKER_CHILD_THREAD_ERROR,
+	    (void *)(intptr_t)11, 11);
+}
+END_TEST
+
+START_TEST(test_stop_in_nested_wait)
+{
+	struct unw u;
+
+	run_listener(&u, IN_NESTED_STOP, WORKER_CHILD_THREAD_STOP, NULL, 0);
+}
+END_TEST
+
+/* The breakpoints a started worker can be stopped in. */
+enum {
+	IN_WAIT_EVENT, IN_WAIT_UNTIL, IN_SLEEP, IN_FOREVER, IN_UPDATE,
+	IN_WAIT_THREAD, IN_N
+};
+
+struct stuck {
+	sem_t started;
+	int kind;
+	worker_t *other;	/* what IN_WAIT_THREAD waits for */
+	atomic_int after;
+	atomic_int go;		/* the GO listener ran */
+};
+
+static int
+is_go(const worker_event_t *ev, void *ctx)
+{
+	(void)ctx;
+	return strcmp(ev->name, "GO") == 0;
+}
+
+static int
+on_go(const worker_event_t *ev, void *ctx)
+{
+	struct stuck *s = ctx;
+
+	(void)ev;
+	atomic_store(&s->go, 1);
+	return 0;
+}
+
+static void *
+task_stuck(void *arg)
+{
+	struct stuck *s = arg;
+
+	sem_post(&s->started);
+	switch (s->kind) {
+	case IN_WAIT_EVENT:
+		worker_wait_event("GO", NULL, -1, NULL);
+		break;
+	case IN_WAIT_UNTIL:
+		worker_wait_until(is_go, NULL, -1, NULL);
+		break;
+	case IN_SLEEP:
+		worker_sleep(3600);
+		break;
+	case IN_FOREVER:
+		worker_wait_forever();
+		break;
+	case IN_UPDATE:
+		/* Spins through breakpoints that never block; only GO, which
+		 * is queued behind the stop, would end the loop. */
+		while (atomic_load(&s->go) == 0)
+			worker_update();
+		break;
+	case IN_WAIT_THREAD:
+		worker_wait_thread(s->other, NULL);
+		break;
+	}
+	atomic_store(&s->after, 1);
+	return (void *)1;
+}
+
+START_TEST(test_no_code_after_wait)
+{
+	struct stuck s;
+	worker_t *w;
+	void *ret = &s;
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	s.kind = _i;
+	ck_assert_int_eq(sem_init(&s.started, 0, 0), 0);
+	if (s.kind == IN_WAIT_THREAD) {
+		s.other = worker_create(NULL, NULL, NULL);
+		ck_assert_ptr_nonnull(s.other);
+	}
+	w = worker_new(task_stuck, &s, NULL);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_listen(w, "GO", on_go, &s, NULL));
+	CHECK_OK(worker_start(w));
+	wait_sem(&s.started);
+	CHECK_OK(worker_stop(w));
+	/* GO lands behind the stop, or is refused if the worker already
+	 * ended; either way the task must not see it. */
+	rc = worker_fire(w, "GO", NULL);
+	ck_assert_msg(rc == 0 || rc == ESRCH, "fire GO: %s", strerror(rc));
+	CHECK_OK(worker_join(w));
+	ck_assert_msg(atomic_load(&s.after) == 0, "kind %d went on", _i);
+	CHECK_OK(worker_result(w, &ret));
+	ck_assert_ptr_null(ret);
+	if (s.other != NULL) {
+		ck_assert_int_eq(worker_is_running(s.other), 1);
+		CHECK_OK(worker_stop(s.other));
+		CHECK_OK(worker_join(s.other));
+		worker_unref(s.other);
+	}
+	worker_unref(w);
+	sem_destroy(&s.started);
+}
+END_TEST
+
+Suite *
+suite_unwind(void)
+{
+	Suite *s = suite_create("unwind");
+
+	tcase_add_test(test_case(s, "cleanup_on_exit"), test_cleanup_on_exit);
+	tcase_add_test(test_case(s, "cleanup_on_fail"), test_cleanup_on_fail);
+	tcase_add_test(test_case(s, "cleanup_on_stop"), test_cleanup_on_stop);
+	tcase_add_test(test_case(s, "cleanup_on_return"),
+	    test_cleanup_on_return);
+	tcase_add_test(test_case(s, "pop"), test_pop);
+	tcase_add_test(test_case(s, "pop_empty"), test_pop_empty);
+	tcase_add_test(test_case(s, "exit_root"), test_exit_root);
+	tcase_add_test(test_case(s, "thread_exit_stops_children"),
+	    test_thread_exit_stops_children);
+	tcase_add_test(test_case(s, "exit_in_listener"),
+	    test_exit_in_listener);
+	tcase_add_test(test_case(s, "fail_in_listener"),
+	    test_fail_in_listener);
+	tcase_add_test(test_case(s, "stop_in_nested_wait"),
+	    test_stop_in_nested_wait);
+	tcase_add_loop_test(test_case(s, "no_code_after_wait"),
+	    test_no_code_after_wait, 0, IN_N);
+	return s;
+}
