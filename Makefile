@@ -50,10 +50,12 @@ lib/$(SOFILE): $(LIB_PIC)
 	ln -sf $(SOFILE) lib/$(SONAME)
 	ln -sf $(SONAME) lib/libworker.so
 
+# The .pc file names the prefix, so install writes it anew for its PREFIX.
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
+
 libworker.pc: libworker.pc.in include/worker.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-	    $< > $@
+	$(PC_SED) $< > $@
 
 samples/%: samples/%.c lib/libworker.a
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< lib/libworker.a $(ALL_LDFLAGS)
@@ -92,6 +94,9 @@ bench:
 demo: all
 	@sh samples/demo.sh
 
+installcheck: all
+	sh test/install_check.sh
+
 lint:
 	mandoc -Tlint -Wwarning $(MAN3) $(MAN7)
 	sh test/lint.sh
@@ -104,7 +109,7 @@ install: all
 	install -m 755 lib/$(SOFILE) $(DESTDIR)$(LIBDIR)/$(SOFILE)
 	ln -sf $(SOFILE) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libworker.so
-	install -m 644 libworker.pc $(DESTDIR)$(PKGCONFIGDIR)/libworker.pc
+	$(PC_SED) libworker.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libworker.pc
 	install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
 	sh man/links.sh list $(MAN3) | while read page name; do \
@@ -120,12 +125,13 @@ uninstall:
 	    rm -f $(DESTDIR)$(MANDIR)/man3/$$name.3; done
 
 clean-objs:
-	rm -f lib/*.o test/*.o test/check_worker lib/*.d test/*.d
+	rm -f lib/*.o test/*.o test/check_worker lib/*.d test/*.d lib/libworker.a
 
 clean: clean-objs
 	rm -f lib/libworker.a lib/libworker.so* libworker.pc $(SAMPLES) samples/*.d
 	rm -rf test/examples.out
 
-.PHONY: all test tsan asan valgrind bench demo lint install uninstall clean clean-objs
+.PHONY: all test tsan asan valgrind bench demo lint install uninstall \
+	installcheck clean clean-objs
 
 -include $(wildcard lib/*.d test/*.d samples/*.d)

@@ -83,7 +83,7 @@ typedef int (*worker_listener_fn)(const worker_event_t *ev, void *ctx);
 
 typedef struct worker_listen_opts {
 	int priority;		/* higher runs first; ties in the order added */
-	int once;		/* removed when it is taken for its first call */
+	int once;		/* removed when first taken for a call */
 	int transient;		/* removed when the worker ends */
 	worker_t *source;	/* only events fired by this worker */
 } worker_listen_opts_t;

@@ -51,11 +51,13 @@ worker__tree_unlink(worker_t *child)
 	pthread_mutex_unlock(&worker__tree_lock);
 }
 
+/* Returns 0 if a child accepted or none runs, else the first refusal. */
 static int
 fire_locked(worker_t *w, bool deep, worker_t *source, const char *name,
     void *data, struct payload *pl, unsigned flags)
 {
 	struct list_node *n;
+	bool accepted = false;
 	int first_err = 0;
 
 	list_for_each(n, &w->children) {
@@ -65,17 +67,20 @@ fire_locked(worker_t *w, bool deep, worker_t *source, const char *name,
 		if (!worker_is_running(c))
 			continue;
 		rc = worker__send(source, c, name, data, pl, flags, false);
-		if (rc != 0 && first_err == 0)
+		if (rc == 0)
+			accepted = true;
+		else if (first_err == 0)
 			first_err = rc;
 		if (deep)
 			fire_locked(c, true, source, name, data, pl, flags);
 	}
-	return first_err;
+	return accepted ? 0 : first_err;
 }
 
 /*
  * Queues an event on each running child of w (and, with deep, on every
- * running descendant).  Returns 0, or the first refusal.
+ * running descendant, a parent before its children).  Returns 0 if a child
+ * accepted it or no child runs, else the first refusal.
  */
 int
 worker__tree_fire(worker_t *w, bool deep, worker_t *source, const char *name,

@@ -207,12 +207,23 @@ report_outcome(worker_t *w, int outcome, int err)
 	}
 }
 
+/*
+ * Makes the run's outcome what worker_result() says, before the parent
+ * hears of it, so a CHILD_THREAD_* listener can ask.
+ */
+static void
+publish_result(worker_t *w)
+{
+	pthread_mutex_lock(&w->qlock);
+	w->result = w->outcome == OUTCOME_FAIL ? w->fail_err : 0;
+	w->ret = w->outcome == OUTCOME_DONE ? w->task_ret : NULL;
+	pthread_mutex_unlock(&w->qlock);
+}
+
 /* Steps 2 to 8 of the end sequence; root workers end here too. */
 void
 worker__end(worker_t *w)
 {
-	int result = w->outcome == OUTCOME_FAIL ? w->fail_err : 0;
-	void *ret = w->outcome == OUTCOME_DONE ? w->task_ret : NULL;
 	list_t woken;
 
 	pthread_mutex_lock(&w->qlock);
@@ -226,8 +237,6 @@ worker__end(worker_t *w)
 
 	list_init(&woken);
 	pthread_mutex_lock(&w->qlock);
-	w->result = result;
-	w->ret = ret;
 	atomic_fetch_add(&w->ends, 1);
 	worker__waiters_take(&woken, &w->waiters);
 	pthread_mutex_unlock(&w->qlock);
@@ -257,6 +266,7 @@ run_worker(worker_t *w)
 	notify_parent(w, WORKER_CHILD_THREAD_START, NULL);
 
 	w->outcome = worker__protect(w, call_task, w);
+	publish_result(w);
 	report_outcome(w, w->outcome, w->fail_err);
 	worker__end(w);
 
