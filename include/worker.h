@@ -59,6 +59,8 @@ enum {
 };
 
 typedef struct worker worker_t;
+typedef struct worker_defer worker_defer_t;
+typedef struct worker_channel worker_channel_t;
 
 typedef void *(*worker_fn)(void *arg);
 
@@ -207,6 +209,56 @@ WORKER_EXPORT void worker_fail(int err);
 WORKER_EXPORT void worker_cleanup_push(void (*fn)(void *), void *arg);
 /* Pops the newest cleanup handler, calling it if execute is nonzero. */
 WORKER_EXPORT void worker_cleanup_pop(int execute);
+
+/* ---- Timers --------------------------------------------------------- */
+
+/* Runs fn(arg) once in w's thread, at a breakpoint, delay seconds from
+ * now (0: at its next breakpoint); *id (if not NULL) names it. */
+WORKER_EXPORT int worker_later(worker_t *w, void (*fn)(void *arg),
+    void *arg, double delay, uint64_t *id);
+/* Runs fn(arg) in w's thread every interval seconds, first one interval
+ * from now, without drift, until cancelled or w ends. */
+WORKER_EXPORT int worker_every(worker_t *w, void (*fn)(void *arg),
+    void *arg, double interval, uint64_t *id);
+/* Cancels timer id of w: 0 if it will not run again, ENOENT if it already
+ * ran (a one-shot) or is unknown. */
+WORKER_EXPORT int worker_cancel(worker_t *w, uint64_t id);
+
+/* ---- Async, Defer, Channel ------------------------------------------ */
+
+/* Starts fn(arg) on a new parentless, daemon, quiet worker; the caller
+ * owns the returned reference. */
+WORKER_EXPORT worker_t *worker_async(worker_fn fn, void *arg);
+/* Runs the caller's loop until a ends; *ret gets its return value and the
+ * call returns its fail code.  A breakpoint. */
+WORKER_EXPORT int worker_async_get(worker_t *a, void **ret);
+/* worker_async(), worker_async_get() and worker_unref() in one call. */
+WORKER_EXPORT int worker_await(worker_fn fn, void *arg, void **ret);
+
+/* A new pending deferred value; free it with worker_defer_free(). */
+WORKER_EXPORT worker_defer_t *worker_defer_new(void);
+/* Settles d with value and wakes its waiters; EALREADY if settled. */
+WORKER_EXPORT int worker_defer_resolve(worker_defer_t *d, void *value);
+/* Settles d with the nonzero error err; EALREADY if settled. */
+WORKER_EXPORT int worker_defer_reject(worker_defer_t *d, int err);
+/* Runs the caller's loop until d is settled: 0 and *value, the rejection
+ * code, or ETIMEDOUT.  A breakpoint. */
+WORKER_EXPORT int worker_defer_get(worker_defer_t *d, double timeout,
+    void **value);
+/* Frees d; no worker may be waiting on it. */
+WORKER_EXPORT void worker_defer_free(worker_defer_t *d);
+
+/* A new channel with no subscribers. */
+WORKER_EXPORT worker_channel_t *worker_channel_new(void);
+/* Subscribes w (NULL: the current worker) to ch; holds no reference. */
+WORKER_EXPORT int worker_channel_sub(worker_channel_t *ch, worker_t *w);
+/* Unsubscribes w (NULL: the current worker) from ch. */
+WORKER_EXPORT int worker_channel_unsub(worker_channel_t *ch, worker_t *w);
+/* Fires name with data at every subscriber; data is not owned. */
+WORKER_EXPORT int worker_channel_pub(worker_channel_t *ch, const char *name,
+    void *data);
+/* Unsubscribes everyone and frees ch. */
+WORKER_EXPORT void worker_channel_free(worker_channel_t *ch);
 
 #ifdef __cplusplus
 }

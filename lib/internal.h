@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "heap.h"
 #include "list.h"
 #include "worker.h"
 
@@ -144,6 +145,10 @@ struct worker {
 	bool thread_joinable;		/* a pthread to join is left */
 	int result;			/* last finished run */
 	void *ret;
+	struct heap timers;		/* timer.c */
+	struct timer **tmap;		/* timers by id */
+	size_t tmap_size;
+	size_t ntimers;
 
 	/* Written under qlock, read anywhere. */
 	atomic_int running;		/* phase == PHASE_RUNNING */
@@ -151,6 +156,7 @@ struct worker {
 	atomic_size_t queued;		/* admitted and not yet taken */
 	atomic_int paused;
 	atomic_bool on_main;		/* runs on the main thread now */
+	atomic_uint_least64_t next_due;	/* nearest timer, UINT64_MAX: none */
 
 	/* llock */
 	pthread_mutex_t llock;
@@ -173,6 +179,9 @@ struct worker {
 	size_t ncleanup;
 	size_t capcleanup;
 	worker_t *prev_current;		/* current worker before an overlay */
+
+	/* worker__channel_lock (channel.c) */
+	list_t subscriptions;
 };
 
 /* A worker blocked in a loop until another worker's state changes. */
@@ -221,6 +230,7 @@ void worker__event_free(struct wevent *ev);
 int worker__send(worker_t *source, worker_t *target, const char *name,
     void *data, struct payload *pl, unsigned flags, bool notify);
 void worker__wake(worker_t *w);
+void worker__signal_locked(worker_t *w);
 void worker__take_batch(worker_t *w);
 struct wevent *worker__next(worker_t *w);
 void worker__drop_events(list_t *l);
@@ -244,11 +254,23 @@ int worker__protect(worker_t *w, void (*fn)(void *), void *arg);
 _Noreturn void worker__throw(worker_t *w, int outcome);
 void worker__run_cleanups(worker_t *w, size_t down_to);
 
+/* timer.c */
+uint64_t worker__now_ns(void);
+uint64_t worker__deadline_ns(double seconds);
+int worker__timers_run(worker_t *w);
+void worker__timers_drop(worker_t *w);
+void worker__timers_free(worker_t *w);
+
+/* channel.c */
+void worker__channels_leave(worker_t *w);
+
 /* waitq.c */
 struct worker__waiter *worker__waiter_add(list_t *l, worker_t *w);
 void worker__waiter_remove(struct worker__waiter *wt);
 void worker__waiters_take(list_t *woken, list_t *l);
 void worker__waiters_wake(list_t *woken);
+int worker__wait_on(worker_t *self, pthread_mutex_t *lock, list_t *l,
+    int (*done)(void *ctx), void *ctx, double timeout);
 
 static inline void
 worker__hook_push(worker_t *w, struct worker__hook *h,

@@ -6,9 +6,10 @@
  *
  * Every wait is one call of worker__loop() on the calling thread's worker.
  * The loop handles the batch (queue.c) event by event, checks what the
- * wait is waiting for after each, and sleeps on the worker's condition
- * variable when the queue is empty, until an event, a wake (another
- * worker's state changed) or the deadline.  Deadlines use CLOCK_MONOTONIC.
+ * wait is waiting for after each, runs the due timers (timer.c) between
+ * batches, and sleeps on the worker's condition variable when the queue is
+ * empty, until an event, a wake (another worker's state changed), the
+ * nearest timer or the deadline.  Deadlines use CLOCK_MONOTONIC.
  *
  * Pause is a nested loop that waits for RESUME_THREAD.  While it runs,
  * the events it hands to listeners are also kept, in order, in the pause
@@ -30,50 +31,44 @@
 #include "internal.h"
 
 static struct timespec
-deadline_after(double seconds)
+timespec_of(uint64_t ns)
 {
-	struct timespec ts;
-	double whole;
-	double frac;
+	struct timespec ts = {
+		.tv_sec = (time_t)(ns / 1000000000u),
+		.tv_nsec = (long)(ns % 1000000000u)
+	};
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	/* Far enough is forever: keep the addition from overflowing. */
-	if (seconds > 1e9)
-		seconds = 1e9;
-	frac = modf(seconds, &whole);
-	ts.tv_sec += (time_t)whole;
-	ts.tv_nsec += (long)(frac * 1e9);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	return ts;
 }
 
-static bool
-deadline_passed(const struct timespec *dl)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > dl->tv_sec ||
-	    (now.tv_sec == dl->tv_sec && now.tv_nsec >= dl->tv_nsec);
-}
-
-/* Sleeps until an event is queued, the worker is woken, or dl passes. */
+/*
+ * Sleeps until an event is queued, the worker is woken, its nearest timer
+ * is due, or deadline passes (CLOCK_MONOTONIC ns; UINT64_MAX: none).  A
+ * timer scheduled meanwhile from another thread signals the condition
+ * variable, and the next round sleeps for the new nearest deadline.
+ */
 static void
-block(worker_t *w, const struct timespec *dl)
+block(worker_t *w, uint64_t deadline)
 {
 	pthread_mutex_lock(&w->qlock);
 	while (list_empty(&w->queue) && !w->woken) {
+		uint64_t until = atomic_load_explicit(&w->next_due,
+		    memory_order_relaxed);
+		struct timespec ts;
 		int rc;
 
+		if (deadline < until)
+			until = deadline;
+		if (until != UINT64_MAX && worker__now_ns() >= until)
+			break;
 		w->sleeping = true;
-		if (dl != NULL)
+		if (until != UINT64_MAX) {
+			ts = timespec_of(until);
 			rc = pthread_cond_timedwait(&w->wake_cond, &w->qlock,
-			    dl);
-		else
+			    &ts);
+		} else {
 			rc = pthread_cond_wait(&w->wake_cond, &w->qlock);
+		}
 		w->sleeping = false;
 		if (rc == ETIMEDOUT)
 			break;
@@ -98,6 +93,18 @@ found(worker_t *w, struct worker__wait *wt, struct wevent *ev)
 	wt->data = ev->pub.data;
 	worker__event_free(ev);
 	return 0;
+}
+
+static bool
+deadline_passed(uint64_t deadline)
+{
+	return deadline != UINT64_MAX && worker__now_ns() >= deadline;
+}
+
+static bool
+wait_done(const struct worker__wait *wt)
+{
+	return wt->done != NULL && wt->done(wt->done_ctx);
 }
 
 static bool
@@ -136,13 +143,11 @@ cache_pop(worker_t *w)
 int
 worker__loop(worker_t *w, struct worker__wait *wt)
 {
-	bool limited = wt->timeout >= 0;
+	uint64_t deadline = wt->timeout >= 0 ?
+	    worker__deadline_ns(wt->timeout) : UINT64_MAX;
 	bool took_batch = false;
-	struct timespec dl;
 	struct wevent *ev;
 
-	if (limited)
-		dl = deadline_after(wt->timeout);
 	release_held(w);
 	for (;;) {
 		if (w->ending)
@@ -157,18 +162,21 @@ worker__loop(worker_t *w, struct worker__wait *wt)
 			worker__event_free(ev);
 			continue;
 		}
-		if (wt->done != NULL && wt->done(wt->done_ctx))
+		if (wait_done(wt))
 			return 0;
 		if (list_empty(&w->batch)) {
+			/* Timers run between batches; one may end the wait. */
+			if (worker__timers_run(w) > 0 && wait_done(wt))
+				return 0;
 			/* Past the deadline: end the batch taken, no more. */
-			if (took_batch && limited && deadline_passed(&dl))
+			if (took_batch && deadline_passed(deadline))
 				return ETIMEDOUT;
 			worker__take_batch(w);
 			took_batch = true;
 			if (list_empty(&w->batch)) {
-				if (limited && deadline_passed(&dl))
+				if (deadline_passed(deadline))
 					return ETIMEDOUT;
-				block(w, limited ? &dl : NULL);
+				block(w, deadline);
 				continue;
 			}
 		}
@@ -347,6 +355,7 @@ worker_update(void)
 	if (w == NULL || w->ending)
 		return 0;
 	release_held(w);
+	count = worker__timers_run(w);
 	worker__take_batch(w);
 	while ((ev = worker__next(w)) != NULL) {
 		worker__dispatch(w, ev);

@@ -149,8 +149,8 @@ worker__drop_events(list_t *l)
  * w, condition variable included, and the caller holds no reference that
  * would prevent it.
  */
-static void
-signal_if_sleeping(worker_t *w)
+void
+worker__signal_locked(worker_t *w)
 {
 	if (w->sleeping) {
 		w->sleeping = false;
@@ -175,7 +175,7 @@ enqueue(worker_t *w, struct wevent *ev)
 	}
 	list_append(&w->queue, &ev->link);
 	atomic_fetch_add_explicit(&w->queued, 1, memory_order_relaxed);
-	signal_if_sleeping(w);
+	worker__signal_locked(w);
 	pthread_mutex_unlock(&w->qlock);
 	return 0;
 }
@@ -229,7 +229,7 @@ worker__wake(worker_t *w)
 {
 	pthread_mutex_lock(&w->qlock);
 	w->woken = true;
-	signal_if_sleeping(w);
+	worker__signal_locked(w);
 	pthread_mutex_unlock(&w->qlock);
 }
 

@@ -11,7 +11,12 @@
  * waiter's qlock, and holding two qlocks at once is what we never do.  The
  * node keeps its worker alive until both references are gone, so a waiter
  * that returns meanwhile cannot leave a dangling pointer behind.
+ *
+ * worker__wait_on() is the whole protocol for a waiting call: register,
+ * run the loop until the condition holds, unregister, also when a stop
+ * unwinds the waiter.
  */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -78,4 +83,53 @@ worker__waiters_wake(list_t *woken)
 		worker__wake(wt->worker);
 		waiter_put(wt);
 	}
+}
+
+struct registration {
+	pthread_mutex_t *lock;
+	struct worker__waiter *waiter;
+};
+
+static void
+unregister(void *arg)
+{
+	struct registration *r = arg;
+
+	pthread_mutex_lock(r->lock);
+	worker__waiter_remove(r->waiter);
+	pthread_mutex_unlock(r->lock);
+}
+
+/*
+ * Runs self's loop until done(ctx) holds, registered meanwhile on the
+ * waiter list l (guarded by lock) of whatever will change that answer.
+ * done must be safe to call both with and without lock held.  Returns 0,
+ * ETIMEDOUT, ECANCELED or ENOMEM; a stop unwinds, unregistering first.
+ */
+int
+worker__wait_on(worker_t *self, pthread_mutex_t *lock, list_t *l,
+    int (*done)(void *ctx), void *ctx, double timeout)
+{
+	struct registration r = { .lock = lock };
+	struct worker__wait wait = {
+		.done = done, .done_ctx = ctx, .timeout = timeout
+	};
+	struct worker__hook hook;
+	bool already;
+	int rc;
+
+	pthread_mutex_lock(lock);
+	already = done(ctx);
+	if (!already)
+		r.waiter = worker__waiter_add(l, self);
+	pthread_mutex_unlock(lock);
+	if (already)
+		return 0;
+	if (r.waiter == NULL)
+		return ENOMEM;
+	worker__hook_push(self, &hook, unregister, &r);
+	rc = worker__loop(self, &wait);
+	worker__hook_pop(self, &hook);
+	unregister(&r);
+	return rc;
 }

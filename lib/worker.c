@@ -12,7 +12,7 @@
  * contract, in its order:
  *
  *   1. the parent gets CHILD_THREAD_DONE, _STOP or _ERROR;
- *   2. the queue closes (worker_is_running() turns 0);
+ *   2. the queue closes (worker_is_running() turns 0), timers are dropped;
  *   3. transient listeners go;
  *   4. events still queued are handed to the (permanent) listeners;
  *   5. the parent gets CHILD_THREAD_END;
@@ -80,6 +80,8 @@ worker__alloc(const char *name, bool is_root)
 	list_init(&w->garbage);
 	list_init(&w->batch);
 	list_init(&w->cache);
+	list_init(&w->subscriptions);
+	atomic_init(&w->next_due, UINT64_MAX);
 	pthread_mutex_init(&w->qlock, NULL);
 	pthread_mutex_init(&w->llock, NULL);
 	pthread_condattr_init(&ca);
@@ -230,6 +232,7 @@ worker__end(worker_t *w)
 	w->phase = PHASE_ENDING;
 	atomic_store(&w->running, 0);
 	pthread_mutex_unlock(&w->qlock);
+	worker__timers_drop(w);
 
 	worker__remove_transient(w);
 	worker__drain(w);
@@ -406,8 +409,7 @@ worker_join(worker_t *w)
 
 struct thread_wait {
 	worker_t *target;
-	unsigned run;
-	struct worker__waiter *waiter;
+	unsigned run;		/* the run to wait for */
 };
 
 static int
@@ -418,24 +420,12 @@ thread_ended(void *ctx)
 	return atomic_load(&tw->target->ends) >= tw->run;
 }
 
-static void
-thread_wait_done(void *ctx)
-{
-	struct thread_wait *tw = ctx;
-
-	pthread_mutex_lock(&tw->target->qlock);
-	worker__waiter_remove(tw->waiter);
-	pthread_mutex_unlock(&tw->target->qlock);
-}
-
 int
 worker_wait_thread(worker_t *w, void **ret)
 {
-	struct worker__wait wait = { .done = thread_ended, .timeout = -1 };
 	struct thread_wait tw = { .target = w };
-	struct worker__hook hook;
 	worker_t *self;
-	int rc = 0;
+	int rc;
 
 	if (w == NULL)
 		return EINVAL;
@@ -445,21 +435,11 @@ worker_wait_thread(worker_t *w, void **ret)
 		return EDEADLK;
 	pthread_mutex_lock(&w->qlock);
 	tw.run = w->starts;
-	if (atomic_load(&w->ends) < tw.run &&
-	    (tw.waiter = worker__waiter_add(&w->waiters, self)) == NULL)
-		rc = ENOMEM;
 	pthread_mutex_unlock(&w->qlock);
+	rc = worker__wait_on(self, &w->qlock, &w->waiters, thread_ended, &tw,
+	    -1);
 	if (rc != 0)
 		return rc;
-	if (tw.waiter != NULL) {
-		wait.done_ctx = &tw;
-		worker__hook_push(self, &hook, thread_wait_done, &tw);
-		rc = worker__loop(self, &wait);
-		worker__hook_pop(self, &hook);
-		thread_wait_done(&tw);
-		if (rc != 0)
-			return rc;
-	}
 	return worker_result(w, ret);
 }
 
@@ -529,6 +509,7 @@ worker_free(worker_t *w)
 	worker_t *parent = w->parent;
 
 	worker__tree_unlink(w);
+	worker__channels_leave(w);
 	if (w->thread_joinable) {
 		if (pthread_equal(w->thread, pthread_self()))
 			pthread_detach(w->thread);
@@ -540,6 +521,7 @@ worker_free(worker_t *w)
 	worker__drop_events(&w->cache);
 	worker__payload_put(w->held);
 	worker__free_listeners(w);
+	worker__timers_free(w);
 	free(w->cleanups);
 	pthread_mutex_destroy(&w->qlock);
 	pthread_mutex_destroy(&w->llock);

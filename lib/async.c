@@ -1,0 +1,45 @@
+/*
+ * async.c - worker_async(), worker_async_get(), worker_await(): a task on
+ * its own worker, and a wait for its result that keeps the caller's loop
+ * running.
+ *
+ * DESIGN: an async task is an ordinary worker, started parentless, daemon
+ * and quiet (its failure is the getter's to report), and getting its
+ * result is worker_wait_thread().  Nothing here needs a lock of its own.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+worker_t *
+worker_async(worker_fn fn, void *arg)
+{
+	worker_attr_t attr = {
+		.no_parent = 1, .daemon = WORKER_DAEMON_YES, .quiet = 1
+	};
+
+	if (fn == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return worker_create(fn, arg, &attr);
+}
+
+int
+worker_async_get(worker_t *a, void **ret)
+{
+	return worker_wait_thread(a, ret);
+}
+
+int
+worker_await(worker_fn fn, void *arg, void **ret)
+{
+	worker_t *a = worker_async(fn, arg);
+	int rc;
+
+	if (a == NULL)
+		return errno;
+	rc = worker_async_get(a, ret);
+	worker_unref(a);
+	return rc;
+}

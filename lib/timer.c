@@ -1,0 +1,388 @@
+/*
+ * timer.c - worker_later(), worker_every(), worker_cancel(): timers that
+ * run in the worker's own loop.
+ *
+ * DESIGN
+ *
+ * Each worker keeps its timers in a min-heap (heap.h) ordered by
+ * (deadline, sequence), so equal deadlines run in the order they were
+ * scheduled, and in a small chained hash table from id to timer, so a
+ * cancel finds its timer in O(1) and removes it in O(log n).  No thread
+ * per timer: the loop (loop.c) runs the due timers between batches of
+ * events and sleeps no longer than the nearest deadline.  w->next_due
+ * mirrors the nearest deadline so the loop can look without the lock.
+ *
+ * Any thread may schedule or cancel, so heap and table are guarded by
+ * w->qlock.  The owner takes a due timer out of the heap under the lock
+ * and calls it without: a one-shot leaves the table too, so a cancel from
+ * then on answers ENOENT; a periodic timer stays in the table marked
+ * running, and a cancel during its call only marks it cancelled, leaving
+ * the free to the owner when the call returns.  If the call unwinds (the
+ * callback exits the worker), a hook frees the timer.
+ *
+ * Times are CLOCK_MONOTONIC nanoseconds.  A deadline is rounded up, so a
+ * timer never runs early.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+struct timer {
+	struct heap_node hn;	/* hn.key: the deadline */
+	struct timer *hnext;	/* chain in the id table */
+	uint64_t id;
+	uint64_t interval;	/* 0 for a one-shot */
+	void (*fn)(void *);
+	void *arg;
+	bool running;		/* a periodic timer in its callback */
+	bool cancelled;		/* cancelled while running */
+};
+
+#define timer_of(n) container_of(n, struct timer, hn)
+
+static atomic_uint_least64_t next_timer_id = 1;
+
+uint64_t
+worker__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* now + seconds, rounded up; a century is as good as forever. */
+uint64_t
+worker__deadline_ns(double seconds)
+{
+	if (seconds > 3e9)
+		seconds = 3e9;
+	return worker__now_ns() + (uint64_t)ceil(seconds * 1e9);
+}
+
+/* ---- The id table (qlock) ---------------------------------------- */
+
+static size_t
+slot(const worker_t *w, uint64_t id)
+{
+	/* Ids are sequential: a multiplicative mix spreads them. */
+	return (size_t)((id * 0x9e3779b97f4a7c15u) >> 32) &
+	    (w->tmap_size - 1);
+}
+
+static void
+table_grow(worker_t *w)
+{
+	size_t size = w->tmap_size != 0 ? 2 * w->tmap_size : 64;
+	struct timer **old = w->tmap;
+	size_t old_size = w->tmap_size;
+	struct timer **map = calloc(size, sizeof(*map));
+
+	/* Without memory, chains only get longer: still correct. */
+	if (map == NULL)
+		return;
+	w->tmap = map;
+	w->tmap_size = size;
+	for (size_t i = 0; i < old_size; i++) {
+		struct timer *t = old[i];
+
+		while (t != NULL) {
+			struct timer *next = t->hnext;
+			size_t s = slot(w, t->id);
+
+			t->hnext = map[s];
+			map[s] = t;
+			t = next;
+		}
+	}
+	free(old);
+}
+
+static bool
+table_add(worker_t *w, struct timer *t)
+{
+	size_t s;
+
+	if (w->ntimers >= w->tmap_size)
+		table_grow(w);
+	if (w->tmap_size == 0)
+		return false;
+	s = slot(w, t->id);
+	t->hnext = w->tmap[s];
+	w->tmap[s] = t;
+	w->ntimers++;
+	return true;
+}
+
+static struct timer **
+table_find(worker_t *w, uint64_t id)
+{
+	struct timer **p;
+
+	if (w->tmap_size == 0)
+		return NULL;
+	for (p = &w->tmap[slot(w, id)]; *p != NULL; p = &(*p)->hnext)
+		if ((*p)->id == id)
+			return p;
+	return NULL;
+}
+
+static void
+table_remove(worker_t *w, struct timer *t)
+{
+	struct timer **p = table_find(w, t->id);
+
+	if (p != NULL) {
+		*p = t->hnext;
+		w->ntimers--;
+	}
+}
+
+/* ---- Scheduling --------------------------------------------------- */
+
+/* Publishes the nearest deadline; wakes the owner if it moved closer. */
+static void
+update_next_due(worker_t *w)
+{
+	struct heap_node *min = worker__heap_min(&w->timers);
+	uint64_t due = min != NULL ? min->key : UINT64_MAX;
+	uint64_t old = atomic_load_explicit(&w->next_due,
+	    memory_order_relaxed);
+
+	atomic_store_explicit(&w->next_due, due, memory_order_relaxed);
+	if (due < old)
+		worker__signal_locked(w);
+}
+
+static int
+schedule(worker_t *w, void (*fn)(void *), void *arg, double delay,
+    uint64_t interval, uint64_t *id)
+{
+	struct timer *t;
+
+	if ((t = malloc(sizeof(*t))) == NULL)
+		return ENOMEM;
+	t->id = atomic_fetch_add(&next_timer_id, 1);
+	t->hn.seq = t->id;
+	t->interval = interval;
+	t->fn = fn;
+	t->arg = arg;
+	t->running = false;
+	t->cancelled = false;
+	pthread_mutex_lock(&w->qlock);
+	if (w->phase != PHASE_RUNNING) {
+		pthread_mutex_unlock(&w->qlock);
+		free(t);
+		return ESRCH;
+	}
+	t->hn.key = worker__deadline_ns(delay);
+	if (!table_add(w, t)) {
+		pthread_mutex_unlock(&w->qlock);
+		free(t);
+		return ENOMEM;
+	}
+	if (worker__heap_push(&w->timers, &t->hn) != 0) {
+		table_remove(w, t);
+		pthread_mutex_unlock(&w->qlock);
+		free(t);
+		return ENOMEM;
+	}
+	update_next_due(w);
+	pthread_mutex_unlock(&w->qlock);
+	if (id != NULL)
+		*id = t->id;
+	return 0;
+}
+
+static bool
+valid_delay(double seconds)
+{
+	return isfinite(seconds) && seconds >= 0;
+}
+
+int
+worker_later(worker_t *w, void (*fn)(void *arg), void *arg, double delay,
+    uint64_t *id)
+{
+	if (w == NULL || fn == NULL || !valid_delay(delay))
+		return EINVAL;
+	return schedule(w, fn, arg, delay, 0, id);
+}
+
+int
+worker_every(worker_t *w, void (*fn)(void *arg), void *arg,
+    double interval, uint64_t *id)
+{
+	uint64_t ns;
+
+	if (w == NULL || fn == NULL || !valid_delay(interval) ||
+	    (ns = (uint64_t)ceil(interval * 1e9)) == 0)
+		return EINVAL;
+	return schedule(w, fn, arg, interval, ns, id);
+}
+
+int
+worker_cancel(worker_t *w, uint64_t id)
+{
+	struct timer **p;
+	struct timer *t;
+
+	if (w == NULL || id == 0)
+		return EINVAL;
+	pthread_mutex_lock(&w->qlock);
+	if ((p = table_find(w, id)) == NULL) {
+		pthread_mutex_unlock(&w->qlock);
+		return ENOENT;
+	}
+	t = *p;
+	*p = t->hnext;
+	w->ntimers--;
+	if (t->running) {
+		t->cancelled = true;	/* the owner frees it after the call */
+		t = NULL;
+	} else {
+		worker__heap_remove(&w->timers, &t->hn);
+		update_next_due(w);
+	}
+	pthread_mutex_unlock(&w->qlock);
+	free(t);
+	return 0;
+}
+
+/* ---- Running them (owner thread) ---------------------------------- */
+
+/* The next deadline of a periodic timer: one interval on, skipping the
+ * runs that were missed while the worker was busy, phase kept. */
+static uint64_t
+next_deadline(const struct timer *t, uint64_t now)
+{
+	uint64_t next = t->hn.key + t->interval;
+
+	if (next <= now)
+		next += ((now - next) / t->interval + 1) * t->interval;
+	return next;
+}
+
+/* Takes the first due timer out of the heap, or returns NULL. */
+static struct timer *
+take_due(worker_t *w, uint64_t now)
+{
+	struct heap_node *min;
+	struct timer *t;
+
+	pthread_mutex_lock(&w->qlock);
+	min = worker__heap_min(&w->timers);
+	if (min == NULL || min->key > now) {
+		pthread_mutex_unlock(&w->qlock);
+		return NULL;
+	}
+	t = timer_of(min);
+	worker__heap_remove(&w->timers, min);
+	if (t->interval == 0)
+		table_remove(w, t);
+	else
+		t->running = true;
+	update_next_due(w);
+	pthread_mutex_unlock(&w->qlock);
+	return t;
+}
+
+/* After the call: reschedules a periodic timer that is still wanted. */
+static void
+finish(worker_t *w, struct timer *t)
+{
+	bool keep;
+
+	if (t->interval == 0) {
+		free(t);
+		return;
+	}
+	pthread_mutex_lock(&w->qlock);
+	t->running = false;
+	keep = !t->cancelled && w->phase == PHASE_RUNNING;
+	if (keep) {
+		t->hn.key = next_deadline(t, worker__now_ns());
+		keep = worker__heap_push(&w->timers, &t->hn) == 0;
+		if (keep)
+			update_next_due(w);
+	}
+	if (!keep && !t->cancelled)
+		table_remove(w, t);
+	pthread_mutex_unlock(&w->qlock);
+	if (!keep)
+		free(t);
+}
+
+/* The callback unwound the worker: forget the timer. */
+static void
+timer_unwound(void *arg)
+{
+	struct timer *t = arg;
+	worker_t *w = worker__get_current();
+
+	if (t->interval != 0) {
+		pthread_mutex_lock(&w->qlock);
+		if (!t->cancelled)
+			table_remove(w, t);
+		pthread_mutex_unlock(&w->qlock);
+	}
+	free(t);
+}
+
+/*
+ * Runs the timers due now, in deadline order; returns how many ran.
+ * Timers that become due meanwhile wait for the next call, so a timer
+ * that reschedules itself with delay 0 cannot hold the loop.
+ */
+int
+worker__timers_run(worker_t *w)
+{
+	uint64_t now;
+	struct timer *t;
+	int count = 0;
+
+	if (atomic_load_explicit(&w->next_due, memory_order_relaxed) ==
+	    UINT64_MAX)
+		return 0;
+	now = worker__now_ns();
+	while ((t = take_due(w, now)) != NULL) {
+		struct worker__hook hook;
+
+		worker__hook_push(w, &hook, timer_unwound, t);
+		t->fn(t->arg);
+		worker__hook_pop(w, &hook);
+		finish(w, t);
+		count++;
+	}
+	return count;
+}
+
+/* Drops every pending timer; w no longer accepts new ones. */
+void
+worker__timers_drop(worker_t *w)
+{
+	struct heap_node *min;
+
+	pthread_mutex_lock(&w->qlock);
+	while ((min = worker__heap_min(&w->timers)) != NULL) {
+		worker__heap_remove(&w->timers, min);
+		table_remove(w, timer_of(min));
+		free(timer_of(min));
+	}
+	atomic_store_explicit(&w->next_due, UINT64_MAX,
+	    memory_order_relaxed);
+	pthread_mutex_unlock(&w->qlock);
+}
+
+/* Frees what the timers used; at worker_free(), nothing is pending. */
+void
+worker__timers_free(worker_t *w)
+{
+	worker__timers_drop(w);
+	worker__heap_free(&w->timers);
+	free(w->tmap);
+	w->tmap = NULL;
+	w->tmap_size = 0;
+}
