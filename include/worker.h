@@ -14,6 +14,7 @@
 #ifndef WORKER_H
 #define WORKER_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,12 +45,19 @@ extern "C" {
 #define WORKER_EVENT_REJECT		"EVENT_REJECT"
 #define WORKER_LISTENER_ERROR		"LISTENER_ERROR"
 #define WORKER_EXECUTE			"EXECUTE"
+#define WORKER_SIGNAL			"SIGNAL"
 
 /* Values of worker_attr_t.daemon. */
 enum {
 	WORKER_DAEMON_INHERIT = 0,
 	WORKER_DAEMON_NO = 1,
 	WORKER_DAEMON_YES = 2
+};
+
+/* Events of worker_watch() and revents of its callback. */
+enum {
+	WORKER_READABLE = 1,
+	WORKER_WRITABLE = 2
 };
 
 /* Flags of worker_fire_ex() and worker_event_t.flags. */
@@ -259,6 +267,25 @@ WORKER_EXPORT int worker_channel_pub(worker_channel_t *ch, const char *name,
     void *data);
 /* Unsubscribes everyone and frees ch. */
 WORKER_EXPORT void worker_channel_free(worker_channel_t *ch);
+
+/* ---- Descriptors, embedding, signals -------------------------------- */
+
+/* Calls cb(fd, revents, ctx) in w's thread, at its breakpoints, while fd
+ * is ready for events (WORKER_READABLE, WORKER_WRITABLE); fd stays the
+ * caller's. */
+WORKER_EXPORT int worker_watch(worker_t *w, int fd, unsigned events,
+    void (*cb)(int fd, unsigned revents, void *ctx), void *ctx,
+    uint64_t *id);
+/* Stops watch id of w; safe from inside its callback. */
+WORKER_EXPORT int worker_unwatch(worker_t *w, uint64_t id);
+/* A descriptor (owned by w) readable while w has queued events or a due
+ * timer; worker_update() clears it.  -1 and errno on failure. */
+WORKER_EXPORT int worker_fd(worker_t *w);
+/* Blocks the signals of stop and notify in the calling thread and reads
+ * them in w's loop: each fires SIGNAL at w (data: the number), and a
+ * signal of stop then stops w and so its whole tree. */
+WORKER_EXPORT int worker_signals(worker_t *w, const sigset_t *stop,
+    const sigset_t *notify);
 
 #ifdef __cplusplus
 }

@@ -33,6 +33,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <poll.h>
 #include <time.h>
 
 #include "heap.h"
@@ -180,6 +181,21 @@ struct worker {
 	size_t capcleanup;
 	worker_t *prev_current;		/* current worker before an overlay */
 
+	/* qlock: descriptors (watch.c) */
+	list_t watches;
+	atomic_size_t nwatch;		/* written under qlock */
+	int efd;			/* eventfd, -1 until needed */
+	int tfd;			/* timerfd of worker_fd(), or -1 */
+	int epfd;			/* worker_fd(), or -1 */
+	bool polling;			/* the owner sleeps in ppoll() */
+	bool fd_signaled;		/* efd written for worker_fd() */
+	struct pollfd *pfds;		/* owner only: the poll set */
+	uint64_t *pfd_ids;
+	size_t pfds_cap;
+
+	int sigfd;			/* qlock: signal.c, or -1 */
+	sigset_t sig_stop;		/* qlock */
+
 	/* worker__channel_lock (channel.c) */
 	list_t subscriptions;
 };
@@ -260,6 +276,20 @@ uint64_t worker__deadline_ns(double seconds);
 int worker__timers_run(worker_t *w);
 void worker__timers_drop(worker_t *w);
 void worker__timers_free(worker_t *w);
+
+/* watch.c */
+void worker__poke_locked(worker_t *w);
+int worker__watches_run(worker_t *w, bool wait, uint64_t until);
+void worker__watches_drop(worker_t *w);
+void worker__watches_free(worker_t *w);
+void worker__fd_timer_locked(worker_t *w, uint64_t due);
+void worker__fd_signal_locked(worker_t *w);
+void worker__fd_clear(worker_t *w);
+void worker__fd_rearm(worker_t *w);
+
+/* signal.c */
+int worker__signals_watch(worker_t *w);
+void worker__signals_close(worker_t *w);
 
 /* channel.c */
 void worker__channels_leave(worker_t *w);

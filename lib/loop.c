@@ -50,6 +50,14 @@ timespec_of(uint64_t ns)
 static void
 block(worker_t *w, uint64_t deadline)
 {
+	uint64_t due = atomic_load_explicit(&w->next_due,
+	    memory_order_relaxed);
+
+	/* A worker with descriptors sleeps in ppoll() instead (watch.c). */
+	if (atomic_load_explicit(&w->nwatch, memory_order_relaxed) > 0) {
+		worker__watches_run(w, true, due < deadline ? due : deadline);
+		return;
+	}
 	pthread_mutex_lock(&w->qlock);
 	while (list_empty(&w->queue) && !w->woken) {
 		uint64_t until = atomic_load_explicit(&w->next_due,
@@ -165,8 +173,12 @@ worker__loop(worker_t *w, struct worker__wait *wt)
 		if (wait_done(wt))
 			return 0;
 		if (list_empty(&w->batch)) {
-			/* Timers run between batches; one may end the wait. */
-			if (worker__timers_run(w) > 0 && wait_done(wt))
+			/* Timers and descriptors are served between batches;
+			 * either may end the wait. */
+			int ran = worker__timers_run(w);
+
+			ran += worker__watches_run(w, false, 0);
+			if (ran > 0 && wait_done(wt))
 				return 0;
 			/* Past the deadline: end the batch taken, no more. */
 			if (took_batch && deadline_passed(deadline))
@@ -355,12 +367,15 @@ worker_update(void)
 	if (w == NULL || w->ending)
 		return 0;
 	release_held(w);
+	worker__fd_clear(w);
 	count = worker__timers_run(w);
+	count += worker__watches_run(w, false, 0);
 	worker__take_batch(w);
 	while ((ev = worker__next(w)) != NULL) {
 		worker__dispatch(w, ev);
 		settle(w, ev);
 		count++;
 	}
+	worker__fd_rearm(w);
 	return count;
 }

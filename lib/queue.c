@@ -154,7 +154,10 @@ worker__signal_locked(worker_t *w)
 {
 	if (w->sleeping) {
 		w->sleeping = false;
-		pthread_cond_signal(&w->wake_cond);
+		if (w->polling)
+			worker__poke_locked(w);
+		else
+			pthread_cond_signal(&w->wake_cond);
 	}
 }
 
@@ -176,6 +179,8 @@ enqueue(worker_t *w, struct wevent *ev)
 	list_append(&w->queue, &ev->link);
 	atomic_fetch_add_explicit(&w->queued, 1, memory_order_relaxed);
 	worker__signal_locked(w);
+	if (w->epfd >= 0)
+		worker__fd_signal_locked(w);
 	pthread_mutex_unlock(&w->qlock);
 	return 0;
 }

@@ -154,6 +154,8 @@ update_next_due(worker_t *w)
 	atomic_store_explicit(&w->next_due, due, memory_order_relaxed);
 	if (due < old)
 		worker__signal_locked(w);
+	if (due != old && w->epfd >= 0)
+		worker__fd_timer_locked(w, due);
 }
 
 static int

@@ -12,7 +12,8 @@
  * contract, in its order:
  *
  *   1. the parent gets CHILD_THREAD_DONE, _STOP or _ERROR;
- *   2. the queue closes (worker_is_running() turns 0), timers are dropped;
+ *   2. the queue closes (worker_is_running() turns 0); timers and watches
+ *      are dropped;
  *   3. transient listeners go;
  *   4. events still queued are handed to the (permanent) listeners;
  *   5. the parent gets CHILD_THREAD_END;
@@ -81,6 +82,11 @@ worker__alloc(const char *name, bool is_root)
 	list_init(&w->batch);
 	list_init(&w->cache);
 	list_init(&w->subscriptions);
+	list_init(&w->watches);
+	w->efd = -1;
+	w->tfd = -1;
+	w->epfd = -1;
+	w->sigfd = -1;
 	atomic_init(&w->next_due, UINT64_MAX);
 	pthread_mutex_init(&w->qlock, NULL);
 	pthread_mutex_init(&w->llock, NULL);
@@ -233,6 +239,7 @@ worker__end(worker_t *w)
 	atomic_store(&w->running, 0);
 	pthread_mutex_unlock(&w->qlock);
 	worker__timers_drop(w);
+	worker__watches_drop(w);
 
 	worker__remove_transient(w);
 	worker__drain(w);
@@ -266,6 +273,9 @@ run_worker(worker_t *w)
 	w->prev_current = worker__get_current();
 	worker__set_current(w);
 	set_thread_name(w->name);
+	if (worker__signals_watch(w) != 0)
+		fprintf(stderr, "libworker: worker %s cannot watch its "
+		    "signals\n", w->name);
 	notify_parent(w, WORKER_CHILD_THREAD_START, NULL);
 
 	w->outcome = worker__protect(w, call_task, w);
@@ -522,6 +532,8 @@ worker_free(worker_t *w)
 	worker__payload_put(w->held);
 	worker__free_listeners(w);
 	worker__timers_free(w);
+	worker__watches_free(w);
+	worker__signals_close(w);
 	free(w->cleanups);
 	pthread_mutex_destroy(&w->qlock);
 	pthread_mutex_destroy(&w->llock);
