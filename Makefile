@@ -1,5 +1,5 @@
-# libworker - see README.  Targets: all test tsan asan valgrind bench demo
-# lint install uninstall clean.
+# libworker - see README.  Targets: all test tsan asan valgrind bench
+# bench-deps demo lint install uninstall clean.
 .DELETE_ON_ERROR:
 .SUFFIXES:
 
@@ -23,11 +23,14 @@ VERSION := $(MAJOR).$(MINOR).$(PATCH)
 SONAME := libworker.so.$(MAJOR)
 SOFILE := libworker.so.$(VERSION)
 
+# B is the build tree: empty for the normal build, build/tsan/ and
+# build/asan/ for the sanitizer builds, so they never mix objects.
+B :=
 LIB_SRC := $(sort $(wildcard lib/*.c))
-LIB_OBJ := $(LIB_SRC:.c=.o)
+LIB_OBJ := $(addprefix $(B),$(LIB_SRC:.c=.o))
 LIB_PIC := $(LIB_SRC:.c=.pic.o)
 TEST_SRC := $(sort $(wildcard test/*.c))
-TEST_OBJ := $(TEST_SRC:.c=.o)
+TEST_OBJ := $(addprefix $(B),$(TEST_SRC:.c=.o))
 SAMPLE_SRC := $(sort $(wildcard samples/*.c))
 SAMPLES := $(SAMPLE_SRC:.c=)
 MAN3 := $(sort $(wildcard man/man3/*.3))
@@ -35,13 +38,14 @@ MAN7 := $(sort $(wildcard man/man7/*.7))
 
 all: lib/libworker.a lib/$(SOFILE) libworker.pc $(SAMPLES)
 
-lib/%.o: lib/%.c
+$(B)lib/%.o: lib/%.c
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -MMD -MP -c -o $@ $<
 
 lib/%.pic.o: lib/%.c
 	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -fPIC -MMD -MP -c -o $@ $<
 
-lib/libworker.a: $(LIB_OBJ)
+$(B)lib/libworker.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
@@ -60,25 +64,25 @@ libworker.pc: libworker.pc.in include/worker.h
 samples/%: samples/%.c lib/libworker.a
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< lib/libworker.a $(ALL_LDFLAGS)
 
-test/%.o: test/%.c
+$(B)test/%.o: test/%.c
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Ilib -MMD -MP -c -o $@ $<
 
-test/check_worker: $(TEST_OBJ) lib/libworker.a
-	$(CC) -o $@ $(TEST_OBJ) lib/libworker.a $(ALL_LDFLAGS) -lcheck -lsubunit -lm -lrt
+$(B)test/check_worker: $(TEST_OBJ) $(B)lib/libworker.a
+	$(CC) -o $@ $(TEST_OBJ) $(B)lib/libworker.a $(ALL_LDFLAGS) -lcheck \
+	    -lsubunit -lm -lrt
 
 # The suite runs every test case in its own process (Check's fork mode).
 test: test/check_worker
 	./test/check_worker
 	sh test/man_examples.sh
 
-# Sanitizer builds live in their own trees so they never mix objects.
+# Sanitizer builds live in their own trees (B) so they never mix objects.
 tsan asan:
-	$(MAKE) -s clean-objs
-	$(MAKE) test/check_worker SAN="$(SAN_$@)"
+	$(MAKE) B=build/$@/ SAN="$(SAN_$@)" build/$@/test/check_worker
 	CK_TIMEOUT_MULTIPLIER=10 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 	    ASAN_OPTIONS="detect_leaks=1" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1" \
-	    ./test/check_worker
-	$(MAKE) -s clean-objs
+	    build/$@/test/check_worker
 SAN_tsan := -fsanitize=thread
 SAN_asan := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -90,6 +94,10 @@ valgrind: test/check_worker
 bench:
 	@if [ -n "$(wildcard bench/*.c)" ]; then $(MAKE) -C bench run; \
 	else echo "no benchmarks yet"; fi
+
+# What the benchmarks compare libworker with (needs root; Debian names).
+bench-deps:
+	apt-get update && apt-get install -y libuv1-dev libglib2.0-dev pkg-config
 
 demo: all
 	@sh samples/demo.sh
@@ -126,12 +134,13 @@ uninstall:
 
 clean-objs:
 	rm -f lib/*.o test/*.o test/check_worker lib/*.d test/*.d lib/libworker.a
+	rm -rf build
 
 clean: clean-objs
 	rm -f lib/libworker.a lib/libworker.so* libworker.pc $(SAMPLES) samples/*.d
 	rm -rf test/examples.out
 
-.PHONY: all test tsan asan valgrind bench demo lint install uninstall \
-	installcheck clean clean-objs
+.PHONY: all test tsan asan valgrind bench bench-deps demo lint install \
+	uninstall installcheck clean clean-objs
 
--include $(wildcard lib/*.d test/*.d samples/*.d)
+-include $(wildcard $(B)lib/*.d $(B)test/*.d samples/*.d)
