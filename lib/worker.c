@@ -298,26 +298,31 @@ thread_main(void *arg)
 }
 
 /*
- * Claims w for a new run: EBUSY unless it is idle.  Leaves in *old the
- * thread of a previous run that nobody joined yet.
+ * Claims w for a new run: EINVAL for a root, EBUSY unless it is idle.
+ * Joins the thread of a previous run if nobody did.
  */
 static int
-begin_run(worker_t *w, pthread_t *old, bool *join_old)
+begin_run(worker_t *w)
 {
+	pthread_t old;
+	bool join_old;
+
+	if (w == NULL || w->is_root)
+		return EINVAL;
 	pthread_mutex_lock(&w->qlock);
 	if (w->phase != PHASE_IDLE) {
 		pthread_mutex_unlock(&w->qlock);
 		return EBUSY;
 	}
-	*join_old = w->thread_joinable;
-	*old = w->thread;
+	join_old = w->thread_joinable;
+	old = w->thread;
 	w->thread_joinable = false;
 	w->phase = PHASE_RUNNING;
 	w->starts++;
 	atomic_store(&w->running, 1);
 	pthread_mutex_unlock(&w->qlock);
-	if (*join_old)
-		pthread_join(*old, NULL);
+	if (join_old)
+		pthread_join(old, NULL);
 	worker_ref(w);		/* the run's own reference */
 	worker__tree_link(w);
 	return 0;
@@ -341,13 +346,9 @@ int
 worker_start(worker_t *w)
 {
 	pthread_attr_t attr;
-	pthread_t old;
-	bool join_old;
 	int rc;
 
-	if (w == NULL || w->is_root)
-		return EINVAL;
-	if ((rc = begin_run(w, &old, &join_old)) != 0)
+	if ((rc = begin_run(w)) != 0)
 		return rc;
 	pthread_attr_init(&attr);
 	if (w->stack_size != 0)
@@ -367,13 +368,9 @@ int
 worker_start_overlay(worker_t *w)
 {
 	char saved[16] = "";
-	pthread_t old;
-	bool join_old;
 	int rc;
 
-	if (w == NULL || w->is_root)
-		return EINVAL;
-	if ((rc = begin_run(w, &old, &join_old)) != 0)
+	if ((rc = begin_run(w)) != 0)
 		return rc;
 	pthread_getname_np(pthread_self(), saved, sizeof(saved));
 	atomic_store(&w->on_main, getpid() == gettid());
