@@ -31,15 +31,27 @@ worker_async_get(worker_t *a, void **ret)
 	return worker_wait_thread(a, ret);
 }
 
+static void
+drop_task(void *a)
+{
+	worker_unref(a);
+}
+
 int
 worker_await(worker_fn fn, void *arg, void **ret)
 {
-	worker_t *a = worker_async(fn, arg);
+	struct worker__hook hook;
+	worker_t *self, *a;
 	int rc;
 
-	if (a == NULL)
+	if ((self = worker__current()) == NULL)
+		return ENOMEM;
+	if ((a = worker_async(fn, arg)) == NULL)
 		return errno;
+	/* A stop that unwinds the caller from the get drops the task too. */
+	worker__hook_push(self, &hook, drop_task, a);
 	rc = worker_async_get(a, ret);
+	worker__hook_pop(self, &hook);
 	worker_unref(a);
 	return rc;
 }
