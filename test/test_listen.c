@@ -11,6 +11,7 @@
  * has handled all of them.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -579,12 +580,10 @@ END_TEST
 /* ---- Listen and unlisten from another thread during a flood ----------- */
 
 #define FLOOD 50000
-#define MIN_TOGGLES 2000
+#define TOGGLES 5000
 
 struct flood {
 	worker_t *w;
-	atomic_int done;	/* the flood has been counted */
-	atomic_int toggles;
 	atomic_int listen_errors;
 	atomic_int extra_calls;
 	int count;		/* w's thread only; read after a post */
@@ -616,13 +615,19 @@ on_extra_once(const worker_event_t *ev, void *ctx)
 	return on_extra(ev, ctx);
 }
 
+/*
+ * A fixed amount of work rather than "until the flood is over": valgrind's
+ * default scheduler is not fair (--fair-sched=no), so a thread looping on
+ * the listener lock can keep the dispatcher from it for minutes, and an
+ * open-ended toggler once ran into the test timeout there.  The yield is
+ * for fairness only; no step depends on it.
+ */
 static void *
 toggler_main(void *arg)
 {
 	struct flood *f = arg;
-	int i = 0;
 
-	while (i < MIN_TOGGLES || !atomic_load(&f->done)) {
+	for (int i = 0; i < TOGGLES; i++) {
 		worker_listen_opts_t opts = {
 			.priority = i % 3 - 1, .once = i % 2,
 		};
@@ -639,9 +644,8 @@ toggler_main(void *arg)
 		rc = worker_unlisten(f->w, on_extra_once, f);
 		if (rc != 0 && !(rc == ENOENT && opts.once))
 			atomic_fetch_add(&f->listen_errors, 1);
-		i++;
+		sched_yield();
 	}
-	atomic_store(&f->toggles, i);
 	return NULL;
 }
 
@@ -661,15 +665,12 @@ START_TEST(listen_concurrent_flood)
 
 	for (int i = 0; i < FLOOD; i++)
 		CHECK_OK(worker_fire(w, "E", NULL));
-	sem_wait_ok(&f.all, "the flood");
-	atomic_store(&f.done, 1);
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	sem_wait_ok(&f.all, "the flood");
 	stop_join_unref(w);
 
 	ck_assert_int_eq(f.count, FLOOD);
 	CHECK_ATOMIC(&f.listen_errors, 0);
-	ck_assert_msg(f.toggles >= MIN_TOGGLES, "%d toggles, want %d or more",
-	    (int)f.toggles, MIN_TOGGLES);
 	sem_destroy(&f.all);
 }
 END_TEST
