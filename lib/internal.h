@@ -185,6 +185,7 @@ struct worker {
 	list_t watches;
 	atomic_size_t nwatch;		/* written under qlock */
 	int efd;			/* eventfd, -1 until needed */
+	int xfd;			/* eventfd of worker_fd(), or -1 */
 	int tfd;			/* timerfd of worker_fd(), or -1 */
 	int epfd;			/* worker_fd(), or -1 */
 	bool polling;			/* the owner sleeps in ppoll() */

@@ -20,9 +20,9 @@
  * The callback runs without the lock, with the values copied, so an
  * unwatch from inside it frees nothing the loop still reads.
  *
- * worker_fd() gives an epoll descriptor holding the eventfd and a timerfd:
- * the eventfd is written when an event is queued, the timerfd is armed at
- * the nearest timer's deadline, and worker_update() reads both.
+ * worker_fd() gives an epoll descriptor holding a second eventfd and a
+ * timerfd: that eventfd is written when an event is queued, the timerfd is
+ * armed at the nearest timer's deadline, and worker_update() reads both.
  */
 #include <errno.h>
 #include <poll.h>
@@ -66,21 +66,21 @@ need_eventfd(worker_t *w)
 }
 
 static void
-drain_eventfd(worker_t *w)
+drain_eventfd(int fd)
 {
 	uint64_t n;
 
-	if (w->efd >= 0 && read(w->efd, &n, sizeof(n)) < 0)
+	if (fd >= 0 && read(fd, &n, sizeof(n)) < 0)
 		errno = 0;	/* EAGAIN: it was not readable */
 }
 
 static void
-poke_eventfd(worker_t *w)
+poke_eventfd(int fd)
 {
 	uint64_t one = 1;
 
 	/* Only EAGAIN can fail here, and then it is readable already. */
-	if (write(w->efd, &one, sizeof(one)) < 0)
+	if (write(fd, &one, sizeof(one)) < 0)
 		errno = 0;
 }
 
@@ -88,7 +88,15 @@ poke_eventfd(worker_t *w)
 void
 worker__poke_locked(worker_t *w)
 {
-	poke_eventfd(w);
+	poke_eventfd(w->efd);
+}
+
+/* A sleeping owner must look at its watches again; qlock held. */
+static void
+rethink_locked(worker_t *w)
+{
+	w->woken = true;
+	worker__signal_locked(w);
 }
 
 int
@@ -116,7 +124,7 @@ worker_watch(worker_t *w, int fd, unsigned events,
 		list_append(&w->watches, &wa->link);
 		atomic_fetch_add(&w->nwatch, 1);
 		/* A sleeping owner must start polling this descriptor too. */
-		worker__signal_locked(w);
+		rethink_locked(w);
 	}
 	pthread_mutex_unlock(&w->qlock);
 	if (rc != 0) {
@@ -154,7 +162,7 @@ worker_unwatch(worker_t *w, uint64_t id)
 		list_remove(&wa->link);
 		atomic_fetch_sub(&w->nwatch, 1);
 		/* A poll still waiting on the descriptor must let go of it. */
-		worker__signal_locked(w);
+		rethink_locked(w);
 	}
 	pthread_mutex_unlock(&w->qlock);
 	free(wa);
@@ -276,7 +284,7 @@ poll_round(worker_t *w, bool wait, uint64_t until, struct ready *ready)
 	if (wait)
 		w->woken = false;
 	if (w->pfds[0].revents != 0)
-		drain_eventfd(w);
+		drain_eventfd(w->efd);
 	pthread_mutex_unlock(&w->qlock);
 	return count;
 }
@@ -362,7 +370,7 @@ worker__fd_signal_locked(worker_t *w)
 {
 	if (w->epfd >= 0 && !w->fd_signaled) {
 		w->fd_signaled = true;
-		poke_eventfd(w);
+		poke_eventfd(w->xfd);
 	}
 }
 
@@ -375,7 +383,7 @@ worker__fd_clear(worker_t *w)
 	pthread_mutex_lock(&w->qlock);
 	if (w->epfd >= 0) {
 		w->fd_signaled = false;
-		drain_eventfd(w);
+		drain_eventfd(w->xfd);
 		if (read(w->tfd, &n, sizeof(n)) < 0)
 			errno = 0;	/* not expired: nothing to clear */
 	}
@@ -395,30 +403,38 @@ worker__fd_rearm(worker_t *w)
 	pthread_mutex_unlock(&w->qlock);
 }
 
+static void
+close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/*
+ * The descriptors of worker_fd(): an eventfd of its own (the poll wake-up
+ * one is drained by the owner's waits, which must not hide events from an
+ * outer loop), a timerfd, and the epoll set holding both.
+ */
 static int
 make_fd_locked(worker_t *w)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	int rc;
 
-	if ((rc = need_eventfd(w)) != 0)
-		return rc;
-	if ((w->tfd = timerfd_create(CLOCK_MONOTONIC,
-	    TFD_NONBLOCK | TFD_CLOEXEC)) < 0)
-		return errno;
-	if ((w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
-	    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->efd, &ev) != 0 ||
+	if ((w->xfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+	    (w->tfd = timerfd_create(CLOCK_MONOTONIC,
+	    TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+	    (w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->xfd, &ev) != 0 ||
 	    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->tfd, &ev) != 0) {
 		rc = errno;
-		if (w->epfd >= 0)
-			close(w->epfd);
-		close(w->tfd);
-		w->epfd = -1;
-		w->tfd = -1;
+		close_fd(&w->epfd);
+		close_fd(&w->tfd);
+		close_fd(&w->xfd);
 		return rc;
 	}
 	/* What is already pending must show at once. */
-	drain_eventfd(w);
 	w->fd_signaled = false;
 	if (!list_empty(&w->queue))
 		worker__fd_signal_locked(w);
@@ -455,10 +471,8 @@ worker__watches_free(worker_t *w)
 	worker__watches_drop(w);
 	free(w->pfds);
 	free(w->pfd_ids);
-	if (w->epfd >= 0)
-		close(w->epfd);
-	if (w->tfd >= 0)
-		close(w->tfd);
-	if (w->efd >= 0)
-		close(w->efd);
+	close_fd(&w->epfd);
+	close_fd(&w->tfd);
+	close_fd(&w->xfd);
+	close_fd(&w->efd);
 }

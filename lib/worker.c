@@ -84,6 +84,7 @@ worker__alloc(const char *name, bool is_root)
 	list_init(&w->subscriptions);
 	list_init(&w->watches);
 	w->efd = -1;
+	w->xfd = -1;
 	w->tfd = -1;
 	w->epfd = -1;
 	w->sigfd = -1;
