@@ -51,5 +51,8 @@ Suite *suite_fire(void);
 Suite *suite_listen(void);
 Suite *suite_loop(void);
 Suite *suite_api(void);
+Suite *suite_timer(void);
+Suite *suite_async(void);
+Suite *suite_watch(void);
 
 #endif

@@ -1,0 +1,1389 @@
+/*
+ * test_timer.c - worker_later, worker_every and worker_cancel on started
+ * workers and on main's root worker: which thread runs a callback and
+ * when, deadline order, 100,000 timers on one worker, cancelling before,
+ * during and after a run (from the callback itself and from another
+ * thread), timers dropped when their worker ends, a callback that ends
+ * its worker, and the errors.
+ *
+ * Callbacks only record what they saw (atomics, or plain fields that a
+ * semaphore post or a join publishes); the test's own thread asserts.
+ * To show that a timer never runs, a test schedules a sentinel timer with
+ * a later deadline on the same worker: timers run in deadline order, so
+ * once the sentinel has run, the other would have run too.  Only where
+ * time is the subject is it measured, with CLOCK_MONOTONIC: never early,
+ * and at most TEST_TIME_SLACK seconds late.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "test.h"
+
+/* Asserts an atomic counter's value, naming the counter as written. */
+#define CHECK_ATOMIC(ptr, want)						\
+	do {								\
+		long check_got_ = (long)atomic_load(ptr);		\
+		long check_want_ = (long)(want);			\
+		ck_assert_msg(check_got_ == check_want_,		\
+		    "%s is %ld, want %ld", #ptr, check_got_,		\
+		    check_want_);					\
+	} while (0)
+
+#define DELAY		0.05	/* seconds: a one-shot's delay */
+#define INTERVAL	0.01	/* seconds: a worker_every interval */
+#define N_TICKS		10	/* runs of worker_every that are timed */
+#define N_ORDER		100	/* timers with equal delays */
+#define N_MANY		100000	/* timers on one worker */
+#define MANY_SPAN	0.2	/* their delays are in [0, MANY_SPAN] */
+#define N_RACE		2000	/* timers cancelled by another thread */
+#define RACE_SPAN	0.05	/* their delays are in [0, RACE_SPAN) */
+
+/* Valgrind and the sanitizers slow everything down; Check scales its
+ * timeout by CK_TIMEOUT_MULTIPLIER, and so do our bounded waits. */
+static double
+multiplier(void)
+{
+	const char *s = getenv("CK_TIMEOUT_MULTIPLIER");
+	double m = s != NULL ? atof(s) : 1.0;
+
+	return m >= 1.0 ? m : 1.0;
+}
+
+/* A bound for waits, well under Check's timeout, so that a hang is
+ * reported as the step that hung. */
+static double
+wait_limit(void)
+{
+	return TEST_TIMEOUT * 2 / 3 * multiplier();
+}
+
+/* How late a timer may run: TEST_TIME_SLACK seconds if set, otherwise a
+ * quarter second scaled like Check's timeout. */
+static double
+time_slack(void)
+{
+	const char *s = getenv("TEST_TIME_SLACK");
+
+	if (s != NULL && atof(s) > 0)
+		return atof(s);
+	return 0.25 * multiplier();
+}
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* What "never early" forgives: the clock's resolution, at least 1 us for
+ * the rounding of doubles to nanoseconds. */
+static double
+clock_eps(void)
+{
+	struct timespec res;
+	double r = 0;
+
+	if (clock_getres(CLOCK_MONOTONIC, &res) == 0)
+		r = (double)res.tv_sec + (double)res.tv_nsec / 1e9;
+	return r > 1e-6 ? r : 1e-6;
+}
+
+/* Lets time pass inside a callback that must be busy; never used to
+ * order steps. */
+static void
+nap(double seconds)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)seconds;
+	ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static void
+deadline_in(struct timespec *ts, double seconds)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += (time_t)seconds;
+}
+
+/* Waits for s in the test's own thread, failing with a name rather than
+ * running into Check's timeout when the library never posts it. */
+static void
+sem_wait_ok(sem_t *s, const char *what)
+{
+	struct timespec ts;
+	int rc;
+
+	deadline_in(&ts, wait_limit());
+	while ((rc = sem_timedwait(s, &ts)) == -1 && errno == EINTR)
+		;
+	ck_assert_msg(rc == 0, "timed out waiting for %s", what);
+}
+
+/* For threads other than the test's, which must not assert: 0 or
+ * ETIMEDOUT. */
+static int
+sem_wait_bounded(sem_t *s)
+{
+	struct timespec ts;
+	int rc;
+
+	deadline_in(&ts, wait_limit());
+	while ((rc = sem_timedwait(s, &ts)) == -1 && errno == EINTR)
+		;
+	return rc == 0 ? 0 : ETIMEDOUT;
+}
+
+static void
+assert_on_time(double elapsed, double want)
+{
+	ck_assert_msg(elapsed >= want - clock_eps(),
+	    "ran early: %.6f s < %.6f s", elapsed, want);
+	ck_assert_msg(elapsed < want + time_slack(),
+	    "ran late: %.6f s, want %.3f s (+%.3f s slack; set "
+	    "TEST_TIME_SLACK to widen)", elapsed, want, time_slack());
+}
+
+static int
+on_post(const worker_event_t *ev, void *ctx)
+{
+	(void)ev;
+	sem_post(ctx);
+	return 0;
+}
+
+static int
+on_count(const worker_event_t *ev, void *ctx)
+{
+	(void)ev;
+	atomic_fetch_add((atomic_int *)ctx, 1);
+	return 0;
+}
+
+static void
+post_cb(void *arg)
+{
+	sem_post(arg);
+}
+
+/* Fires the event named by arg at the worker running the callback, so
+ * that a root worker can wait for a timer with worker_wait_event. */
+static void
+fire_cb(void *arg)
+{
+	worker_fire(worker_current(), arg, NULL);
+}
+
+/* Runs a timer with the given delay on w and waits for it.  With delay
+ * 0 it returns once w has run everything that was due before the call,
+ * including a callback that was running; with a delay, once every timer
+ * of w with an earlier deadline has run. */
+static void
+sentinel(worker_t *w, double delay)
+{
+	sem_t s;
+
+	ck_assert_int_eq(sem_init(&s, 0, 0), 0);
+	CHECK_OK(worker_later(w, post_cb, &s, delay, NULL));
+	sem_wait_ok(&s, "the sentinel timer");
+	sem_destroy(&s);
+}
+
+/* ---- A worker to run timers on ------------------------------------- */
+
+struct host {
+	pthread_t thread;	/* the worker's thread, set before ready */
+	sem_t ready;
+};
+
+static void *
+host_task(void *arg)
+{
+	struct host *h = arg;
+
+	h->thread = pthread_self();
+	sem_post(&h->ready);
+	worker_wait_forever();
+	return NULL;
+}
+
+static worker_t *
+host_new(struct host *h)
+{
+	worker_t *w;
+
+	ck_assert_int_eq(sem_init(&h->ready, 0, 0), 0);
+	w = worker_create(host_task, h, NULL);
+	ck_assert_ptr_nonnull(w);
+	sem_wait_ok(&h->ready, "the host worker");
+	return w;
+}
+
+static void
+host_stop(worker_t *w)
+{
+	CHECK_OK(worker_stop(w));
+	CHECK_OK(worker_join(w));
+}
+
+static void
+host_free(worker_t *w, struct host *h)
+{
+	worker_unref(w);
+	sem_destroy(&h->ready);
+}
+
+/* ---- One-shots ------------------------------------------------------ */
+
+struct shot {
+	sem_t done;
+	atomic_int runs;
+	pthread_t thread;	/* the thread it ran on */
+	worker_t *self;		/* worker_current() in the callback */
+	double at;		/* now() when it ran */
+};
+
+static void
+shot_init(struct shot *s)
+{
+	memset(s, 0, sizeof(*s));
+	ck_assert_int_eq(sem_init(&s->done, 0, 0), 0);
+}
+
+static void
+shot_cb(void *arg)
+{
+	struct shot *s = arg;
+
+	s->at = now();
+	s->thread = pthread_self();
+	s->self = worker_current();
+	atomic_fetch_add(&s->runs, 1);
+	sem_post(&s->done);
+}
+
+START_TEST(later_runs_on_target)
+{
+	struct host h;
+	struct shot s;
+	uint64_t id = 0, id2 = 0;
+	worker_t *w = host_new(&h);
+	pthread_t thread;
+	double t0, first;
+
+	shot_init(&s);
+	t0 = now();
+	CHECK_OK(worker_later(w, shot_cb, &s, DELAY, &id));
+	sem_wait_ok(&s.done, "the timer");
+	first = s.at - t0;
+	thread = s.thread;
+	/* A second one, with id NULL, and one to compare ids with. */
+	CHECK_OK(worker_later(w, shot_cb, &s, 0, NULL));
+	CHECK_OK(worker_later(w, shot_cb, &s, 0, &id2));
+	sem_wait_ok(&s.done, "the second timer");
+	sem_wait_ok(&s.done, "the third timer");
+	host_stop(w);
+
+	ck_assert(id != 0);
+	ck_assert(id2 != 0);
+	ck_assert(id != id2);
+	CHECK_ATOMIC(&s.runs, 3);
+	assert_on_time(first, DELAY);
+	ck_assert(pthread_equal(thread, h.thread));
+	ck_assert(!pthread_equal(thread, pthread_self()));
+	ck_assert(pthread_equal(s.thread, h.thread));
+	ck_assert_ptr_eq(s.self, w);
+	host_free(w, &h);
+	sem_destroy(&s.done);
+}
+END_TEST
+
+START_TEST(later_is_never_early)
+{
+	struct host h;
+	struct shot s;
+	worker_t *w = host_new(&h);
+	double t0, first;
+
+	shot_init(&s);
+	t0 = now();
+	CHECK_OK(worker_later(w, shot_cb, &s, DELAY, NULL));
+	sem_wait_ok(&s.done, "the timer");
+	first = s.at - t0;
+	/* Again, with a longer delay. */
+	t0 = now();
+	CHECK_OK(worker_later(w, shot_cb, &s, 2 * DELAY, NULL));
+	sem_wait_ok(&s.done, "the second timer");
+	host_stop(w);
+
+	assert_on_time(first, DELAY);
+	assert_on_time(s.at - t0, 2 * DELAY);
+	CHECK_ATOMIC(&s.runs, 2);
+	host_free(w, &h);
+	sem_destroy(&s.done);
+}
+END_TEST
+
+/* On main's root worker, delay 0 runs at the next breakpoint, here
+ * worker_update(), and in the main thread. */
+START_TEST(later_zero_on_main)
+{
+	struct shot s;
+	worker_t *self = worker_current();
+
+	shot_init(&s);
+	CHECK_OK(worker_later(self, shot_cb, &s, 0, NULL));
+	CHECK_ATOMIC(&s.runs, 0);
+	ck_assert_int_ge(worker_update(), 1);
+	CHECK_ATOMIC(&s.runs, 1);
+	ck_assert(pthread_equal(s.thread, pthread_self()));
+	ck_assert_ptr_eq(s.self, self);
+	/* It ran once and is gone. */
+	ck_assert_int_eq(worker_update(), 0);
+	CHECK_ATOMIC(&s.runs, 1);
+	sem_destroy(&s.done);
+}
+END_TEST
+
+/* A root worker's timers run inside its waits. */
+START_TEST(later_on_main_in_wait)
+{
+	worker_t *self = worker_current();
+	double t0, elapsed;
+	int rc;
+
+	t0 = now();
+	CHECK_OK(worker_later(self, fire_cb, "SHOT", DELAY, NULL));
+	rc = worker_wait_event("SHOT", NULL, wait_limit(), NULL);
+	elapsed = now() - t0;
+	CHECK_OK(rc);
+	assert_on_time(elapsed, DELAY);
+}
+END_TEST
+
+START_TEST(cancel_pending)
+{
+	struct host h;
+	struct shot s;
+	uint64_t id = 0;
+	worker_t *w = host_new(&h);
+
+	shot_init(&s);
+	CHECK_OK(worker_later(w, shot_cb, &s, DELAY, &id));
+	CHECK_OK(worker_cancel(w, id));
+	CHECK_RC(worker_cancel(w, id), ENOENT);
+	/* The sentinel's deadline is after the cancelled one's. */
+	sentinel(w, 2 * DELAY);
+	host_stop(w);
+	CHECK_ATOMIC(&s.runs, 0);
+	host_free(w, &h);
+	sem_destroy(&s.done);
+}
+END_TEST
+
+START_TEST(cancel_after_run)
+{
+	struct host h;
+	struct shot s;
+	uint64_t id = 0;
+	worker_t *w = host_new(&h);
+
+	shot_init(&s);
+	CHECK_OK(worker_later(w, shot_cb, &s, 0, &id));
+	sem_wait_ok(&s.done, "the timer");
+	CHECK_RC(worker_cancel(w, id), ENOENT);
+	/* Ids nobody was given. */
+	CHECK_RC(worker_cancel(w, id + 1000000), ENOENT);
+	CHECK_RC(worker_cancel(w, UINT64_MAX), ENOENT);
+	host_stop(w);
+	CHECK_ATOMIC(&s.runs, 1);
+	host_free(w, &h);
+	sem_destroy(&s.done);
+}
+END_TEST
+
+/* A timer belongs to its worker: another worker does not know its id. */
+START_TEST(cancel_wrong_worker)
+{
+	struct host h1, h2;
+	struct shot s;
+	uint64_t id = 0;
+	worker_t *w1 = host_new(&h1), *w2 = host_new(&h2);
+
+	shot_init(&s);
+	CHECK_OK(worker_later(w1, shot_cb, &s, DELAY, &id));
+	CHECK_RC(worker_cancel(w2, id), ENOENT);
+	sem_wait_ok(&s.done, "the timer");
+	host_stop(w1);
+	host_stop(w2);
+	CHECK_ATOMIC(&s.runs, 1);
+	ck_assert_ptr_eq(s.self, w1);
+	host_free(w1, &h1);
+	host_free(w2, &h2);
+	sem_destroy(&s.done);
+}
+END_TEST
+
+/* ---- Cancelling from inside the callback ----------------------------- */
+
+struct selfcancel {
+	uint64_t id;		/* written by the scheduling call */
+	int runs;		/* the worker's thread only */
+	int runs_after;		/* runs once the task has waited */
+	int cancel_rc;		/* the cancel inside the callback */
+	int rc[5];
+};
+
+static void
+every_self_cb(void *arg)
+{
+	struct selfcancel *c = arg;
+
+	if (++c->runs == 3) {
+		c->cancel_rc = worker_cancel(worker_current(), c->id);
+		worker_fire(worker_current(), "CANCELLED", NULL);
+	}
+}
+
+/* Schedules on itself, so the id is written before any breakpoint. */
+static void *
+every_self_task(void *arg)
+{
+	struct selfcancel *c = arg;
+	worker_t *self = worker_current();
+
+	c->rc[0] = worker_every(self, every_self_cb, c, INTERVAL, &c->id);
+	c->rc[1] = worker_wait_event("CANCELLED", NULL, wait_limit(), NULL);
+	/* Five more intervals in which it would have run. */
+	c->rc[2] = worker_sleep(5 * INTERVAL);
+	c->runs_after = c->runs;
+	c->rc[3] = worker_cancel(self, c->id);
+	return NULL;
+}
+
+START_TEST(every_cancels_itself)
+{
+	struct selfcancel c;
+	worker_t *w;
+
+	memset(&c, 0, sizeof(c));
+	c.cancel_rc = -1;
+	w = worker_create(every_self_task, &c, NULL);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_join(w));
+
+	CHECK_OK(c.rc[0]);
+	CHECK_OK(c.rc[1]);
+	CHECK_OK(c.rc[2]);
+	CHECK_OK(c.cancel_rc);
+	ck_assert_int_eq(c.runs_after, 3);
+	/* Cancelled already: the id is no longer known. */
+	CHECK_RC(c.rc[3], ENOENT);
+	worker_unref(w);
+}
+END_TEST
+
+static void
+later_self_cb(void *arg)
+{
+	struct selfcancel *c = arg;
+
+	c->runs++;
+	c->cancel_rc = worker_cancel(worker_current(), c->id);
+	worker_fire(worker_current(), "CANCELLED", NULL);
+}
+
+static void *
+later_self_task(void *arg)
+{
+	struct selfcancel *c = arg;
+	worker_t *self = worker_current();
+
+	c->rc[0] = worker_later(self, later_self_cb, c, 0, &c->id);
+	c->rc[1] = worker_wait_event("CANCELLED", NULL, wait_limit(), NULL);
+	c->rc[2] = worker_sleep(2 * INTERVAL);
+	c->runs_after = c->runs;
+	c->rc[3] = worker_cancel(self, c->id);
+	return NULL;
+}
+
+/* A one-shot that is running has run: cancelling it gives ENOENT. */
+START_TEST(later_cancels_itself)
+{
+	struct selfcancel c;
+	worker_t *w;
+
+	memset(&c, 0, sizeof(c));
+	c.cancel_rc = -1;
+	w = worker_create(later_self_task, &c, NULL);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_join(w));
+
+	CHECK_OK(c.rc[0]);
+	CHECK_OK(c.rc[1]);
+	CHECK_OK(c.rc[2]);
+	CHECK_RC(c.cancel_rc, ENOENT);
+	ck_assert_int_eq(c.runs_after, 1);
+	CHECK_RC(c.rc[3], ENOENT);
+	worker_unref(w);
+}
+END_TEST
+
+/* ---- worker_every ---------------------------------------------------- */
+
+struct ticker {
+	atomic_int runs;
+	sem_t tick;
+	double at[N_TICKS];	/* when the first runs happened */
+};
+
+static void
+tick_cb(void *arg)
+{
+	struct ticker *t = arg;
+	double at = now();
+	int n = atomic_fetch_add(&t->runs, 1);
+
+	if (n < N_TICKS)
+		t->at[n] = at;
+	sem_post(&t->tick);
+}
+
+START_TEST(every_runs_until_cancelled)
+{
+	struct host h;
+	struct ticker t;
+	uint64_t id = 0;
+	worker_t *w = host_new(&h);
+	double t0, eps = clock_eps();
+	int runs;
+
+	memset(&t, 0, sizeof(t));
+	ck_assert_int_eq(sem_init(&t.tick, 0, 0), 0);
+	t0 = now();
+	CHECK_OK(worker_every(w, tick_cb, &t, INTERVAL, &id));
+	for (int i = 0; i < N_TICKS; i++)
+		sem_wait_ok(&t.tick, "a tick");
+	/* It may be running right now: still 0, and it never runs again. */
+	CHECK_OK(worker_cancel(w, id));
+	sentinel(w, 0);
+	runs = atomic_load(&t.runs);
+	CHECK_OK(worker_sleep(5 * INTERVAL));
+	/* Its deadlines, had it any left, would come before this one's. */
+	sentinel(w, 0);
+	CHECK_RC(worker_cancel(w, id), ENOENT);
+	host_stop(w);
+
+	ck_assert_int_ge(runs, N_TICKS);
+	CHECK_ATOMIC(&t.runs, runs);
+	for (int i = 0; i < N_TICKS; i++)
+		ck_assert_msg(t.at[i] - t0 >= (i + 1) * INTERVAL - eps,
+		    "run %d came early: %.6f s after the call, want %.3f s",
+		    i + 1, t.at[i] - t0, (i + 1) * INTERVAL);
+	/* Deadlines follow from the previous deadline: no drift. */
+	ck_assert_msg(t.at[N_TICKS - 1] - t0 < N_TICKS * INTERVAL +
+	    time_slack(), "run %d came at %.6f s, want %.3f s (+%.3f s "
+	    "slack; set TEST_TIME_SLACK to widen)", N_TICKS,
+	    t.at[N_TICKS - 1] - t0, N_TICKS * INTERVAL, time_slack());
+	host_free(w, &h);
+	sem_destroy(&t.tick);
+}
+END_TEST
+
+struct busy {
+	int runs;		/* the worker's thread only */
+	double at[3];		/* when the first three runs began */
+	double end0;		/* when the first run ended */
+	double interval;
+	sem_t done;
+};
+
+static void
+busy_cb(void *arg)
+{
+	struct busy *b = arg;
+	int n = b->runs++;
+
+	if (n >= 3)
+		return;
+	b->at[n] = now();
+	if (n == 0) {
+		/* Busy for five intervals: runs 2 to 6 are missed. */
+		nap(5 * b->interval);
+		b->end0 = now();
+	}
+	if (n == 2)
+		sem_post(&b->done);
+}
+
+/* A worker busy for more than an interval skips the missed runs instead
+ * of running them in a burst to catch up. */
+START_TEST(every_skips_missed_runs)
+{
+	struct host h;
+	struct busy b;
+	uint64_t id = 0;
+	worker_t *w = host_new(&h);
+	double eps = clock_eps();
+
+	memset(&b, 0, sizeof(b));
+	b.interval = 5 * INTERVAL;
+	ck_assert_int_eq(sem_init(&b.done, 0, 0), 0);
+	CHECK_OK(worker_every(w, busy_cb, &b, b.interval, &id));
+	sem_wait_ok(&b.done, "the third run");
+	CHECK_OK(worker_cancel(w, id));
+	host_stop(w);
+
+	ck_assert(b.at[1] >= b.end0);
+	/* A catch-up would run 2 and 3 back to back. */
+	ck_assert_msg(b.at[2] - b.at[1] >= b.interval / 2 - eps,
+	    "runs 2 and 3 came %.6f s apart, interval %.3f s",
+	    b.at[2] - b.at[1], b.interval);
+	host_free(w, &h);
+	sem_destroy(&b.done);
+}
+END_TEST
+
+/* ---- Order ---------------------------------------------------------- */
+
+struct order {
+	int seen[N_ORDER];
+	int n;			/* the running worker's thread only */
+	sem_t *done;		/* NULL: fire ORDERED at the worker instead */
+};
+
+struct order_slot {
+	struct order *o;
+	int idx;
+};
+
+static void
+order_cb(void *arg)
+{
+	struct order_slot *sl = arg;
+	struct order *o = sl->o;
+
+	if (o->n < N_ORDER)
+		o->seen[o->n] = sl->idx;
+	if (++o->n == N_ORDER) {
+		if (o->done != NULL)
+			sem_post(o->done);
+		else
+			worker_fire(worker_current(), "ORDERED", NULL);
+	}
+}
+
+static void
+order_schedule(worker_t *w, struct order *o, struct order_slot *slots,
+    double delay)
+{
+	o->n = 0;
+	for (int i = 0; i < N_ORDER; i++) {
+		slots[i].o = o;
+		slots[i].idx = i;
+		o->seen[i] = -1;
+	}
+	for (int i = 0; i < N_ORDER; i++)
+		CHECK_OK(worker_later(w, order_cb, &slots[i], delay, NULL));
+}
+
+static void
+order_expect(const struct order *o, double delay)
+{
+	ck_assert_int_eq(o->n, N_ORDER);
+	for (int i = 0; i < N_ORDER; i++)
+		ck_assert_msg(o->seen[i] == i,
+		    "delay %.3f: run %d was timer %d", delay, i, o->seen[i]);
+}
+
+/* Timers with the same delay run in the order they were scheduled, even
+ * where the clock gives several of them the same deadline. */
+START_TEST(equal_delays_in_order)
+{
+	static const double delays[] = { 0, DELAY };
+	struct order o;
+	struct order_slot slots[N_ORDER];
+	struct host h;
+	sem_t done;
+	worker_t *self = worker_current(), *w;
+
+	memset(&o, 0, sizeof(o));
+	for (size_t d = 0; d < sizeof(delays) / sizeof(delays[0]); d++) {
+		o.done = NULL;
+		order_schedule(self, &o, slots, delays[d]);
+		CHECK_OK(worker_wait_event("ORDERED", NULL, wait_limit(),
+		    NULL));
+		order_expect(&o, delays[d]);
+	}
+
+	w = host_new(&h);
+	ck_assert_int_eq(sem_init(&done, 0, 0), 0);
+	for (size_t d = 0; d < sizeof(delays) / sizeof(delays[0]); d++) {
+		o.done = &done;
+		order_schedule(w, &o, slots, delays[d]);
+		sem_wait_ok(&done, "the last timer");
+		sentinel(w, 0);
+		order_expect(&o, delays[d]);
+	}
+	host_stop(w);
+	host_free(w, &h);
+	sem_destroy(&done);
+}
+END_TEST
+
+struct many_slot {
+	struct many *m;
+	double lo, hi;		/* the library's deadline is in [lo, hi] */
+	double fired;
+};
+
+struct many {
+	struct many_slot *slots;
+	int *order;		/* slot indexes in the order they ran */
+	int n;			/* the worker's thread only */
+	sem_t done;
+};
+
+static void
+many_cb(void *arg)
+{
+	struct many_slot *sl = arg;
+	struct many *m = sl->m;
+
+	sl->fired = now();
+	if (m->n < N_MANY)
+		m->order[m->n] = (int)(sl - m->slots);
+	if (++m->n == N_MANY)
+		sem_post(&m->done);
+}
+
+/* xorshift64: the same delays on every run. */
+static uint64_t
+next_random(uint64_t *state)
+{
+	uint64_t x = *state;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *state = x;
+}
+
+/*
+ * 100,000 timers with random delays on one worker all run, none early,
+ * in deadline order.  The library reads the clock somewhere inside
+ * worker_later, so the test brackets each deadline between the times
+ * before and after the call: if a ran before b, then a's deadline is at
+ * most b's, so lo(a) <= hi(b) for every a that ran before b.
+ */
+START_TEST(many_timers_in_deadline_order)
+{
+	struct many m;
+	struct host h;
+	worker_t *w = host_new(&h);
+	uint64_t seed = 0x9e3779b97f4a7c15u;
+	double eps = clock_eps(), maxlo = -INFINITY;
+	int failed = 0, fail_rc = 0, early = 0, misordered = 0;
+	int first_early = -1, first_misordered = -1;
+	char *seen;
+
+	memset(&m, 0, sizeof(m));
+	m.slots = calloc(N_MANY, sizeof(*m.slots));
+	m.order = calloc(N_MANY, sizeof(*m.order));
+	seen = calloc(N_MANY, 1);
+	ck_assert_ptr_nonnull(m.slots);
+	ck_assert_ptr_nonnull(m.order);
+	ck_assert_ptr_nonnull(seen);
+	ck_assert_int_eq(sem_init(&m.done, 0, 0), 0);
+
+	for (int i = 0; i < N_MANY; i++) {
+		struct many_slot *sl = &m.slots[i];
+		double delay = (double)(next_random(&seed) >> 11) *
+		    0x1.0p-53 * MANY_SPAN;
+		int rc;
+
+		sl->m = &m;
+		sl->lo = now() + delay;
+		rc = worker_later(w, many_cb, sl, delay, NULL);
+		sl->hi = now() + delay;
+		if (rc != 0 && failed++ == 0)
+			fail_rc = rc;
+	}
+	CHECK_RC(fail_rc, 0);
+	sem_wait_ok(&m.done, "the last of the timers");
+	host_stop(w);
+
+	ck_assert_int_eq(m.n, N_MANY);
+	for (int k = 0; k < N_MANY; k++) {
+		int i = m.order[k];
+		struct many_slot *sl = &m.slots[i];
+
+		/* No ck_assert per timer: each one is a write to Check's
+		 * pipe. */
+		if (i < 0 || i >= N_MANY || seen[i]) {
+			ck_assert_msg(0, "run %d: timer %d ran twice or is "
+			    "unknown", k, i);
+		}
+		seen[i] = 1;
+		if (sl->fired < sl->lo - eps && early++ == 0)
+			first_early = k;
+		if (sl->lo > maxlo)
+			maxlo = sl->lo;
+		if (maxlo > sl->hi + eps && misordered++ == 0)
+			first_misordered = k;
+	}
+	ck_assert_msg(early == 0, "%d timers ran early; the first, run %d, "
+	    "%.6f s before its deadline", early, first_early,
+	    early ? m.slots[m.order[first_early]].lo -
+	    m.slots[m.order[first_early]].fired : 0.0);
+	ck_assert_msg(misordered == 0, "%d timers ran after one with a later "
+	    "deadline; the first is run %d", misordered, first_misordered);
+
+	host_free(w, &h);
+	sem_destroy(&m.done);
+	free(m.slots);
+	free(m.order);
+	free(seen);
+}
+END_TEST
+
+/* ---- Cancel racing with the runs -------------------------------------- */
+
+struct race_slot {
+	atomic_int runs;
+	uint64_t id;
+	int cancel_rc;		/* the canceller's thread, read after join */
+};
+
+struct race {
+	worker_t *w;
+	struct race_slot *slots;
+	sem_t first;		/* timer 0 has run */
+	int waited;
+};
+
+static void
+race_cb(void *arg)
+{
+	struct race_slot *sl = arg;
+
+	atomic_fetch_add(&sl->runs, 1);
+}
+
+static void
+race_first_cb(void *arg)
+{
+	struct race *r = arg;
+
+	atomic_fetch_add(&r->slots[0].runs, 1);
+	sem_post(&r->first);
+}
+
+static void *
+canceller(void *arg)
+{
+	struct race *r = arg;
+
+	/* Start once the worker runs them, and keep pace with it now and
+	 * then, so that some are cancelled before they run, some after, and
+	 * some while they run. */
+	r->waited = sem_wait_bounded(&r->first);
+	for (int i = 0; i < N_RACE; i++) {
+		r->slots[i].cancel_rc = worker_cancel(r->w, r->slots[i].id);
+		if (i % 8 == 0)
+			nap(20e-6);
+	}
+	return NULL;
+}
+
+START_TEST(cancel_races_runs)
+{
+	struct race r;
+	struct host h;
+	pthread_t th;
+	int ran = 0, cancelled = 0;
+
+	memset(&r, 0, sizeof(r));
+	r.w = host_new(&h);
+	r.slots = calloc(N_RACE, sizeof(*r.slots));
+	ck_assert_ptr_nonnull(r.slots);
+	ck_assert_int_eq(sem_init(&r.first, 0, 0), 0);
+	CHECK_OK(worker_later(r.w, race_first_cb, &r, 0, &r.slots[0].id));
+	for (int i = 1; i < N_RACE; i++)
+		CHECK_OK(worker_later(r.w, race_cb, &r.slots[i],
+		    i * (RACE_SPAN / N_RACE), &r.slots[i].id));
+	ck_assert_int_eq(pthread_create(&th, NULL, canceller, &r), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	/* Later than every deadline above: all that were left have run. */
+	sentinel(r.w, RACE_SPAN + INTERVAL);
+	host_stop(r.w);
+
+	CHECK_OK(r.waited);
+	for (int i = 0; i < N_RACE; i++) {
+		struct race_slot *sl = &r.slots[i];
+		int runs = atomic_load(&sl->runs);
+
+		ck_assert_msg((sl->cancel_rc == ENOENT && runs == 1) ||
+		    (sl->cancel_rc == 0 && runs == 0),
+		    "timer %d: cancel gave %d (%s), it ran %d times", i,
+		    sl->cancel_rc, strerror(sl->cancel_rc), runs);
+		if (runs)
+			ran++;
+		else
+			cancelled++;
+	}
+	ck_assert_int_eq(ran + cancelled, N_RACE);
+	host_free(r.w, &h);
+	sem_destroy(&r.first);
+	free(r.slots);
+}
+END_TEST
+
+/* ---- Timers and the worker's life ----------------------------------- */
+
+START_TEST(dropped_when_worker_ends)
+{
+	struct host h;
+	struct shot s;
+	uint64_t once = 0, every = 0;
+	worker_t *w = host_new(&h);
+
+	shot_init(&s);
+	CHECK_OK(worker_later(w, shot_cb, &s, 3600, &once));
+	CHECK_OK(worker_every(w, shot_cb, &s, 3600, &every));
+	host_stop(w);
+	CHECK_RC(worker_cancel(w, once), ENOENT);
+	CHECK_RC(worker_cancel(w, every), ENOENT);
+
+	/* A restart does not bring them back. */
+	CHECK_OK(worker_start(w));
+	sem_wait_ok(&h.ready, "the restarted worker");
+	CHECK_RC(worker_cancel(w, once), ENOENT);
+	CHECK_RC(worker_cancel(w, every), ENOENT);
+	host_stop(w);
+	CHECK_ATOMIC(&s.runs, 0);
+	host_free(w, &h);
+	sem_destroy(&s.done);
+}
+END_TEST
+
+START_TEST(not_running_is_esrch)
+{
+	struct host h;
+	struct shot s;
+	worker_t *fresh, *ended;
+
+	shot_init(&s);
+	fresh = worker_new(NULL, NULL, NULL);
+	ck_assert_ptr_nonnull(fresh);
+	CHECK_RC(worker_later(fresh, shot_cb, &s, 0, NULL), ESRCH);
+	CHECK_RC(worker_every(fresh, shot_cb, &s, INTERVAL, NULL), ESRCH);
+	CHECK_RC(worker_cancel(fresh, 1), ENOENT);
+
+	ended = host_new(&h);
+	host_stop(ended);
+	CHECK_RC(worker_later(ended, shot_cb, &s, 0, NULL), ESRCH);
+	CHECK_RC(worker_every(ended, shot_cb, &s, INTERVAL, NULL), ESRCH);
+	CHECK_ATOMIC(&s.runs, 0);
+	worker_unref(fresh);
+	host_free(ended, &h);
+	sem_destroy(&s.done);
+}
+END_TEST
+
+START_TEST(bad_arguments)
+{
+	static const double bad[] = { -1, -1e-9, NAN, INFINITY, -INFINITY };
+	worker_t *self = worker_current();
+	struct shot s;
+	uint64_t id = 0;
+
+	shot_init(&s);
+	CHECK_RC(worker_later(NULL, shot_cb, &s, 0, &id), EINVAL);
+	CHECK_RC(worker_later(self, NULL, &s, 0, &id), EINVAL);
+	CHECK_RC(worker_every(NULL, shot_cb, &s, INTERVAL, &id), EINVAL);
+	CHECK_RC(worker_every(self, NULL, &s, INTERVAL, &id), EINVAL);
+	CHECK_RC(worker_every(self, shot_cb, &s, 0, &id), EINVAL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK_RC(worker_later(self, shot_cb, &s, bad[i], &id),
+		    EINVAL);
+		CHECK_RC(worker_every(self, shot_cb, &s, bad[i], &id),
+		    EINVAL);
+	}
+	CHECK_RC(worker_cancel(NULL, 1), EINVAL);
+	CHECK_RC(worker_cancel(self, 0), EINVAL);
+	/* Nothing was scheduled. */
+	ck_assert_int_eq(worker_update(), 0);
+	CHECK_ATOMIC(&s.runs, 0);
+	sem_destroy(&s.done);
+}
+END_TEST
+
+struct exiter {
+	int fail;		/* 0: worker_exit(), else worker_fail(fail) */
+	atomic_int after;	/* code after the exit ran */
+	atomic_int cleaned;	/* the task's cleanup handler ran */
+};
+
+struct kid_seen {
+	atomic_int stop, done, error, end;
+	atomic_long err;
+};
+
+static void
+exit_cb(void *arg)
+{
+	struct exiter *e = arg;
+
+	if (e->fail != 0)
+		worker_fail(e->fail);
+	else
+		worker_exit();
+	atomic_store(&e->after, 1);
+}
+
+static void
+count_cleanup(void *arg)
+{
+	atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+static void *
+exit_task(void *arg)
+{
+	struct exiter *e = arg;
+
+	worker_cleanup_push(count_cleanup, &e->cleaned);
+	worker_later(worker_current(), exit_cb, e, 0, NULL);
+	worker_wait_forever();
+	atomic_store(&e->after, 1);
+	worker_cleanup_pop(0);
+	return e;
+}
+
+static int
+on_kid_error(const worker_event_t *ev, void *ctx)
+{
+	struct kid_seen *k = ctx;
+
+	atomic_store(&k->err, (long)(intptr_t)ev->data);
+	atomic_fetch_add(&k->error, 1);
+	return 0;
+}
+
+/* A callback that calls worker_exit (or worker_fail) ends its worker:
+ * the task's cleanup runs and its parent hears that it stopped. */
+static void
+run_exit_in_timer(int fail)
+{
+	worker_t *self = worker_current(), *w;
+	worker_attr_t attr = { .parent = self, .quiet = 1 };
+	struct exiter e;
+	struct kid_seen k;
+	void *ret = &ret;
+
+	memset(&e, 0, sizeof(e));
+	memset(&k, 0, sizeof(k));
+	e.fail = fail;
+	CHECK_OK(worker_listen(self, WORKER_CHILD_THREAD_STOP, on_count,
+	    &k.stop, NULL));
+	CHECK_OK(worker_listen(self, WORKER_CHILD_THREAD_DONE, on_count,
+	    &k.done, NULL));
+	CHECK_OK(worker_listen(self, WORKER_CHILD_THREAD_ERROR, on_kid_error,
+	    &k, NULL));
+	CHECK_OK(worker_listen(self, WORKER_CHILD_THREAD_END, on_count,
+	    &k.end, NULL));
+	w = worker_create(exit_task, &e, &attr);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_join(w));
+	/* Handle what the child told its parent. */
+	(void)worker_update();
+
+	CHECK_ATOMIC(&e.after, 0);
+	CHECK_ATOMIC(&e.cleaned, 1);
+	ck_assert_int_eq(worker_is_running(w), 0);
+	CHECK_RC(worker_result(w, &ret), fail);
+	ck_assert_ptr_null(ret);
+	CHECK_ATOMIC(&k.stop, fail ? 0 : 1);
+	CHECK_ATOMIC(&k.error, fail ? 1 : 0);
+	CHECK_ATOMIC(&k.done, 0);
+	CHECK_ATOMIC(&k.end, 1);
+	if (fail)
+		ck_assert_int_eq(atomic_load(&k.err), fail);
+	CHECK_OK(worker_unlisten(self, on_count, &k.stop));
+	CHECK_OK(worker_unlisten(self, on_count, &k.done));
+	CHECK_OK(worker_unlisten(self, on_kid_error, &k));
+	CHECK_OK(worker_unlisten(self, on_count, &k.end));
+	worker_unref(w);
+}
+
+START_TEST(exit_in_callback)
+{
+	run_exit_in_timer(0);
+}
+END_TEST
+
+START_TEST(fail_in_callback)
+{
+	run_exit_in_timer(EPIPE);
+}
+END_TEST
+
+/* ---- Callbacks at every breakpoint ----------------------------------- */
+
+struct nest {
+	int rc_later, rc_cancel, rc_wait, rc_sched;
+	int inner_runs;		/* the worker's thread only */
+	int cancelled_runs;
+	sem_t done;
+};
+
+static void
+inner_cb(void *arg)
+{
+	struct nest *n = arg;
+
+	n->inner_runs++;
+	worker_fire(worker_current(), "INNER", NULL);
+}
+
+static void
+cancelled_cb(void *arg)
+{
+	((struct nest *)arg)->cancelled_runs++;
+}
+
+/* Schedules, cancels and waits inside a callback: the inner timer runs
+ * in the nested wait. */
+static void
+outer_cb(void *arg)
+{
+	struct nest *n = arg;
+	worker_t *self = worker_current();
+	uint64_t id = 0;
+
+	n->rc_sched = worker_later(self, cancelled_cb, n, DELAY, &id);
+	n->rc_cancel = worker_cancel(self, id);
+	n->rc_later = worker_later(self, inner_cb, n, 0, NULL);
+	n->rc_wait = worker_wait_event("INNER", NULL, wait_limit(), NULL);
+	sem_post(&n->done);
+}
+
+START_TEST(callback_nests_wait)
+{
+	struct host h;
+	struct nest n;
+	worker_t *w = host_new(&h);
+
+	memset(&n, 0, sizeof(n));
+	n.rc_wait = n.rc_cancel = -1;
+	ck_assert_int_eq(sem_init(&n.done, 0, 0), 0);
+	CHECK_OK(worker_later(w, outer_cb, &n, 0, NULL));
+	sem_wait_ok(&n.done, "the outer callback");
+	sentinel(w, 2 * DELAY);
+	host_stop(w);
+
+	CHECK_OK(n.rc_sched);
+	CHECK_OK(n.rc_cancel);
+	CHECK_OK(n.rc_later);
+	CHECK_OK(n.rc_wait);
+	ck_assert_int_eq(n.inner_runs, 1);
+	ck_assert_int_eq(n.cancelled_runs, 0);
+	host_free(w, &h);
+	sem_destroy(&n.done);
+}
+END_TEST
+
+/* Timers run while the worker is paused. */
+START_TEST(runs_while_paused)
+{
+	struct shot s;
+	sem_t paused;
+	worker_t *w;
+
+	shot_init(&s);
+	ck_assert_int_eq(sem_init(&paused, 0, 0), 0);
+	w = worker_new(NULL, NULL, NULL);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_listen(w, WORKER_PAUSE_THREAD, on_post, &paused,
+	    NULL));
+	CHECK_OK(worker_start(w));
+	CHECK_OK(worker_pause(w));
+	sem_wait_ok(&paused, "the pause");
+	CHECK_OK(worker_later(w, shot_cb, &s, INTERVAL, NULL));
+	sem_wait_ok(&s.done, "a timer in the pause");
+	CHECK_OK(worker_resume(w));
+	host_stop(w);
+	CHECK_ATOMIC(&s.runs, 1);
+	ck_assert_ptr_eq(s.self, w);
+	worker_unref(w);
+	sem_destroy(&s.done);
+	sem_destroy(&paused);
+}
+END_TEST
+
+struct flood {
+	atomic_int stop;
+	atomic_long events;
+	sem_t done;
+};
+
+static int
+on_flood(const worker_event_t *ev, void *ctx)
+{
+	struct flood *f = ctx;
+
+	(void)ev;
+	atomic_fetch_add(&f->events, 1);
+	if (!atomic_load(&f->stop))
+		worker_fire(worker_current(), "FLOOD", NULL);
+	return 0;
+}
+
+static void
+flood_end_cb(void *arg)
+{
+	struct flood *f = arg;
+
+	atomic_store(&f->stop, 1);
+	sem_post(&f->done);
+}
+
+/* A queue that never empties does not starve the timers. */
+START_TEST(not_starved_by_events)
+{
+	struct flood f;
+	worker_t *w;
+
+	memset(&f, 0, sizeof(f));
+	ck_assert_int_eq(sem_init(&f.done, 0, 0), 0);
+	w = worker_new(NULL, NULL, NULL);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_listen(w, "FLOOD", on_flood, &f, NULL));
+	CHECK_OK(worker_start(w));
+	for (int i = 0; i < 16; i++)
+		CHECK_OK(worker_fire(w, "FLOOD", NULL));
+	CHECK_OK(worker_later(w, flood_end_cb, &f, INTERVAL, NULL));
+	sem_wait_ok(&f.done, "the timer among the events");
+	host_stop(w);
+	ck_assert_int_gt(atomic_load(&f.events), 0);
+	worker_unref(w);
+	sem_destroy(&f.done);
+}
+END_TEST
+
+struct scheduler {
+	worker_t *w;
+	atomic_int stop;
+	atomic_int ok, esrch, other;
+	struct shot *s;
+	sem_t started;
+};
+
+static void *
+scheduler_main(void *arg)
+{
+	struct scheduler *sc = arg;
+	int first = 1;
+
+	while (!atomic_load(&sc->stop)) {
+		int rc = worker_later(sc->w, shot_cb, sc->s,
+		    (atomic_load(&sc->ok) % 2) * INTERVAL, NULL);
+
+		if (rc == 0)
+			atomic_fetch_add(&sc->ok, 1);
+		else if (rc == ESRCH)
+			atomic_fetch_add(&sc->esrch, 1);
+		else
+			atomic_fetch_add(&sc->other, 1);
+		if (first) {
+			sem_post(&sc->started);
+			first = 0;
+		}
+		if (rc == ESRCH)
+			break;
+	}
+	return NULL;
+}
+
+/* Timers scheduled from another thread while the worker ends either
+ * run, or are dropped, or are refused with ESRCH; none is lost (the
+ * leak checkers see the rest). */
+START_TEST(later_races_end)
+{
+	struct scheduler sc;
+	struct host h;
+	struct shot s;
+	pthread_t th;
+
+	memset(&sc, 0, sizeof(sc));
+	shot_init(&s);
+	sc.s = &s;
+	ck_assert_int_eq(sem_init(&sc.started, 0, 0), 0);
+	sc.w = host_new(&h);
+	ck_assert_int_eq(pthread_create(&th, NULL, scheduler_main, &sc), 0);
+	sem_wait_ok(&sc.started, "the scheduling thread");
+	host_stop(sc.w);
+	atomic_store(&sc.stop, 1);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+
+	ck_assert_int_gt(atomic_load(&sc.ok), 0);
+	CHECK_ATOMIC(&sc.other, 0);
+	ck_assert_int_le(atomic_load(&s.runs), atomic_load(&sc.ok));
+	host_free(sc.w, &h);
+	sem_destroy(&s.done);
+	sem_destroy(&sc.started);
+}
+END_TEST
+
+Suite *
+suite_timer(void)
+{
+	Suite *s = suite_create("timer");
+	TCase *tc;
+
+	tc = test_case(s, "later");
+	tcase_add_test(tc, later_runs_on_target);
+	tcase_add_test(tc, later_is_never_early);
+	tcase_add_test(tc, later_zero_on_main);
+	tcase_add_test(tc, later_on_main_in_wait);
+	tcase_add_test(tc, equal_delays_in_order);
+	tcase_add_test(tc, callback_nests_wait);
+	tcase_add_test(tc, runs_while_paused);
+	tcase_add_test(tc, not_starved_by_events);
+
+	tc = test_case(s, "cancel");
+	tcase_add_test(tc, cancel_pending);
+	tcase_add_test(tc, cancel_after_run);
+	tcase_add_test(tc, cancel_wrong_worker);
+	tcase_add_test(tc, every_cancels_itself);
+	tcase_add_test(tc, later_cancels_itself);
+	tcase_add_test(tc, cancel_races_runs);
+
+	tc = test_case(s, "every");
+	tcase_add_test(tc, every_runs_until_cancelled);
+	tcase_add_test(tc, every_skips_missed_runs);
+
+	tc = test_case(s, "many");
+	tcase_add_test(tc, many_timers_in_deadline_order);
+
+	tc = test_case(s, "life");
+	tcase_add_test(tc, dropped_when_worker_ends);
+	tcase_add_test(tc, not_running_is_esrch);
+	tcase_add_test(tc, later_races_end);
+	tcase_add_test(tc, exit_in_callback);
+	tcase_add_test(tc, fail_in_callback);
+	tcase_add_test(tc, bad_arguments);
+
+	return s;
+}
