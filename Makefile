@@ -62,7 +62,10 @@ libworker.pc: libworker.pc.in include/worker.h
 	$(PC_SED) $< > $@
 
 samples/%: samples/%.c lib/libworker.a
-	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< lib/libworker.a $(ALL_LDFLAGS)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< lib/libworker.a $(ALL_LDFLAGS) $(LDLIBS)
+
+# The relay sample and its load generator keep their frames in SQLite.
+samples/relayd samples/relay-load: LDLIBS += -lsqlite3
 
 $(B)test/%.o: test/%.c
 	@mkdir -p $(@D)

@@ -144,6 +144,27 @@ cache_pop(worker_t *w)
 }
 
 /*
+ * Handles the events queued now, without waiting for more; returns how
+ * many.  A wait whose condition came true ends with this, so that what
+ * was queued before the change (a CHILD_THREAD_END before the end of
+ * the worker waited for) has been handled when the wait returns.
+ */
+static int
+handle_queued(worker_t *w)
+{
+	struct wevent *ev;
+	int count = 0;
+
+	worker__take_batch(w);
+	while ((ev = worker__next(w)) != NULL) {
+		worker__dispatch(w, ev);
+		settle(w, ev);
+		count++;
+	}
+	return count;
+}
+
+/*
  * Runs w's loop until wt is satisfied (0), its timeout passes (ETIMEDOUT)
  * or the wait is cancelled (ECANCELED: a stopped root, or a worker that is
  * ending).  A started worker that handles STOP_THREAD unwinds from here.
@@ -170,16 +191,20 @@ worker__loop(worker_t *w, struct worker__wait *wt)
 			worker__event_free(ev);
 			continue;
 		}
-		if (wait_done(wt))
+		if (wait_done(wt)) {
+			handle_queued(w);
 			return 0;
+		}
 		if (list_empty(&w->batch)) {
 			/* Timers and descriptors are served between batches;
 			 * either may end the wait. */
 			int ran = worker__timers_run(w);
 
 			ran += worker__watches_run(w, false, 0);
-			if (ran > 0 && wait_done(wt))
+			if (ran > 0 && wait_done(wt)) {
+				handle_queued(w);
 				return 0;
+			}
 			/* Past the deadline: end the batch taken, no more. */
 			if (took_batch && deadline_passed(deadline))
 				return ETIMEDOUT;
@@ -361,8 +386,7 @@ int
 worker_update(void)
 {
 	worker_t *w = worker__current();
-	struct wevent *ev;
-	int count = 0;
+	int count;
 
 	if (w == NULL || w->ending)
 		return 0;
@@ -370,12 +394,7 @@ worker_update(void)
 	worker__fd_clear(w);
 	count = worker__timers_run(w);
 	count += worker__watches_run(w, false, 0);
-	worker__take_batch(w);
-	while ((ev = worker__next(w)) != NULL) {
-		worker__dispatch(w, ev);
-		settle(w, ev);
-		count++;
-	}
+	count += handle_queued(w);
 	worker__fd_rearm(w);
 	return count;
 }

@@ -123,8 +123,9 @@ worker__wait_on(worker_t *self, pthread_mutex_t *lock, list_t *l,
 	if (!already)
 		r.waiter = worker__waiter_add(l, self);
 	pthread_mutex_unlock(lock);
+	/* Still a breakpoint: the loop handles what is queued, returns. */
 	if (already)
-		return 0;
+		return worker__loop(self, &wait);
 	if (r.waiter == NULL)
 		return ENOMEM;
 	worker__hook_push(self, &hook, unregister, &r);

@@ -22,4 +22,12 @@ echo
 echo "== samples/increaser 0.1 < samples/increaser.txt: a counter worker"
 $limit samples/increaser 0.1 < samples/increaser.txt || status=1
 
+echo
+echo "== samples/hello: a task that reschedules itself, stopped by its master"
+$limit samples/hello || status=1
+
+echo
+echo "== samples/channel: one event published to every subscriber"
+$limit samples/channel || status=1
+
 exit $status
