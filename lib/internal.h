@@ -162,10 +162,16 @@ struct worker {
 	/* llock */
 	pthread_mutex_t llock;
 	list_t listeners;		/* by priority, then age */
-	list_t garbage;			/* removed while dispatching */
-	unsigned dispatching;		/* dispatch depth */
+	list_t garbage;			/* removed, for the owner to free */
+	atomic_uint lver;		/* changes of listeners (llock) */
+	atomic_bool has_garbage;	/* garbage is not empty (llock) */
 
 	/* Owner thread only. */
+	struct listener **lcache;	/* copy of listeners at lcache_ver */
+	size_t lcache_len;
+	size_t lcache_cap;
+	unsigned lcache_ver;
+	unsigned ldepth;		/* dispatches under way */
 	list_t batch;			/* taken from queue, not handled */
 	list_t cache;			/* handled while paused */
 	struct payload *held;		/* data returned by the last wait */
@@ -260,6 +266,7 @@ int worker__fire_from(worker_t *source, worker_t *w, const char *name,
 void worker__dispatch(worker_t *w, struct wevent *ev);
 void worker__remove_transient(worker_t *w);
 void worker__free_listeners(worker_t *w);
+void worker__free_garbage(worker_t *w);
 
 /* loop.c */
 int worker__loop(worker_t *w, struct worker__wait *wt);

@@ -7,14 +7,18 @@
  * a priority, by age.  It is guarded by w->llock, because any thread may
  * listen or unlisten at any time, while only the owner thread dispatches.
  *
- * Dispatch copies the matching listeners into a snapshot under the lock,
- * then calls them without it, so a listener may listen, unlisten, fire and
- * wait.  A listener removed while a dispatch is under way is unlinked at
- * once but freed only when the outermost dispatch ends (w->garbage), so
- * the snapshot never points at freed memory; its `removed` flag tells the
- * dispatch not to call it.  The snapshot lives on the stack unless an
- * event has more listeners than it holds, so a listener call costs no
- * allocation.
+ * The owner does not take the lock per event.  It keeps its own copy of
+ * the list, w->lcache, and w->lver counts the changes of the list: only
+ * when the count moved does the owner copy the list again, under the lock.
+ * Dispatch then copies the listeners that match the event from the cache
+ * into a snapshot and calls them, so a listener may listen, unlisten, fire
+ * and wait.  A listener removed from the list is never freed by the
+ * remover: it goes to w->garbage, and the owner frees the garbage when no
+ * dispatch of its own is under way (w->ldepth 0), when no snapshot can
+ * point at it and its stale cache is sure to be copied anew before use.
+ * Its `removed` flag tells a dispatch under way not to call it.  The
+ * snapshot lives on the stack unless an event has more listeners than it
+ * holds, so a listener call costs no allocation and no lock.
  *
  * A dispatch that is unwound (a listener calls worker_exit(), or the
  * built-in STOP_THREAD action runs) is finished by its hook: the depth
@@ -56,6 +60,13 @@ struct dispatch {
 	struct snap_entry stack[SNAP_STACK];
 };
 
+/* Publishes a change of the list to the owner's cache; llock held. */
+static void
+changed_locked(worker_t *w)
+{
+	atomic_fetch_add_explicit(&w->lver, 1, memory_order_release);
+}
+
 int
 worker_listen(worker_t *w, const char *name, worker_listener_fn fn,
     void *ctx, const worker_listen_opts_t *opts)
@@ -89,20 +100,20 @@ worker_listen(worker_t *w, const char *name, worker_listener_fn fn,
 		    l->priority)
 			break;
 	list_insert_before(pos->next, &l->link);
+	changed_locked(w);
 	pthread_mutex_unlock(&w->llock);
 	return 0;
 }
 
-/* Takes l out of the list; frees it unless a dispatch may still see it. */
+/* Takes l out of the list; the owner frees it (see DESIGN). */
 static void
 remove_locked(worker_t *w, struct listener *l)
 {
 	atomic_store_explicit(&l->removed, true, memory_order_relaxed);
 	list_remove(&l->link);
-	if (w->dispatching > 0)
-		list_append(&w->garbage, &l->link);
-	else
-		free(l);
+	list_append(&w->garbage, &l->link);
+	atomic_store_explicit(&w->has_garbage, true, memory_order_relaxed);
+	changed_locked(w);
 }
 
 int
@@ -141,15 +152,69 @@ worker__remove_transient(worker_t *w)
 	pthread_mutex_unlock(&w->llock);
 }
 
-void
-worker__free_listeners(worker_t *w)
+static void
+free_list(list_t *l)
 {
 	struct list_node *n;
 
-	while ((n = list_pop(&w->listeners)) != NULL)
+	while ((n = list_pop(l)) != NULL)
 		free(container_of(n, struct listener, link));
-	while ((n = list_pop(&w->garbage)) != NULL)
-		free(container_of(n, struct listener, link));
+}
+
+/* Owner, no dispatch under way: frees the removed listeners. */
+void
+worker__free_garbage(worker_t *w)
+{
+	list_t garbage;
+
+	if (!atomic_load_explicit(&w->has_garbage, memory_order_relaxed))
+		return;
+	list_init(&garbage);
+	pthread_mutex_lock(&w->llock);
+	list_splice_tail(&garbage, &w->garbage);
+	atomic_store_explicit(&w->has_garbage, false, memory_order_relaxed);
+	pthread_mutex_unlock(&w->llock);
+	free_list(&garbage);
+}
+
+void
+worker__free_listeners(worker_t *w)
+{
+	free_list(&w->listeners);
+	free_list(&w->garbage);
+	free(w->lcache);
+}
+
+/* Copies the list into the owner's cache, if it changed. */
+static void
+refresh_cache(worker_t *w)
+{
+	struct list_node *pos;
+	size_t n = 0;
+
+	if (w->lcache_ver == atomic_load_explicit(&w->lver,
+	    memory_order_acquire))
+		return;
+	pthread_mutex_lock(&w->llock);
+	list_for_each(pos, &w->listeners)
+		n++;
+	if (n > w->lcache_cap) {
+		struct listener **c = realloc(w->lcache, n * sizeof(*c));
+
+		if (c == NULL) {
+			fprintf(stderr, "libworker: out of memory in "
+			    "dispatch\n");
+			abort();
+		}
+		w->lcache = c;
+		w->lcache_cap = n;
+	}
+	n = 0;
+	list_for_each(pos, &w->listeners)
+		w->lcache[n++] = container_of(pos, struct listener, link);
+	w->lcache_len = n;
+	w->lcache_ver = atomic_load_explicit(&w->lver, memory_order_relaxed);
+	pthread_mutex_unlock(&w->llock);
 }
 
 static bool
@@ -184,41 +249,47 @@ snapshot_push(struct dispatch *d, struct listener *l, bool claimed)
 	d->n++;
 }
 
+/* A once listener runs once: the first dispatch to claim it wins. */
+static bool
+claim(worker_t *w, struct listener *l)
+{
+	bool won;
+
+	pthread_mutex_lock(&w->llock);
+	won = !atomic_load_explicit(&l->removed, memory_order_relaxed);
+	if (won)
+		remove_locked(w, l);
+	pthread_mutex_unlock(&w->llock);
+	return won;
+}
+
 /* Copies the listeners of ev; once listeners are claimed right here. */
 static void
 snapshot(struct dispatch *d)
 {
 	worker_t *w = d->w;
-	struct list_node *pos, *tmp;
 
-	pthread_mutex_lock(&w->llock);
-	w->dispatching++;
-	list_for_each_safe(pos, tmp, &w->listeners) {
-		struct listener *l = container_of(pos, struct listener, link);
+	refresh_cache(w);
+	for (size_t i = 0; i < w->lcache_len; i++) {
+		struct listener *l = w->lcache[i];
 
 		if (!listener_matches(l, d->ev))
 			continue;
-		snapshot_push(d, l, l->once);
-		if (l->once)
-			remove_locked(w, l);
+		if (!l->once)
+			snapshot_push(d, l, false);
+		else if (claim(w, l))
+			snapshot_push(d, l, true);
 	}
-	pthread_mutex_unlock(&w->llock);
+	w->ldepth++;
 }
 
 static void
 dispatch_end(struct dispatch *d)
 {
 	worker_t *w = d->w;
-	struct list_node *n;
-	list_t garbage;
 
-	list_init(&garbage);
-	pthread_mutex_lock(&w->llock);
-	if (--w->dispatching == 0)
-		list_splice_tail(&garbage, &w->garbage);
-	pthread_mutex_unlock(&w->llock);
-	while ((n = list_pop(&garbage)) != NULL)
-		free(container_of(n, struct listener, link));
+	if (--w->ldepth == 0)
+		worker__free_garbage(w);
 	if (d->snap != d->stack)
 		free(d->snap);
 }

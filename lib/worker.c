@@ -244,6 +244,7 @@ worker__end(worker_t *w)
 
 	worker__remove_transient(w);
 	worker__drain(w);
+	worker__free_garbage(w);
 	notify_parent(w, WORKER_CHILD_THREAD_END, NULL);
 
 	list_init(&woken);
