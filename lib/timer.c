@@ -163,10 +163,12 @@ schedule(worker_t *w, void (*fn)(void *), void *arg, double delay,
     uint64_t interval, uint64_t *id)
 {
 	struct timer *t;
+	uint64_t tid;
 
 	if ((t = malloc(sizeof(*t))) == NULL)
 		return ENOMEM;
-	t->id = atomic_fetch_add(&next_timer_id, 1);
+	tid = atomic_fetch_add(&next_timer_id, 1);
+	t->id = tid;
 	t->hn.seq = t->id;
 	t->interval = interval;
 	t->fn = fn;
@@ -193,8 +195,9 @@ schedule(worker_t *w, void (*fn)(void *), void *arg, double delay,
 	}
 	update_next_due(w);
 	pthread_mutex_unlock(&w->qlock);
+	/* Not t->id: once unlocked, t may have run and been freed. */
 	if (id != NULL)
-		*id = t->id;
+		*id = tid;
 	return 0;
 }
 

@@ -105,6 +105,7 @@ worker_watch(worker_t *w, int fd, unsigned events,
     uint64_t *id)
 {
 	struct watch *wa;
+	uint64_t wid;
 	int rc;
 
 	if (w == NULL || fd < 0 || cb == NULL || events == 0 ||
@@ -112,7 +113,8 @@ worker_watch(worker_t *w, int fd, unsigned events,
 		return EINVAL;
 	if ((wa = malloc(sizeof(*wa))) == NULL)
 		return ENOMEM;
-	wa->id = atomic_fetch_add(&next_watch_id, 1);
+	wid = atomic_fetch_add(&next_watch_id, 1);
+	wa->id = wid;
 	wa->fd = fd;
 	wa->events = (short)(((events & WORKER_READABLE) ? POLLIN : 0) |
 	    ((events & WORKER_WRITABLE) ? POLLOUT : 0));
@@ -131,8 +133,9 @@ worker_watch(worker_t *w, int fd, unsigned events,
 		free(wa);
 		return rc;
 	}
+	/* Not wa->id: once unlocked, wa may be unwatched and freed. */
 	if (id != NULL)
-		*id = wa->id;
+		*id = wid;
 	return 0;
 }
 
