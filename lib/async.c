@@ -52,6 +52,10 @@ worker_await(worker_fn fn, void *arg, void **ret)
 	worker__hook_push(self, &hook, drop_task, a);
 	rc = worker_async_get(a, ret);
 	worker__hook_pop(self, &hook);
+	/* The get returns as the task ends; its thread is gone only after
+	 * the join, and then nothing of it outlives the call. */
+	if (rc != ECANCELED)
+		worker_join(a);
 	worker_unref(a);
 	return rc;
 }

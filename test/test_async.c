@@ -224,6 +224,7 @@ START_TEST(async_get_waits)
 	CHECK_OK(worker_async_get(a, &ret));
 	ck_assert_ptr_eq(ret, &token);
 	CHECK_OK(worker_async_get(a, NULL));
+	CHECK_OK(worker_join(a));
 	worker_unref(a);
 }
 END_TEST
@@ -263,6 +264,7 @@ START_TEST(async_get_after_end)
 	ck_assert_ptr_eq(ret, &g);
 	ck_assert_msg(elapsed < time_slack(), "an ended task took %.6f s",
 	    elapsed);
+	CHECK_OK(worker_join(a));
 	worker_unref(a);
 	worker_unref(b);
 	gate_fini(&g);
@@ -316,6 +318,7 @@ START_TEST(async_stopped)
 	CHECK_OK(worker_stop(a));
 	CHECK_OK(worker_async_get(a, &ret));
 	ck_assert_ptr_null(ret);
+	CHECK_OK(worker_join(a));
 	worker_unref(a);
 }
 END_TEST
@@ -357,6 +360,7 @@ START_TEST(await_runs_callers_loop)
 	ret = NULL;
 	CHECK_OK(worker_async_get(a, &ret));
 	ck_assert_ptr_eq(ret, &g);
+	CHECK_OK(worker_join(a));
 	worker_unref(a);
 	gate_fini(&g);
 }
@@ -447,6 +451,7 @@ START_TEST(async_parentless_daemon)
 	ck_assert_int_eq(worker_is_running(a), 1);
 	sem_post(&g.open);
 	CHECK_OK(worker_async_get(a, NULL));
+	CHECK_OK(worker_join(a));
 	worker_unref(a);
 	gate_fini(&g);
 }
@@ -476,6 +481,7 @@ START_TEST(async_errors)
 	ck_assert_ptr_nonnull(a);
 	CHECK_OK(worker_async_get(a, &ret));
 	CHECK_RC((int)(intptr_t)ret, EDEADLK);
+	CHECK_OK(worker_join(a));
 	worker_unref(a);
 }
 END_TEST
@@ -497,6 +503,7 @@ START_TEST(async_get_cancelled)
 	sem_post(&g.open);
 	CHECK_OK(worker_async_get(a, &ret));
 	ck_assert_ptr_eq(ret, &g);
+	CHECK_OK(worker_join(a));
 	worker_unref(a);
 	gate_fini(&g);
 }
