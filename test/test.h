@@ -10,9 +10,11 @@
 
 #include <check.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "worker.h"
+#include "util.h"
 
 /* A generous timeout: tests wait on events, not on time, so this only
  * bounds a test that is hung.  CK_TIMEOUT_MULTIPLIER widens it further
@@ -32,6 +34,17 @@
 	} while (0)
 
 #define CHECK_OK(call) CHECK_RC(call, 0)
+
+/* Asserts an atomic counter's value, naming the counter as written (the
+ * check macros would print the expansion of atomic_load instead). */
+#define CHECK_ATOMIC(ptr, want)						\
+	do {								\
+		long check_got_ = (long)atomic_load(ptr);		\
+		long check_want_ = (long)(want);			\
+		ck_assert_msg(check_got_ == check_want_,		\
+		    "%s is %ld, want %ld", #ptr, check_got_,		\
+		    check_want_);					\
+	} while (0)
 
 /* Creates a test case with the suite's timeout and adds it to s. */
 static inline TCase *

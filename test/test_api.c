@@ -194,9 +194,7 @@ START_TEST(api_new_einval)
 	expect_bad_attr(&attr, "parent and no_parent");
 
 	/* None of them joined the parent's children. */
-	errno = 0;
-	ck_assert_ptr_null(worker_find_child(parent, "bad"));
-	ck_assert_int_eq(errno, ENOENT);
+	expect_no_child(parent, "bad", ENOENT);
 	worker_unref(parent);
 }
 END_TEST
@@ -213,18 +211,10 @@ START_TEST(api_null_answers)
 	ck_assert_ptr_null(worker_name(NULL));
 	ck_assert_ptr_null(worker_parent(NULL));
 
-	errno = 0;
-	ck_assert_ptr_null(worker_find_child(NULL, "x"));
-	ck_assert_int_eq(errno, EINVAL);
-	errno = 0;
-	ck_assert_ptr_null(worker_find_child(w, NULL));
-	ck_assert_int_eq(errno, EINVAL);
-	errno = 0;
-	ck_assert_ptr_null(worker_find_child(w, ""));
-	ck_assert_int_eq(errno, EINVAL);
-	errno = 0;
-	ck_assert_ptr_null(worker_find_child(w, "x"));
-	ck_assert_int_eq(errno, ENOENT);
+	expect_no_child(NULL, "x", EINVAL);
+	expect_no_child(w, NULL, EINVAL);
+	expect_no_child(w, "", EINVAL);
+	expect_no_child(w, "x", ENOENT);
 	worker_unref(w);
 }
 END_TEST

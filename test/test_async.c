@@ -19,124 +19,15 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "test.h"
-
-/* Asserts an atomic counter's value, naming the counter as written. */
-#define CHECK_ATOMIC(ptr, want)						\
-	do {								\
-		long check_got_ = (long)atomic_load(ptr);		\
-		long check_want_ = (long)(want);			\
-		ck_assert_msg(check_got_ == check_want_,		\
-		    "%s is %ld, want %ld", #ptr, check_got_,		\
-		    check_want_);					\
-	} while (0)
 
 #define TASK_SLEEP	0.05	/* seconds an async task sleeps */
 #define SHORT		0.05	/* a timeout that must expire */
 #define N_WAITERS	5	/* workers in one worker_defer_get */
 #define N_SUBS		10	/* subscribers of one channel */
 #define N_CHURN		200	/* subscribers freed while publishing */
-
-static double
-multiplier(void)
-{
-	const char *s = getenv("CK_TIMEOUT_MULTIPLIER");
-	double m = s != NULL ? atof(s) : 1.0;
-
-	return m >= 1.0 ? m : 1.0;
-}
-
-/* A bound for waits, well under Check's timeout, so that a hang is
- * reported as the step that hung. */
-static double
-wait_limit(void)
-{
-	return TEST_TIMEOUT * 2 / 3 * multiplier();
-}
-
-/* How late a timed wait may return: TEST_TIME_SLACK seconds if set,
- * otherwise a quarter second scaled like Check's timeout. */
-static double
-time_slack(void)
-{
-	const char *s = getenv("TEST_TIME_SLACK");
-
-	if (s != NULL && atof(s) > 0)
-		return atof(s);
-	return 0.25 * multiplier();
-}
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-deadline_in(struct timespec *ts, double seconds)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += (time_t)seconds;
-}
-
-/* Waits for s in the test's own thread, failing with a name rather than
- * running into Check's timeout when the library never posts it. */
-static void
-sem_wait_ok(sem_t *s, const char *what)
-{
-	struct timespec ts;
-	int rc;
-
-	deadline_in(&ts, wait_limit());
-	while ((rc = sem_timedwait(s, &ts)) == -1 && errno == EINTR)
-		;
-	ck_assert_msg(rc == 0, "timed out waiting for %s", what);
-}
-
-/* For threads other than the test's, which must not assert: 0 or
- * ETIMEDOUT. */
-static int
-sem_wait_bounded(sem_t *s)
-{
-	struct timespec ts;
-	int rc;
-
-	deadline_in(&ts, wait_limit());
-	while ((rc = sem_timedwait(s, &ts)) == -1 && errno == EINTR)
-		;
-	return rc == 0 ? 0 : ETIMEDOUT;
-}
-
-static void
-assert_on_time(double elapsed, double want)
-{
-	ck_assert_msg(elapsed >= want - 1e-6, "returned early: %.6f s < "
-	    "%.6f s", elapsed, want);
-	ck_assert_msg(elapsed < want + time_slack(),
-	    "returned late: %.6f s, want %.3f s (+%.3f s slack; set "
-	    "TEST_TIME_SLACK to widen)", elapsed, want, time_slack());
-}
-
-static int
-on_post(const worker_event_t *ev, void *ctx)
-{
-	(void)ev;
-	sem_post(ctx);
-	return 0;
-}
-
-static void
-post_cb(void *arg)
-{
-	sem_post(arg);
-}
 
 /* Tells the test that the worker calling it is at a breakpoint: with
  * delay 0 the callback runs at the first one, which is the wait that the
@@ -617,7 +508,7 @@ START_TEST(defer_timeout)
 	rc = worker_defer_get(d, SHORT, &v);
 	elapsed = now() - t0;
 	CHECK_RC(rc, ETIMEDOUT);
-	assert_on_time(elapsed, SHORT);
+	assert_on_time(elapsed, SHORT, 1e-6);
 	ck_assert_ptr_eq(v, &v);
 	worker_defer_free(d);
 }
@@ -878,18 +769,12 @@ struct stopped_getter {
 	atomic_int cleaned;
 };
 
-static void
-count_cleanup(void *arg)
-{
-	atomic_fetch_add((atomic_int *)arg, 1);
-}
-
 static void *
 stopped_getter_task(void *arg)
 {
 	struct stopped_getter *sg = arg;
 
-	worker_cleanup_push(count_cleanup, &sg->cleaned);
+	worker_cleanup_push(count_cb, &sg->cleaned);
 	post_when_waiting(&sg->in_get);
 	worker_defer_get(sg->d, -1, NULL);
 	atomic_store(&sg->returned, 1);

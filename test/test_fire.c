@@ -14,20 +14,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "test.h"
-
-/* Asserts an atomic counter's value, naming the counter as written (the
- * check macros would print the expansion of atomic_load instead). */
-#define CHECK_ATOMIC(ptr, want)						\
-	do {								\
-		long check_got_ = (long)atomic_load(ptr);		\
-		long check_want_ = (long)(want);			\
-		ck_assert_msg(check_got_ == check_want_,		\
-		    "%s is %ld, want %ld", #ptr, check_got_,		\
-		    check_want_);					\
-	} while (0)
 
 /* Event names used as indices into struct node's hits. */
 enum { EV_BUB, EV_UP, EV_DOWN, EV_BC, EV_PF, EV_CF, EV_COUNT };
@@ -54,40 +42,6 @@ struct payload {
 	sem_t freed;
 };
 
-/* Under valgrind and the sanitizers everything is slower; Check scales
- * its own timeout by CK_TIMEOUT_MULTIPLIER, and so do our waits. */
-static double
-multiplier(void)
-{
-	const char *s = getenv("CK_TIMEOUT_MULTIPLIER");
-	double m = s != NULL ? atof(s) : 1.0;
-
-	return m >= 1.0 ? m : 1.0;
-}
-
-/* Waits for s in the test's own thread, failing with a name rather than
- * hanging into Check's timeout when the library never posts it. */
-static void
-sem_wait_ok(sem_t *s, const char *what)
-{
-	struct timespec ts;
-	int rc;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(TEST_TIMEOUT * 2 / 3 * multiplier());
-	while ((rc = sem_timedwait(s, &ts)) == -1 && errno == EINTR)
-		;
-	ck_assert_msg(rc == 0, "timed out waiting for %s", what);
-}
-
-/* For worker threads, which must not assert. */
-static void
-sem_wait_intr(sem_t *s)
-{
-	while (sem_wait(s) == -1 && errno == EINTR)
-		;
-}
-
 static int
 on_hit(const worker_event_t *ev, void *ctx)
 {
@@ -99,22 +53,6 @@ on_hit(const worker_event_t *ev, void *ctx)
 	atomic_fetch_add(&h->n, 1);
 	if (h->sem != NULL)
 		sem_post(h->sem);
-	return 0;
-}
-
-static int
-on_post(const worker_event_t *ev, void *ctx)
-{
-	(void)ev;
-	sem_post(ctx);
-	return 0;
-}
-
-static int
-on_count(const worker_event_t *ev, void *ctx)
-{
-	(void)ev;
-	atomic_fetch_add((atomic_int *)ctx, 1);
 	return 0;
 }
 
@@ -138,36 +76,6 @@ payload_free(void *data)
 	sem_post(&p->freed);
 }
 
-/* A stopped worker running worker_wait_forever(), to get listeners
- * before it starts. */
-static worker_t *
-idle_new(const char *name, worker_t *parent, size_t queue_max)
-{
-	worker_attr_t attr = {
-		.name = name, .parent = parent, .queue_max = queue_max,
-	};
-	worker_t *w = worker_new(NULL, NULL, &attr);
-
-	ck_assert_msg(w != NULL, "worker_new(%s): %s", name, strerror(errno));
-	return w;
-}
-
-/* Waits until w has handled everything fired at it before this call. */
-static void
-fence(worker_t *w, sem_t *fence_sem)
-{
-	CHECK_OK(worker_fire(w, "FENCE", NULL));
-	sem_wait_ok(fence_sem, "the fence");
-}
-
-static void
-stop_join_unref(worker_t *w)
-{
-	CHECK_OK(worker_stop(w));
-	CHECK_OK(worker_join(w));
-	worker_unref(w);
-}
-
 /* ---- The sender --------------------------------------------------- */
 
 START_TEST(fire_from_main)
@@ -178,7 +86,7 @@ START_TEST(fire_from_main)
 	worker_t *w;
 
 	sem_init(&got, 0, 0);
-	w = idle_new("rx", NULL, 0);
+	w = idle_new("rx", NULL, NULL);
 	CHECK_OK(worker_listen(w, "PING", on_hit, &h, NULL));
 	CHECK_OK(worker_start(w));
 
@@ -215,19 +123,19 @@ tree_up(struct tree *t)
 	static const char *const names[3] = { "grandparent", "parent",
 	    "child" };
 
+	memset(t, 0, sizeof(*t));
 	sem_init(&t->got, 0, 0);
 	for (int i = 0; i < 3; i++) {
 		struct node *n = &t->n[i];
 
 		sem_init(&n->fence, 0, 0);
-		n->w = idle_new(names[i], i > 0 ? t->n[i - 1].w : NULL, 0);
+		n->w = idle_new(names[i], i > 0 ? t->n[i - 1].w : NULL,
+		    &n->fence);
 		for (int e = 0; e < EV_COUNT; e++) {
 			n->hits[e].sem = &t->got;
 			CHECK_OK(worker_listen(n->w, ev_names[e], on_hit,
 			    &n->hits[e], NULL));
 		}
-		CHECK_OK(worker_listen(n->w, "FENCE", on_post, &n->fence,
-		    NULL));
 		/* Parents first, so each child's CHILD_THREAD_START finds
 		 * its parent running. */
 		CHECK_OK(worker_start(n->w));
@@ -283,58 +191,51 @@ tree_down(struct tree *t)
 	sem_destroy(&t->got);
 }
 
-START_TEST(fire_bubble)
+/*
+ * Spreading from the node `from` (the child for a bubble, the
+ * grandparent for a broadcast): fire_ex with flag reaches every node,
+ * the target included, with main as the source; the one-call form
+ * (spread) starts one level away and names `from` as the source.
+ */
+static void
+run_spread(int from, unsigned flag, int ev_ex, int ev,
+    int (*spread)(worker_t *, const char *, void *))
 {
 	struct tree t;
-	worker_t *c, *self = worker_current();
+	worker_t *w;
 	int tok1, tok2;
 
-	memset(&t, 0, sizeof(t));
 	tree_up(&t);
-	c = t.n[2].w;
+	w = t.n[from].w;
 
-	/* fire_ex with WORKER_BUBBLE: the target and every ancestor. */
-	CHECK_OK(worker_fire_ex(c, "BUB", &tok1, NULL, WORKER_BUBBLE));
+	CHECK_OK(worker_fire_ex(w, ev_names[ev_ex], &tok1, NULL, flag));
 	tree_settle(&t, 3);
 	for (int i = 0; i < 3; i++)
-		tree_expect(&t, i, EV_BUB, 1, self, &tok1, WORKER_BUBBLE);
+		tree_expect(&t, i, ev_ex, 1, worker_current(), &tok1, flag);
 
-	/* worker_bubble starts at the parent; the source is from. */
-	CHECK_OK(worker_bubble(c, "UP", &tok2));
+	CHECK_OK(spread(w, ev_names[ev], &tok2));
 	tree_settle(&t, 2);
-	tree_expect(&t, 2, EV_UP, 0, NULL, NULL, 0);
-	tree_expect(&t, 1, EV_UP, 1, c, &tok2, WORKER_BUBBLE);
-	tree_expect(&t, 0, EV_UP, 1, c, &tok2, WORKER_BUBBLE);
+	for (int i = 0; i < 3; i++) {
+		if (i == from)
+			tree_expect(&t, i, ev, 0, NULL, NULL, 0);
+		else
+			tree_expect(&t, i, ev, 1, w, &tok2, flag);
+	}
 
 	tree_down(&t);
 }
+
+/* Up from the child: the target and every ancestor. */
+START_TEST(fire_bubble)
+{
+	run_spread(2, WORKER_BUBBLE, EV_BUB, EV_UP, worker_bubble);
+}
 END_TEST
 
+/* Down from the grandparent: the target and every descendant. */
 START_TEST(fire_broadcast)
 {
-	struct tree t;
-	worker_t *g, *self = worker_current();
-	int tok1, tok2;
-
-	memset(&t, 0, sizeof(t));
-	tree_up(&t);
-	g = t.n[0].w;
-
-	/* fire_ex with WORKER_BROADCAST: the target and every descendant. */
-	CHECK_OK(worker_fire_ex(g, "DOWN", &tok1, NULL, WORKER_BROADCAST));
-	tree_settle(&t, 3);
-	for (int i = 0; i < 3; i++)
-		tree_expect(&t, i, EV_DOWN, 1, self, &tok1,
-		    WORKER_BROADCAST);
-
-	/* worker_broadcast starts at the children; the source is from. */
-	CHECK_OK(worker_broadcast(g, "BC", &tok2));
-	tree_settle(&t, 2);
-	tree_expect(&t, 0, EV_BC, 0, NULL, NULL, 0);
-	tree_expect(&t, 1, EV_BC, 1, g, &tok2, WORKER_BROADCAST);
-	tree_expect(&t, 2, EV_BC, 1, g, &tok2, WORKER_BROADCAST);
-
-	tree_down(&t);
+	run_spread(0, WORKER_BROADCAST, EV_DOWN, EV_BC, worker_broadcast);
 }
 END_TEST
 
@@ -344,7 +245,6 @@ START_TEST(fire_one_level)
 	worker_t *g, *c;
 	int tok1, tok2;
 
-	memset(&t, 0, sizeof(t));
 	tree_up(&t);
 	g = t.n[0].w;
 	c = t.n[2].w;
@@ -386,7 +286,7 @@ START_TEST(free_delivered)
 	worker_t *w;
 
 	payload_init(&pay, &seen);
-	w = idle_new("rx", NULL, 0);
+	w = idle_new("rx", NULL, NULL);
 	CHECK_OK(worker_listen(w, "E", on_count, &seen, NULL));
 	CHECK_OK(worker_listen(w, "E", on_count, &seen, NULL));
 	CHECK_OK(worker_start(w));
@@ -411,7 +311,7 @@ START_TEST(free_bubbled)
 
 	payload_init(&pay, &seen);
 	for (int i = 0; i < 3; i++) {
-		w[i] = idle_new("level", i > 0 ? w[i - 1] : NULL, 0);
+		w[i] = idle_new("level", i > 0 ? w[i - 1] : NULL, NULL);
 		CHECK_OK(worker_listen(w[i], "E", on_count, &seen, NULL));
 		CHECK_OK(worker_start(w[i]));
 	}
@@ -443,11 +343,11 @@ START_TEST(free_broadcast)
 	worker_t *parent, *kids[BROADCAST_CHILDREN];
 
 	payload_init(&pay, &seen);
-	parent = idle_new("parent", NULL, 0);
+	parent = idle_new("parent", NULL, NULL);
 	CHECK_OK(worker_listen(parent, "E", on_count, &seen, NULL));
 	CHECK_OK(worker_start(parent));
 	for (int i = 0; i < BROADCAST_CHILDREN; i++) {
-		kids[i] = idle_new("kid", parent, 0);
+		kids[i] = idle_new("kid", parent, NULL);
 		CHECK_OK(worker_listen(kids[i], "E", on_count, &seen, NULL));
 		CHECK_OK(worker_start(kids[i]));
 	}
@@ -477,7 +377,7 @@ START_TEST(free_rejected)
 
 	payload_init(&pay, NULL);
 	payload_init(&pay2, NULL);
-	w = idle_new("gone", NULL, 0);
+	w = idle_new("gone", NULL, NULL);
 	CHECK_OK(worker_start(w));
 	CHECK_OK(worker_stop(w));
 	CHECK_OK(worker_join(w));
@@ -490,7 +390,7 @@ START_TEST(free_rejected)
 	CHECK_ATOMIC(&pay.frees, 1);
 
 	/* A worker that never started rejects the same way. */
-	never = idle_new("never", NULL, 0);
+	never = idle_new("never", NULL, NULL);
 	CHECK_RC(worker_fire_ex(never, "E", &pay2, payload_free, 0), ESRCH);
 	ck_assert_int_eq(worker_update(), 1);
 	CHECK_ATOMIC(&pay2.frees, 1);
@@ -591,28 +491,39 @@ END_TEST
 
 #define DROPPED 3
 
-/* Events queued behind STOP_THREAD are still handed to listeners and
- * freed once. */
-START_TEST(free_behind_stop)
+/*
+ * Queues DROPPED events with payloads at a gated task that has not
+ * reached a breakpoint, then lets it go: it either meets a stop queued
+ * before them (stop) or returns.  Either way each event is still handed
+ * to the listener and its payload freed once.
+ */
+static void
+run_dropped(int stop)
 {
 	struct gate g;
 	struct payload pay[DROPPED];
 	atomic_int seen = 0;
+	void *ret = NULL;
 	worker_t *w;
 
-	gate_init(&g, 0, 0);
+	gate_init(&g, 0, !stop);
 	w = gate_new(&g, 0, NULL);
 	CHECK_OK(worker_listen(w, "E", on_count, &seen, NULL));
 	CHECK_OK(worker_start(w));
 	sem_wait_ok(&g.ready, "the gated task");
 
-	CHECK_OK(worker_stop(w));
+	if (stop)
+		CHECK_OK(worker_stop(w));
 	for (int i = 0; i < DROPPED; i++) {
 		payload_init(&pay[i], NULL);
 		CHECK_OK(worker_fire_ex(w, "E", &pay[i], payload_free, 0));
 	}
 	sem_post(&g.go);
 	CHECK_OK(worker_join(w));
+	if (!stop) {
+		CHECK_OK(worker_result(w, &ret));
+		ck_assert_ptr_eq(ret, &g);
+	}
 
 	CHECK_ATOMIC(&seen, DROPPED);
 	for (int i = 0; i < DROPPED; i++) {
@@ -622,40 +533,18 @@ START_TEST(free_behind_stop)
 	worker_unref(w);
 	gate_destroy(&g);
 }
+
+/* Events queued behind STOP_THREAD. */
+START_TEST(free_behind_stop)
+{
+	run_dropped(1);
+}
 END_TEST
 
-/* A task that returns without reaching a breakpoint still hands what was
- * queued to its listeners and frees it once. */
+/* A task that returns without reaching a breakpoint. */
 START_TEST(free_task_returns)
 {
-	struct gate g;
-	struct payload pay[DROPPED];
-	atomic_int seen = 0;
-	void *ret = NULL;
-	worker_t *w;
-
-	gate_init(&g, 0, 1);
-	w = gate_new(&g, 0, NULL);
-	CHECK_OK(worker_listen(w, "E", on_count, &seen, NULL));
-	CHECK_OK(worker_start(w));
-	sem_wait_ok(&g.ready, "the gated task");
-
-	for (int i = 0; i < DROPPED; i++) {
-		payload_init(&pay[i], NULL);
-		CHECK_OK(worker_fire_ex(w, "E", &pay[i], payload_free, 0));
-	}
-	sem_post(&g.go);
-	CHECK_OK(worker_join(w));
-	CHECK_OK(worker_result(w, &ret));
-	ck_assert_ptr_eq(ret, &g);
-
-	CHECK_ATOMIC(&seen, DROPPED);
-	for (int i = 0; i < DROPPED; i++) {
-		CHECK_ATOMIC(&pay[i].frees, 1);
-		sem_destroy(&pay[i].freed);
-	}
-	worker_unref(w);
-	gate_destroy(&g);
+	run_dropped(0);
 }
 END_TEST
 
@@ -670,9 +559,8 @@ START_TEST(free_invalid)
 	sem_init(&fsem, 0, 0);
 	for (int i = 0; i < 4; i++)
 		payload_init(&pay[i], NULL);
-	w = idle_new("rx", NULL, 0);
+	w = idle_new("rx", NULL, &fsem);
 	CHECK_OK(worker_listen(w, "E", on_count, &seen, NULL));
-	CHECK_OK(worker_listen(w, "FENCE", on_post, &fsem, NULL));
 	CHECK_OK(worker_start(w));
 
 	CHECK_RC(worker_fire_ex(w, "E", &pay[0], payload_free, 0x80),
@@ -717,7 +605,7 @@ START_TEST(free_bubble_partly_refused)
 	CHECK_OK(worker_fire(parent, "E", NULL));
 	CHECK_RC(worker_fire(parent, "E", NULL), EAGAIN);
 
-	child = idle_new("child", parent, 0);
+	child = idle_new("child", parent, NULL);
 	CHECK_OK(worker_listen(child, "B", on_count, &at_child, NULL));
 	CHECK_OK(worker_start(child));
 	CHECK_OK(worker_fire_ex(child, "B", &pay, payload_free,
@@ -794,7 +682,7 @@ START_TEST(fire_event_reject)
 	memset(&r, 0, sizeof(r));
 	sem_init(&r.got, 0, 0);
 	payload_init(&r.pay, NULL);
-	r.dead = idle_new("dead", NULL, 0);
+	r.dead = idle_new("dead", NULL, NULL);
 	CHECK_OK(worker_start(r.dead));
 	CHECK_OK(worker_stop(r.dead));
 	CHECK_OK(worker_join(r.dead));
@@ -939,7 +827,7 @@ START_TEST(fire_children_refused)
 
 	gate_init(&g, 0, 0);
 	sem_init(&fs, 0, 0);
-	parent = idle_new("parent", NULL, 0);
+	parent = idle_new("parent", NULL, NULL);
 	CHECK_OK(worker_start(parent));
 	full = gate_new(&g, 1, parent);
 	CHECK_OK(worker_listen(full, "E", on_count, &at_full, NULL));
@@ -950,9 +838,8 @@ START_TEST(fire_children_refused)
 	CHECK_RC(worker_children_fire(parent, "E", NULL), EAGAIN);
 	CHECK_RC(worker_broadcast(parent, "E", NULL), EAGAIN);
 
-	open = idle_new("open", parent, 0);
+	open = idle_new("open", parent, &fs);
 	CHECK_OK(worker_listen(open, "E", on_count, &at_open, NULL));
-	CHECK_OK(worker_listen(open, "FENCE", on_post, &fs, NULL));
 	CHECK_OK(worker_start(open));
 	CHECK_OK(worker_children_fire(parent, "E", NULL));
 	CHECK_OK(worker_broadcast(parent, "E", NULL));
@@ -1037,7 +924,7 @@ START_TEST(fire_stress_producers)
 	memset(&s, 0, sizeof(s));
 	sem_init(&s.done, 0, 0);
 	pthread_barrier_init(&s.start, NULL, PRODUCERS);
-	s.w = idle_new("sink", NULL, 0);
+	s.w = idle_new("sink", NULL, NULL);
 	CHECK_OK(worker_listen(s.w, "E", on_stress, &s, NULL));
 	CHECK_OK(worker_start(s.w));
 

@@ -15,93 +15,8 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <time.h>
 
 #include "test.h"
-
-/* Asserts an atomic counter's value, naming the counter as written (the
- * check macros would print the expansion of atomic_load instead). */
-#define CHECK_ATOMIC(ptr, want)						\
-	do {								\
-		long check_got_ = (long)atomic_load(ptr);		\
-		long check_want_ = (long)(want);			\
-		ck_assert_msg(check_got_ == check_want_,		\
-		    "%s is %ld, want %ld", #ptr, check_got_,		\
-		    check_want_);					\
-	} while (0)
-
-/* Under valgrind and the sanitizers everything is slower; Check scales
- * its own timeout by CK_TIMEOUT_MULTIPLIER, and so do our waits. */
-static double
-multiplier(void)
-{
-	const char *s = getenv("CK_TIMEOUT_MULTIPLIER");
-	double m = s != NULL ? atof(s) : 1.0;
-
-	return m >= 1.0 ? m : 1.0;
-}
-
-/* Waits for s in the test's own thread, failing with a name rather than
- * hanging into Check's timeout when the library never posts it. */
-static void
-sem_wait_ok(sem_t *s, const char *what)
-{
-	struct timespec ts;
-	int rc;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(TEST_TIMEOUT * 2 / 3 * multiplier());
-	while ((rc = sem_timedwait(s, &ts)) == -1 && errno == EINTR)
-		;
-	ck_assert_msg(rc == 0, "timed out waiting for %s", what);
-}
-
-static int
-on_post(const worker_event_t *ev, void *ctx)
-{
-	(void)ev;
-	sem_post(ctx);
-	return 0;
-}
-
-static int
-on_count(const worker_event_t *ev, void *ctx)
-{
-	(void)ev;
-	atomic_fetch_add((atomic_int *)ctx, 1);
-	return 0;
-}
-
-/* A stopped idle worker (its task is worker_wait_forever()) with a FENCE
- * listener, so listeners can be added before it starts. */
-static worker_t *
-idle_new(const char *name, worker_t *parent, sem_t *fence_sem)
-{
-	worker_attr_t attr = { .name = name, .parent = parent };
-	worker_t *w = worker_new(NULL, NULL, &attr);
-
-	ck_assert_msg(w != NULL, "worker_new(%s): %s", name, strerror(errno));
-	if (fence_sem != NULL)
-		CHECK_OK(worker_listen(w, "FENCE", on_post, fence_sem, NULL));
-	return w;
-}
-
-/* Waits until w has handled everything fired at it before this call. */
-static void
-fence(worker_t *w, sem_t *fence_sem)
-{
-	CHECK_OK(worker_fire(w, "FENCE", NULL));
-	sem_wait_ok(fence_sem, "the fence");
-}
-
-static void
-stop_join_unref(worker_t *w)
-{
-	CHECK_OK(worker_stop(w));
-	CHECK_OK(worker_join(w));
-	worker_unref(w);
-}
 
 /* ---- Priority --------------------------------------------------------- */
 
@@ -774,8 +689,7 @@ lerr_loop_task(void *arg)
 	struct lerr_loop *l = arg;
 
 	sem_post(&l->ready);
-	while (sem_wait(&l->go) == -1 && errno == EINTR)
-		;
+	sem_wait_intr(&l->go);
 	for (int i = 0; i < 3; i++)
 		l->n[i] = worker_update();
 	return NULL;

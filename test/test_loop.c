@@ -14,112 +14,10 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <time.h>
 
 #include "test.h"
 
-/* Asserts an atomic counter's value, naming the counter as written (the
- * check macros would print the expansion of atomic_load instead). */
-#define CHECK_ATOMIC(ptr, want)						\
-	do {								\
-		long check_got_ = (long)atomic_load(ptr);		\
-		long check_want_ = (long)(want);			\
-		ck_assert_msg(check_got_ == check_want_,		\
-		    "%s is %ld, want %ld", #ptr, check_got_,		\
-		    check_want_);					\
-	} while (0)
-
 #define SHORT 0.1		/* seconds: a timed wait that must expire */
-
-/* Under valgrind and the sanitizers everything is slower; Check scales
- * its own timeout by CK_TIMEOUT_MULTIPLIER, and so do our waits. */
-static double
-multiplier(void)
-{
-	const char *s = getenv("CK_TIMEOUT_MULTIPLIER");
-	double m = s != NULL ? atof(s) : 1.0;
-
-	return m >= 1.0 ? m : 1.0;
-}
-
-/* A bound for waits in other threads, which cannot assert: they give up
- * with ETIMEDOUT well before Check's timeout so the test can say why. */
-static double
-wait_limit(void)
-{
-	return TEST_TIMEOUT * 2 / 3 * multiplier();
-}
-
-/* How late a timed wait may return: TEST_TIME_SLACK seconds if set,
- * otherwise a quarter second scaled like Check's timeout. */
-static double
-time_slack(void)
-{
-	const char *s = getenv("TEST_TIME_SLACK");
-
-	if (s != NULL && atof(s) > 0)
-		return atof(s);
-	return 0.25 * multiplier();
-}
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Waits for s in the test's own thread, failing with a name rather than
- * hanging into Check's timeout when the library never posts it. */
-static void
-sem_wait_ok(sem_t *s, const char *what)
-{
-	struct timespec ts;
-	int rc;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)wait_limit();
-	while ((rc = sem_timedwait(s, &ts)) == -1 && errno == EINTR)
-		;
-	ck_assert_msg(rc == 0, "timed out waiting for %s", what);
-}
-
-/* For threads other than the test's, which must not assert. */
-static void
-sem_wait_intr(sem_t *s)
-{
-	while (sem_wait(s) == -1 && errno == EINTR)
-		;
-}
-
-static int
-on_post(const worker_event_t *ev, void *ctx)
-{
-	(void)ev;
-	sem_post(ctx);
-	return 0;
-}
-
-static int
-on_count(const worker_event_t *ev, void *ctx)
-{
-	(void)ev;
-	atomic_fetch_add((atomic_int *)ctx, 1);
-	return 0;
-}
-
-static void
-assert_on_time(double elapsed, double want)
-{
-	ck_assert_msg(elapsed >= want, "returned early: %.6f s < %.6f s",
-	    elapsed, want);
-	ck_assert_msg(elapsed < want + time_slack(),
-	    "returned late: %.6f s, want %.3f s (+%.3f s slack; set "
-	    "TEST_TIME_SLACK to widen)", elapsed, want, time_slack());
-}
 
 /* ---- wait_event with timeout 0 ----------------------------------------- */
 
@@ -210,7 +108,7 @@ START_TEST(wait_event_timeout_expires)
 	rc = worker_wait_event("X", NULL, SHORT, NULL);
 	elapsed = now() - t0;
 	CHECK_RC(rc, ETIMEDOUT);
-	assert_on_time(elapsed, SHORT);
+	assert_on_time(elapsed, SHORT, 0);
 	CHECK_ATOMIC(&y, 1);
 	CHECK_OK(worker_unlisten(self, on_count, &y));
 }
@@ -253,12 +151,6 @@ START_TEST(wait_event_source)
 }
 END_TEST
 
-static void
-count_free(void *data)
-{
-	atomic_fetch_add((atomic_int *)data, 1);
-}
-
 /* The data a wait hands back stays valid until the next breakpoint. */
 START_TEST(wait_event_holds_data)
 {
@@ -266,7 +158,7 @@ START_TEST(wait_event_holds_data)
 	worker_t *self = worker_current();
 	void *data = NULL;
 
-	CHECK_OK(worker_fire_ex(self, "X", &frees, count_free, 0));
+	CHECK_OK(worker_fire_ex(self, "X", &frees, count_cb, 0));
 	CHECK_OK(worker_wait_event("X", NULL, 0, &data));
 	ck_assert_ptr_eq(data, &frees);
 	CHECK_ATOMIC(&frees, 0);
@@ -344,7 +236,7 @@ START_TEST(wait_until_predicate)
 	rc = worker_wait_until(never, NULL, SHORT, NULL);
 	elapsed = now() - t0;
 	CHECK_RC(rc, ETIMEDOUT);
-	assert_on_time(elapsed, SHORT);
+	assert_on_time(elapsed, SHORT, 0);
 	CHECK_OK(worker_unlisten(self, on_sum_n, &s));
 }
 END_TEST
@@ -408,7 +300,7 @@ START_TEST(sleep_on_main)
 	s.in_sleep = 0;
 
 	CHECK_OK(rc);
-	assert_on_time(elapsed, SHORT);
+	assert_on_time(elapsed, SHORT, 0);
 	ck_assert_int_eq(s.calls, 2);
 	ck_assert_int_eq(s.calls_in_sleep, 2);
 	CHECK_OK(worker_sleep(0));
@@ -469,7 +361,7 @@ START_TEST(sleep_in_worker)
 	worker_unref(w);
 
 	CHECK_OK(sl.rc);
-	assert_on_time(sl.elapsed, SHORT);
+	assert_on_time(sl.elapsed, SHORT, 0);
 	ck_assert_int_eq(sl.s.calls, 2);
 	ck_assert_int_eq(sl.s.calls_in_sleep, 2);
 	sem_destroy(&sl.ready);
@@ -584,27 +476,33 @@ paused_free(struct paused *p, worker_t *w, int stop)
 }
 
 /*
- * The task waits for X; a pause comes first, X is handled while paused,
- * then the resume: the wait must have seen X.  Y, handled after X while
+ * The task waits for X and w is paused: X is handled while paused, then
+ * the resume, and the wait must have seen X.  Y, handled after X while
  * still paused, shows that the wait did not return during the pause (had
  * it returned at X, the flag would have been set before Y was handled).
  */
+static void
+expect_wait_held(struct paused *p, worker_t *w)
+{
+	CHECK_OK(worker_fire(w, "X", &p->token));
+	sem_wait_ok(&p->seen_x, "X handled while paused");
+	CHECK_OK(worker_fire(w, "Y", NULL));
+	sem_wait_ok(&p->seen_y, "Y handled while paused");
+	CHECK_ATOMIC(&p->returned, 0);
+
+	CHECK_OK(worker_resume(w));
+	sem_wait_ok(&p->done, "the wait");
+	CHECK_OK(p->rc);
+	ck_assert_ptr_eq(p->data, &p->token);
+}
+
 START_TEST(pause_cache)
 {
 	struct paused p;
 	worker_t *w = paused_new(&p, 0);
 
 	CHECK_OK(worker_pause(w));
-	CHECK_OK(worker_fire(w, "X", &p.token));
-	sem_wait_ok(&p.seen_x, "X handled while paused");
-	CHECK_OK(worker_fire(w, "Y", NULL));
-	sem_wait_ok(&p.seen_y, "Y handled while paused");
-	CHECK_ATOMIC(&p.returned, 0);
-
-	CHECK_OK(worker_resume(w));
-	sem_wait_ok(&p.done, "the wait");
-	CHECK_OK(p.rc);
-	ck_assert_ptr_eq(p.data, &p.token);
+	expect_wait_held(&p, w);
 	paused_free(&p, w, 1);
 }
 END_TEST
@@ -640,16 +538,7 @@ START_TEST(pause_twice_resume_once)
 	CHECK_OK(worker_resume(w));
 	CHECK_OK(worker_pause(w));
 	CHECK_OK(worker_pause(w));
-	CHECK_OK(worker_fire(w, "X", &p.token));
-	sem_wait_ok(&p.seen_x, "X handled while paused");
-	CHECK_OK(worker_fire(w, "Y", NULL));
-	sem_wait_ok(&p.seen_y, "Y handled while paused");
-	CHECK_ATOMIC(&p.returned, 0);
-
-	CHECK_OK(worker_resume(w));
-	sem_wait_ok(&p.done, "the wait");
-	CHECK_OK(p.rc);
-	ck_assert_ptr_eq(p.data, &p.token);
+	expect_wait_held(&p, w);
 	paused_free(&p, w, 1);
 }
 END_TEST

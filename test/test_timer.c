@@ -20,19 +20,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "test.h"
-
-/* Asserts an atomic counter's value, naming the counter as written. */
-#define CHECK_ATOMIC(ptr, want)						\
-	do {								\
-		long check_got_ = (long)atomic_load(ptr);		\
-		long check_want_ = (long)(want);			\
-		ck_assert_msg(check_got_ == check_want_,		\
-		    "%s is %ld, want %ld", #ptr, check_got_,		\
-		    check_want_);					\
-	} while (0)
 
 #define DELAY		0.05	/* seconds: a one-shot's delay */
 #define INTERVAL	0.01	/* seconds: a worker_every interval */
@@ -42,147 +31,6 @@
 #define MANY_SPAN	0.2	/* their delays are in [0, MANY_SPAN] */
 #define N_RACE		2000	/* timers cancelled by another thread */
 #define RACE_SPAN	0.05	/* their delays are in [0, RACE_SPAN) */
-
-/* Valgrind and the sanitizers slow everything down; Check scales its
- * timeout by CK_TIMEOUT_MULTIPLIER, and so do our bounded waits. */
-static double
-multiplier(void)
-{
-	const char *s = getenv("CK_TIMEOUT_MULTIPLIER");
-	double m = s != NULL ? atof(s) : 1.0;
-
-	return m >= 1.0 ? m : 1.0;
-}
-
-/* A bound for waits, well under Check's timeout, so that a hang is
- * reported as the step that hung. */
-static double
-wait_limit(void)
-{
-	return TEST_TIMEOUT * 2 / 3 * multiplier();
-}
-
-/* How late a timer may run: TEST_TIME_SLACK seconds if set, otherwise a
- * quarter second scaled like Check's timeout. */
-static double
-time_slack(void)
-{
-	const char *s = getenv("TEST_TIME_SLACK");
-
-	if (s != NULL && atof(s) > 0)
-		return atof(s);
-	return 0.25 * multiplier();
-}
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* What "never early" forgives: the clock's resolution, at least 1 us for
- * the rounding of doubles to nanoseconds. */
-static double
-clock_eps(void)
-{
-	struct timespec res;
-	double r = 0;
-
-	if (clock_getres(CLOCK_MONOTONIC, &res) == 0)
-		r = (double)res.tv_sec + (double)res.tv_nsec / 1e9;
-	return r > 1e-6 ? r : 1e-6;
-}
-
-/* Lets time pass inside a callback that must be busy; never used to
- * order steps. */
-static void
-nap(double seconds)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)seconds;
-	ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static void
-deadline_in(struct timespec *ts, double seconds)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += (time_t)seconds;
-}
-
-/* Waits for s in the test's own thread, failing with a name rather than
- * running into Check's timeout when the library never posts it. */
-static void
-sem_wait_ok(sem_t *s, const char *what)
-{
-	struct timespec ts;
-	int rc;
-
-	deadline_in(&ts, wait_limit());
-	while ((rc = sem_timedwait(s, &ts)) == -1 && errno == EINTR)
-		;
-	ck_assert_msg(rc == 0, "timed out waiting for %s", what);
-}
-
-/* For threads other than the test's, which must not assert: 0 or
- * ETIMEDOUT. */
-static int
-sem_wait_bounded(sem_t *s)
-{
-	struct timespec ts;
-	int rc;
-
-	deadline_in(&ts, wait_limit());
-	while ((rc = sem_timedwait(s, &ts)) == -1 && errno == EINTR)
-		;
-	return rc == 0 ? 0 : ETIMEDOUT;
-}
-
-static void
-assert_on_time(double elapsed, double want)
-{
-	ck_assert_msg(elapsed >= want - clock_eps(),
-	    "ran early: %.6f s < %.6f s", elapsed, want);
-	ck_assert_msg(elapsed < want + time_slack(),
-	    "ran late: %.6f s, want %.3f s (+%.3f s slack; set "
-	    "TEST_TIME_SLACK to widen)", elapsed, want, time_slack());
-}
-
-static int
-on_post(const worker_event_t *ev, void *ctx)
-{
-	(void)ev;
-	sem_post(ctx);
-	return 0;
-}
-
-static int
-on_count(const worker_event_t *ev, void *ctx)
-{
-	(void)ev;
-	atomic_fetch_add((atomic_int *)ctx, 1);
-	return 0;
-}
-
-static void
-post_cb(void *arg)
-{
-	sem_post(arg);
-}
-
-/* Fires the event named by arg at the worker running the callback, so
- * that a root worker can wait for a timer with worker_wait_event. */
-static void
-fire_cb(void *arg)
-{
-	worker_fire(worker_current(), arg, NULL);
-}
 
 /* Runs a timer with the given delay on w and waits for it.  With delay
  * 0 it returns once w has run everything that was due before the call,
@@ -197,50 +45,6 @@ sentinel(worker_t *w, double delay)
 	CHECK_OK(worker_later(w, post_cb, &s, delay, NULL));
 	sem_wait_ok(&s, "the sentinel timer");
 	sem_destroy(&s);
-}
-
-/* ---- A worker to run timers on ------------------------------------- */
-
-struct host {
-	pthread_t thread;	/* the worker's thread, set before ready */
-	sem_t ready;
-};
-
-static void *
-host_task(void *arg)
-{
-	struct host *h = arg;
-
-	h->thread = pthread_self();
-	sem_post(&h->ready);
-	worker_wait_forever();
-	return NULL;
-}
-
-static worker_t *
-host_new(struct host *h)
-{
-	worker_t *w;
-
-	ck_assert_int_eq(sem_init(&h->ready, 0, 0), 0);
-	w = worker_create(host_task, h, NULL);
-	ck_assert_ptr_nonnull(w);
-	sem_wait_ok(&h->ready, "the host worker");
-	return w;
-}
-
-static void
-host_stop(worker_t *w)
-{
-	CHECK_OK(worker_stop(w));
-	CHECK_OK(worker_join(w));
-}
-
-static void
-host_free(worker_t *w, struct host *h)
-{
-	worker_unref(w);
-	sem_destroy(&h->ready);
 }
 
 /* ---- One-shots ------------------------------------------------------ */
@@ -277,7 +81,7 @@ START_TEST(later_runs_on_target)
 	struct host h;
 	struct shot s;
 	uint64_t id = 0, id2 = 0;
-	worker_t *w = host_new(&h);
+	worker_t *w = host_new(&h, NULL);
 	pthread_t thread;
 	double t0, first;
 
@@ -292,13 +96,13 @@ START_TEST(later_runs_on_target)
 	CHECK_OK(worker_later(w, shot_cb, &s, 0, &id2));
 	sem_wait_ok(&s.done, "the second timer");
 	sem_wait_ok(&s.done, "the third timer");
-	host_stop(w);
+	stop_join(w);
 
 	ck_assert(id != 0);
 	ck_assert(id2 != 0);
 	ck_assert(id != id2);
 	CHECK_ATOMIC(&s.runs, 3);
-	assert_on_time(first, DELAY);
+	assert_on_time(first, DELAY, clock_eps());
 	ck_assert(pthread_equal(thread, h.thread));
 	ck_assert(!pthread_equal(thread, pthread_self()));
 	ck_assert(pthread_equal(s.thread, h.thread));
@@ -312,7 +116,7 @@ START_TEST(later_is_never_early)
 {
 	struct host h;
 	struct shot s;
-	worker_t *w = host_new(&h);
+	worker_t *w = host_new(&h, NULL);
 	double t0, first;
 
 	shot_init(&s);
@@ -324,10 +128,10 @@ START_TEST(later_is_never_early)
 	t0 = now();
 	CHECK_OK(worker_later(w, shot_cb, &s, 2 * DELAY, NULL));
 	sem_wait_ok(&s.done, "the second timer");
-	host_stop(w);
+	stop_join(w);
 
-	assert_on_time(first, DELAY);
-	assert_on_time(s.at - t0, 2 * DELAY);
+	assert_on_time(first, DELAY, clock_eps());
+	assert_on_time(s.at - t0, 2 * DELAY, clock_eps());
 	CHECK_ATOMIC(&s.runs, 2);
 	host_free(w, &h);
 	sem_destroy(&s.done);
@@ -367,7 +171,7 @@ START_TEST(later_on_main_in_wait)
 	rc = worker_wait_event("SHOT", NULL, wait_limit(), NULL);
 	elapsed = now() - t0;
 	CHECK_OK(rc);
-	assert_on_time(elapsed, DELAY);
+	assert_on_time(elapsed, DELAY, clock_eps());
 }
 END_TEST
 
@@ -376,7 +180,7 @@ START_TEST(cancel_pending)
 	struct host h;
 	struct shot s;
 	uint64_t id = 0;
-	worker_t *w = host_new(&h);
+	worker_t *w = host_new(&h, NULL);
 
 	shot_init(&s);
 	CHECK_OK(worker_later(w, shot_cb, &s, DELAY, &id));
@@ -384,7 +188,7 @@ START_TEST(cancel_pending)
 	CHECK_RC(worker_cancel(w, id), ENOENT);
 	/* The sentinel's deadline is after the cancelled one's. */
 	sentinel(w, 2 * DELAY);
-	host_stop(w);
+	stop_join(w);
 	CHECK_ATOMIC(&s.runs, 0);
 	host_free(w, &h);
 	sem_destroy(&s.done);
@@ -396,7 +200,7 @@ START_TEST(cancel_after_run)
 	struct host h;
 	struct shot s;
 	uint64_t id = 0;
-	worker_t *w = host_new(&h);
+	worker_t *w = host_new(&h, NULL);
 
 	shot_init(&s);
 	CHECK_OK(worker_later(w, shot_cb, &s, 0, &id));
@@ -405,7 +209,7 @@ START_TEST(cancel_after_run)
 	/* Ids nobody was given. */
 	CHECK_RC(worker_cancel(w, id + 1000000), ENOENT);
 	CHECK_RC(worker_cancel(w, UINT64_MAX), ENOENT);
-	host_stop(w);
+	stop_join(w);
 	CHECK_ATOMIC(&s.runs, 1);
 	host_free(w, &h);
 	sem_destroy(&s.done);
@@ -418,14 +222,14 @@ START_TEST(cancel_wrong_worker)
 	struct host h1, h2;
 	struct shot s;
 	uint64_t id = 0;
-	worker_t *w1 = host_new(&h1), *w2 = host_new(&h2);
+	worker_t *w1 = host_new(&h1, NULL), *w2 = host_new(&h2, NULL);
 
 	shot_init(&s);
 	CHECK_OK(worker_later(w1, shot_cb, &s, DELAY, &id));
 	CHECK_RC(worker_cancel(w2, id), ENOENT);
 	sem_wait_ok(&s.done, "the timer");
-	host_stop(w1);
-	host_stop(w2);
+	stop_join(w1);
+	stop_join(w2);
 	CHECK_ATOMIC(&s.runs, 1);
 	ck_assert_ptr_eq(s.self, w1);
 	host_free(w1, &h1);
@@ -471,25 +275,34 @@ every_self_task(void *arg)
 	return NULL;
 }
 
+/* Runs task, which schedules a timer on its own worker that cancels
+ * itself, and checks what both kinds share: the task's own calls
+ * succeeded, and by the end the id is no longer known. */
+static void
+run_selfcancel(struct selfcancel *c, worker_fn task)
+{
+	worker_t *w;
+
+	memset(c, 0, sizeof(*c));
+	c->cancel_rc = -1;
+	w = worker_create(task, c, NULL);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_join(w));
+	worker_unref(w);
+
+	CHECK_OK(c->rc[0]);
+	CHECK_OK(c->rc[1]);
+	CHECK_OK(c->rc[2]);
+	CHECK_RC(c->rc[3], ENOENT);
+}
+
 START_TEST(every_cancels_itself)
 {
 	struct selfcancel c;
-	worker_t *w;
 
-	memset(&c, 0, sizeof(c));
-	c.cancel_rc = -1;
-	w = worker_create(every_self_task, &c, NULL);
-	ck_assert_ptr_nonnull(w);
-	CHECK_OK(worker_join(w));
-
-	CHECK_OK(c.rc[0]);
-	CHECK_OK(c.rc[1]);
-	CHECK_OK(c.rc[2]);
+	run_selfcancel(&c, every_self_task);
 	CHECK_OK(c.cancel_rc);
 	ck_assert_int_eq(c.runs_after, 3);
-	/* Cancelled already: the id is no longer known. */
-	CHECK_RC(c.rc[3], ENOENT);
-	worker_unref(w);
 }
 END_TEST
 
@@ -521,21 +334,10 @@ later_self_task(void *arg)
 START_TEST(later_cancels_itself)
 {
 	struct selfcancel c;
-	worker_t *w;
 
-	memset(&c, 0, sizeof(c));
-	c.cancel_rc = -1;
-	w = worker_create(later_self_task, &c, NULL);
-	ck_assert_ptr_nonnull(w);
-	CHECK_OK(worker_join(w));
-
-	CHECK_OK(c.rc[0]);
-	CHECK_OK(c.rc[1]);
-	CHECK_OK(c.rc[2]);
+	run_selfcancel(&c, later_self_task);
 	CHECK_RC(c.cancel_rc, ENOENT);
 	ck_assert_int_eq(c.runs_after, 1);
-	CHECK_RC(c.rc[3], ENOENT);
-	worker_unref(w);
 }
 END_TEST
 
@@ -564,7 +366,7 @@ START_TEST(every_runs_until_cancelled)
 	struct host h;
 	struct ticker t;
 	uint64_t id = 0;
-	worker_t *w = host_new(&h);
+	worker_t *w = host_new(&h, NULL);
 	double t0, eps = clock_eps();
 	int runs;
 
@@ -582,7 +384,7 @@ START_TEST(every_runs_until_cancelled)
 	/* Its deadlines, had it any left, would come before this one's. */
 	sentinel(w, 0);
 	CHECK_RC(worker_cancel(w, id), ENOENT);
-	host_stop(w);
+	stop_join(w);
 
 	ck_assert_int_ge(runs, N_TICKS);
 	CHECK_ATOMIC(&t.runs, runs);
@@ -633,7 +435,7 @@ START_TEST(every_skips_missed_runs)
 	struct host h;
 	struct busy b;
 	uint64_t id = 0;
-	worker_t *w = host_new(&h);
+	worker_t *w = host_new(&h, NULL);
 	double eps = clock_eps();
 
 	memset(&b, 0, sizeof(b));
@@ -642,7 +444,7 @@ START_TEST(every_skips_missed_runs)
 	CHECK_OK(worker_every(w, busy_cb, &b, b.interval, &id));
 	sem_wait_ok(&b.done, "the third run");
 	CHECK_OK(worker_cancel(w, id));
-	host_stop(w);
+	stop_join(w);
 
 	ck_assert(b.at[1] >= b.end0);
 	/* After the busy run, the next deadline is the first multiple of
@@ -728,7 +530,7 @@ START_TEST(equal_delays_in_order)
 		order_expect(&o, delays[d]);
 	}
 
-	w = host_new(&h);
+	w = host_new(&h, NULL);
 	ck_assert_int_eq(sem_init(&done, 0, 0), 0);
 	for (size_t d = 0; d < sizeof(delays) / sizeof(delays[0]); d++) {
 		o.done = &done;
@@ -737,7 +539,7 @@ START_TEST(equal_delays_in_order)
 		sentinel(w, 0);
 		order_expect(&o, delays[d]);
 	}
-	host_stop(w);
+	stop_join(w);
 	host_free(w, &h);
 	sem_destroy(&done);
 }
@@ -792,7 +594,7 @@ START_TEST(many_timers_in_deadline_order)
 {
 	struct many m;
 	struct host h;
-	worker_t *w = host_new(&h);
+	worker_t *w = host_new(&h, NULL);
 	uint64_t seed = 0x9e3779b97f4a7c15u;
 	double eps = clock_eps(), maxlo = -INFINITY;
 	int failed = 0, fail_rc = 0, early = 0, misordered = 0;
@@ -823,7 +625,7 @@ START_TEST(many_timers_in_deadline_order)
 	}
 	CHECK_RC(fail_rc, 0);
 	sem_wait_ok(&m.done, "the last of the timers");
-	host_stop(w);
+	stop_join(w);
 
 	ck_assert_int_eq(m.n, N_MANY);
 	for (int k = 0; k < N_MANY; k++) {
@@ -916,7 +718,7 @@ START_TEST(cancel_races_runs)
 	int ran = 0, cancelled = 0;
 
 	memset(&r, 0, sizeof(r));
-	r.w = host_new(&h);
+	r.w = host_new(&h, NULL);
 	r.slots = calloc(N_RACE, sizeof(*r.slots));
 	ck_assert_ptr_nonnull(r.slots);
 	ck_assert_int_eq(sem_init(&r.first, 0, 0), 0);
@@ -928,7 +730,7 @@ START_TEST(cancel_races_runs)
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
 	/* Later than every deadline above: all that were left have run. */
 	sentinel(r.w, RACE_SPAN + INTERVAL);
-	host_stop(r.w);
+	stop_join(r.w);
 
 	CHECK_OK(r.waited);
 	for (int i = 0; i < N_RACE; i++) {
@@ -958,12 +760,12 @@ START_TEST(dropped_when_worker_ends)
 	struct host h;
 	struct shot s;
 	uint64_t once = 0, every = 0;
-	worker_t *w = host_new(&h);
+	worker_t *w = host_new(&h, NULL);
 
 	shot_init(&s);
 	CHECK_OK(worker_later(w, shot_cb, &s, 3600, &once));
 	CHECK_OK(worker_every(w, shot_cb, &s, 3600, &every));
-	host_stop(w);
+	stop_join(w);
 	CHECK_RC(worker_cancel(w, once), ENOENT);
 	CHECK_RC(worker_cancel(w, every), ENOENT);
 
@@ -972,7 +774,7 @@ START_TEST(dropped_when_worker_ends)
 	sem_wait_ok(&h.ready, "the restarted worker");
 	CHECK_RC(worker_cancel(w, once), ENOENT);
 	CHECK_RC(worker_cancel(w, every), ENOENT);
-	host_stop(w);
+	stop_join(w);
 	CHECK_ATOMIC(&s.runs, 0);
 	host_free(w, &h);
 	sem_destroy(&s.done);
@@ -992,8 +794,8 @@ START_TEST(not_running_is_esrch)
 	CHECK_RC(worker_every(fresh, shot_cb, &s, INTERVAL, NULL), ESRCH);
 	CHECK_RC(worker_cancel(fresh, 1), ENOENT);
 
-	ended = host_new(&h);
-	host_stop(ended);
+	ended = host_new(&h, NULL);
+	stop_join(ended);
 	CHECK_RC(worker_later(ended, shot_cb, &s, 0, NULL), ESRCH);
 	CHECK_RC(worker_every(ended, shot_cb, &s, INTERVAL, NULL), ESRCH);
 	CHECK_ATOMIC(&s.runs, 0);
@@ -1054,18 +856,12 @@ exit_cb(void *arg)
 	atomic_store(&e->after, 1);
 }
 
-static void
-count_cleanup(void *arg)
-{
-	atomic_fetch_add((atomic_int *)arg, 1);
-}
-
 static void *
 exit_task(void *arg)
 {
 	struct exiter *e = arg;
 
-	worker_cleanup_push(count_cleanup, &e->cleaned);
+	worker_cleanup_push(count_cb, &e->cleaned);
 	worker_later(worker_current(), exit_cb, e, 0, NULL);
 	worker_wait_forever();
 	atomic_store(&e->after, 1);
@@ -1185,7 +981,7 @@ START_TEST(callback_nests_wait)
 {
 	struct host h;
 	struct nest n;
-	worker_t *w = host_new(&h);
+	worker_t *w = host_new(&h, NULL);
 
 	memset(&n, 0, sizeof(n));
 	n.rc_wait = n.rc_cancel = -1;
@@ -1193,7 +989,7 @@ START_TEST(callback_nests_wait)
 	CHECK_OK(worker_later(w, outer_cb, &n, 0, NULL));
 	sem_wait_ok(&n.done, "the outer callback");
 	sentinel(w, 2 * DELAY);
-	host_stop(w);
+	stop_join(w);
 
 	CHECK_OK(n.rc_sched);
 	CHECK_OK(n.rc_cancel);
@@ -1225,7 +1021,7 @@ START_TEST(runs_while_paused)
 	CHECK_OK(worker_later(w, shot_cb, &s, INTERVAL, NULL));
 	sem_wait_ok(&s.done, "a timer in the pause");
 	CHECK_OK(worker_resume(w));
-	host_stop(w);
+	stop_join(w);
 	CHECK_ATOMIC(&s.runs, 1);
 	ck_assert_ptr_eq(s.self, w);
 	worker_unref(w);
@@ -1277,7 +1073,7 @@ START_TEST(not_starved_by_events)
 		CHECK_OK(worker_fire(w, "FLOOD", NULL));
 	CHECK_OK(worker_later(w, flood_end_cb, &f, INTERVAL, NULL));
 	sem_wait_ok(&f.done, "the timer among the events");
-	host_stop(w);
+	stop_join(w);
 	ck_assert_int_gt(atomic_load(&f.events), 0);
 	worker_unref(w);
 	sem_destroy(&f.done);
@@ -1332,10 +1128,10 @@ START_TEST(later_races_end)
 	shot_init(&s);
 	sc.s = &s;
 	ck_assert_int_eq(sem_init(&sc.started, 0, 0), 0);
-	sc.w = host_new(&h);
+	sc.w = host_new(&h, NULL);
 	ck_assert_int_eq(pthread_create(&th, NULL, scheduler_main, &sc), 0);
 	sem_wait_ok(&sc.started, "the scheduling thread");
-	host_stop(sc.w);
+	stop_join(sc.w);
 	atomic_store(&sc.stop, 1);
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
 

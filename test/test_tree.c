@@ -13,50 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "test.h"
-
-/* A bound for one step, well under the TCase timeout, so that a hang
- * is reported as the step that hung.  Scaled like the timeout itself. */
-static double
-bound(void)
-{
-	const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
-	double mult = m != NULL ? atof(m) : 1;
-
-	if (mult < 1)
-		mult = 1;
-	return TEST_TIMEOUT / 2.0 * mult;
-}
-
-/* The test thread's bounded wait for a step a worker announces. */
-static void
-wait_sem(sem_t *sem)
-{
-	struct timespec ts;
-	int rc;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)bound();
-	do
-		rc = sem_timedwait(sem, &ts);
-	while (rc == -1 && errno == EINTR);
-	ck_assert_msg(rc == 0, "sem_timedwait: %s", strerror(errno));
-}
-
-/* Lets time pass so that a join which does not wait would be seen;
- * never used to order steps. */
-static void
-nap(double seconds)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)seconds;
-	ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
 
 /* A parent and the child it made in its own task. */
 struct family {
@@ -66,6 +24,7 @@ struct family {
 	worker_t *child;	/* the parent's reference, handed to the test */
 	worker_attr_t cattr;	/* how the parent makes the child */
 	worker_fn cfn;		/* the child's task */
+	void (*cleanup)(void *);	/* task_child_sleeps' handler */
 	int create_errno;
 	atomic_int cleaned;	/* the child's cleanup handler finished */
 	atomic_int after;	/* code past a wait that must not run did */
@@ -80,9 +39,12 @@ family_init(struct family *f)
 	ck_assert_int_eq(sem_init(&f->release, 0, 0), 0);
 }
 
+/* Drops the test's references to the parent p and its child. */
 static void
-family_fini(struct family *f)
+family_fini(struct family *f, worker_t *p)
 {
+	worker_unref(f->child);
+	worker_unref(p);
 	sem_destroy(&f->child_up);
 	sem_destroy(&f->started);
 	sem_destroy(&f->release);
@@ -102,12 +64,24 @@ task_parent(void *arg)
 		sem_post(&f->started);
 		return NULL;
 	}
-	while (sem_wait(&f->child_up) == -1 && errno == EINTR)
-		;
+	sem_wait_intr(&f->child_up);
 	sem_post(&f->started);
 	worker_wait_forever();
 	atomic_store(&f->after, 1);
 	return NULL;
+}
+
+/* Starts task_parent with the attributes pattr and returns once the
+ * child it made runs. */
+static worker_t *
+family_start(struct family *f, const worker_attr_t *pattr)
+{
+	worker_t *p = worker_create(task_parent, f, pattr);
+
+	ck_assert_ptr_nonnull(p);
+	sem_wait_ok(&f->started, "the parent's child");
+	CHECK_OK(f->create_errno);
+	return p;
 }
 
 static void *
@@ -130,10 +104,7 @@ START_TEST(test_stopped_with_parent)
 	family_init(&f);
 	f.cfn = task_child_forever;
 	f.cattr.name = "kid";
-	p = worker_create(task_parent, &f, NULL);
-	ck_assert_ptr_nonnull(p);
-	wait_sem(&f.started);
-	CHECK_OK(f.create_errno);
+	p = family_start(&f, NULL);
 	ck_assert_int_eq(worker_is_running(f.child), 1);
 	ck_assert_ptr_eq(worker_parent(f.child), p);
 	CHECK_OK(worker_stop(p));
@@ -142,9 +113,7 @@ START_TEST(test_stopped_with_parent)
 	ck_assert_int_eq(atomic_load(&f.after), 0);
 	CHECK_OK(worker_result(f.child, &ret));
 	ck_assert_ptr_null(ret);
-	worker_unref(f.child);
-	worker_unref(p);
-	family_fini(&f);
+	family_fini(&f, p);
 }
 END_TEST
 
@@ -240,12 +209,13 @@ slow_cleanup(void *arg)
 	atomic_store(&f->cleaned, 1);
 }
 
+/* Sleeps, with f->cleanup as its cleanup handler, until it is stopped. */
 static void *
-task_child_slow_cleanup(void *arg)
+task_child_sleeps(void *arg)
 {
 	struct family *f = arg;
 
-	worker_cleanup_push(slow_cleanup, f);
+	worker_cleanup_push(f->cleanup, f);
 	sem_post(&f->child_up);
 	worker_sleep(3600);
 	atomic_store(&f->after, 1);
@@ -260,23 +230,19 @@ START_TEST(test_joins_non_daemon)
 	worker_t *p;
 
 	family_init(&f);
-	f.cfn = task_child_slow_cleanup;
+	f.cfn = task_child_sleeps;
+	f.cleanup = slow_cleanup;
 	/* Explicitly not daemon under a daemon parent: the child's own
 	 * answer decides whether its parent waits. */
 	f.cattr.daemon = WORKER_DAEMON_NO;
-	p = worker_create(task_parent, &f, &yes);
-	ck_assert_ptr_nonnull(p);
-	wait_sem(&f.started);
-	CHECK_OK(f.create_errno);
+	p = family_start(&f, &yes);
 	ck_assert_int_eq(worker_is_daemon(f.child), 0);
 	CHECK_OK(worker_stop(p));
 	CHECK_OK(worker_join(p));
 	ck_assert_int_eq(worker_is_running(f.child), 0);
 	ck_assert_int_eq(atomic_load(&f.cleaned), 1);
 	ck_assert_int_eq(atomic_load(&f.after), 0);
-	worker_unref(f.child);
-	worker_unref(p);
-	family_fini(&f);
+	family_fini(&f, p);
 }
 END_TEST
 
@@ -287,22 +253,8 @@ blocked_cleanup(void *arg)
 {
 	struct family *f = arg;
 
-	while (sem_wait(&f->release) == -1 && errno == EINTR)
-		;
+	sem_wait_intr(&f->release);
 	atomic_store(&f->cleaned, 1);
-}
-
-static void *
-task_daemon_child(void *arg)
-{
-	struct family *f = arg;
-
-	worker_cleanup_push(blocked_cleanup, f);
-	sem_post(&f->child_up);
-	worker_sleep(3600);
-	atomic_store(&f->after, 1);
-	worker_cleanup_pop(0);
-	return NULL;
 }
 
 START_TEST(test_no_wait_for_daemon)
@@ -311,12 +263,10 @@ START_TEST(test_no_wait_for_daemon)
 	worker_t *p;
 
 	family_init(&f);
-	f.cfn = task_daemon_child;
+	f.cfn = task_child_sleeps;
+	f.cleanup = blocked_cleanup;
 	f.cattr.daemon = WORKER_DAEMON_YES;
-	p = worker_create(task_parent, &f, NULL);
-	ck_assert_ptr_nonnull(p);
-	wait_sem(&f.started);
-	CHECK_OK(f.create_errno);
+	p = family_start(&f, NULL);
 	ck_assert_int_eq(worker_is_daemon(f.child), 1);
 	CHECK_OK(worker_stop(p));
 	/* Hangs (and the TCase times out) if the parent waits for its
@@ -328,9 +278,7 @@ START_TEST(test_no_wait_for_daemon)
 	ck_assert_int_eq(atomic_load(&f.cleaned), 1);
 	ck_assert_int_eq(atomic_load(&f.after), 0);
 	ck_assert_int_eq(worker_is_running(f.child), 0);
-	worker_unref(f.child);
-	worker_unref(p);
-	family_fini(&f);
+	family_fini(&f, p);
 }
 END_TEST
 
@@ -342,47 +290,47 @@ START_TEST(test_finished_child_leaves)
 	family_init(&f);
 	f.cfn = task_child_forever;
 	f.cattr.name = "kid";
-	p = worker_create(task_parent, &f, NULL);
-	ck_assert_ptr_nonnull(p);
-	wait_sem(&f.started);
-	CHECK_OK(f.create_errno);
+	p = family_start(&f, NULL);
 	found = worker_find_child(p, "kid");
 	ck_assert_ptr_eq(found, f.child);
 	worker_unref(found);
 	CHECK_OK(worker_stop(f.child));
 	CHECK_OK(worker_join(f.child));
-	errno = 0;
-	ck_assert_ptr_null(worker_find_child(p, "kid"));
-	ck_assert_int_eq(errno, ENOENT);
+	expect_no_child(p, "kid", ENOENT);
 	/* The parent goes on without it. */
 	ck_assert_int_eq(worker_is_running(p), 1);
 	CHECK_OK(worker_stop(p));
 	CHECK_OK(worker_join(p));
-	worker_unref(f.child);
-	worker_unref(p);
-	family_fini(&f);
+	family_fini(&f, p);
 }
 END_TEST
 
-START_TEST(test_unstarted_child_leaves)
+/* A new worker, returned, and a new child of it named "kid" in *c. */
+static worker_t *
+new_parent_and_kid(worker_t **c)
 {
 	worker_attr_t attr = { .name = "kid" };
-	worker_t *p, *c, *found;
+	worker_t *p = worker_new(NULL, NULL, NULL);
 
-	p = worker_new(NULL, NULL, NULL);
 	ck_assert_ptr_nonnull(p);
 	attr.parent = p;
-	c = worker_new(NULL, NULL, &attr);
-	ck_assert_ptr_nonnull(c);
+	*c = worker_new(NULL, NULL, &attr);
+	ck_assert_ptr_nonnull(*c);
+	return p;
+}
+
+START_TEST(test_unstarted_child_leaves)
+{
+	worker_t *p, *c, *found;
+
+	p = new_parent_and_kid(&c);
 	/* In the list from worker_new() on, started or not. */
 	found = worker_find_child(p, "kid");
 	ck_assert_ptr_eq(found, c);
 	worker_unref(found);
 	/* The last reference to a child that never ran frees it. */
 	worker_unref(c);
-	errno = 0;
-	ck_assert_ptr_null(worker_find_child(p, "kid"));
-	ck_assert_int_eq(errno, ENOENT);
+	expect_no_child(p, "kid", ENOENT);
 	worker_unref(p);
 }
 END_TEST
@@ -461,14 +409,9 @@ END_TEST
 
 START_TEST(test_find_child_ref)
 {
-	worker_attr_t attr = { .name = "kid" };
 	worker_t *p, *c, *found;
 
-	p = worker_new(NULL, NULL, NULL);
-	ck_assert_ptr_nonnull(p);
-	attr.parent = p;
-	c = worker_new(NULL, NULL, &attr);
-	ck_assert_ptr_nonnull(c);
+	p = new_parent_and_kid(&c);
 	found = worker_find_child(p, "kid");
 	ck_assert_ptr_eq(found, c);
 	/* The found reference alone keeps the child: valgrind and ASan see
@@ -478,15 +421,9 @@ START_TEST(test_find_child_ref)
 	ck_assert_ptr_eq(worker_parent(found), p);
 	worker_unref(found);
 
-	errno = 0;
-	ck_assert_ptr_null(worker_find_child(p, "nobody"));
-	ck_assert_int_eq(errno, ENOENT);
-	errno = 0;
-	ck_assert_ptr_null(worker_find_child(p, ""));
-	ck_assert_int_eq(errno, EINVAL);
-	errno = 0;
-	ck_assert_ptr_null(worker_find_child(p, NULL));
-	ck_assert_int_eq(errno, EINVAL);
+	expect_no_child(p, "nobody", ENOENT);
+	expect_no_child(p, "", EINVAL);
+	expect_no_child(p, NULL, EINVAL);
 	ck_assert_ptr_null(worker_find_child(NULL, "kid"));
 	worker_unref(p);
 }
@@ -585,7 +522,8 @@ task_brood(void *arg)
 	if (b->create_errs != 0)
 		return NULL;
 	b->stop_rc = worker_stop(b->kids[1]);
-	b->wait_rc = worker_wait_until(all_ended, b, bound(), NULL);
+	b->wait_rc = worker_wait_until(all_ended, b, wait_limit(),
+	    NULL);
 	return NULL;
 }
 
@@ -674,28 +612,17 @@ dump(const worker_t *root)
 	return buf;
 }
 
-static void *
-task_post_forever(void *arg)
-{
-	sem_post(arg);
-	worker_wait_forever();
-	return NULL;
-}
-
 START_TEST(test_dump)
 {
 	worker_attr_t attr;
 	const char *lr, *la, *lb, *lc;
 	worker_t *r, *a, *b, *c;
-	sem_t started;
+	struct host h;
 	char *out;
 
-	ck_assert_int_eq(sem_init(&started, 0, 0), 0);
 	memset(&attr, 0, sizeof(attr));
 	attr.name = "dump-root";
-	r = worker_create(task_post_forever, &started, &attr);
-	ck_assert_ptr_nonnull(r);
-	wait_sem(&started);
+	r = host_new(&h, &attr);
 	attr.parent = r;
 	attr.name = "dump-a";
 	attr.daemon = WORKER_DAEMON_YES;
@@ -734,14 +661,12 @@ START_TEST(test_dump)
 	worker_unref(b);
 	worker_unref(a);
 	worker_unref(c);
-	CHECK_OK(worker_stop(r));
-	CHECK_OK(worker_join(r));
+	stop_join(r);
 	out = dump(r);
 	ck_assert_msg(strcmp(out, "dump-root [ended] daemon=no queued=0\n")
 	    == 0, "dump:\n%s", out);
 	free(out);
-	worker_unref(r);
-	sem_destroy(&started);
+	host_free(r, &h);
 }
 END_TEST
 
@@ -770,8 +695,7 @@ task_blocked_then_wait(void *arg)
 	struct backlog *bl = arg;
 
 	sem_post(&bl->started);
-	while (sem_wait(&bl->release) == -1 && errno == EINTR)
-		;
+	sem_wait_intr(&bl->release);
 	worker_wait_forever();
 	return (void *)1;
 }
@@ -782,8 +706,7 @@ task_blocked_then_return(void *arg)
 	struct backlog *bl = arg;
 
 	sem_post(&bl->started);
-	while (sem_wait(&bl->release) == -1 && errno == EINTR)
-		;
+	sem_wait_intr(&bl->release);
 	return (void *)1;
 }
 
@@ -806,7 +729,7 @@ backlog_run(worker_fn fn, const int *plan, int nplan, struct backlog *bl,
 	ck_assert_ptr_nonnull(w);
 	CHECK_OK(worker_listen(w, "E", on_e, bl, NULL));
 	CHECK_OK(worker_start(w));
-	wait_sem(&bl->started);
+	sem_wait_ok(&bl->started, "the task");
 	/* The task sits in sem_wait, not at a breakpoint: all of these
 	 * queue up, the stop among them. */
 	for (i = 0; i < nplan; i++) {

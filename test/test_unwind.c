@@ -14,46 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "test.h"
-
-/* A bound for one step, well under the TCase timeout, so that a hang
- * is reported as the step that hung.  Scaled like the timeout itself. */
-static double
-bound(void)
-{
-	const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
-	double mult = m != NULL ? atof(m) : 1;
-
-	if (mult < 1)
-		mult = 1;
-	return TEST_TIMEOUT / 2.0 * mult;
-}
-
-/* The test thread's bounded wait for a step a worker announces. */
-static void
-wait_sem(sem_t *sem)
-{
-	struct timespec ts;
-	int rc;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)bound();
-	do
-		rc = sem_timedwait(sem, &ts);
-	while (rc == -1 && errno == EINTR);
-	ck_assert_msg(rc == 0, "sem_timedwait: %s", strerror(errno));
-}
-
-/* A blocking wait for worker threads, which must not assert: a hang is
- * caught by the TCase timeout. */
-static void
-block_sem(sem_t *sem)
-{
-	while (sem_wait(sem) == -1 && errno == EINTR)
-		;
-}
 
 #define NTRAIL 8
 
@@ -167,7 +129,7 @@ run_three(struct unw *u, int mode, void **ret)
 	w = worker_create(task_three_handlers, u, &quiet);
 	ck_assert_ptr_nonnull(w);
 	if (mode == BY_STOP) {
-		wait_sem(&u->started);
+		sem_wait_ok(&u->started, "the task");
 		CHECK_OK(worker_stop(w));
 	}
 	CHECK_OK(worker_join(w));
@@ -179,39 +141,35 @@ run_three(struct unw *u, int mode, void **ret)
 
 static const int newest_first[] = { 3, 2, 1 };
 
-START_TEST(test_cleanup_on_exit)
+/* A task that left early in mode: it has no result, and all three
+ * handlers ran, newest first, with nothing after the exit run. */
+static void
+expect_unwound(int mode, int want_rc)
 {
 	struct unw u;
 	void *ret = &u;
 
-	CHECK_OK(run_three(&u, BY_EXIT, &ret));
+	CHECK_RC(run_three(&u, mode, &ret), want_rc);
 	ck_assert_ptr_null(ret);
 	check_trail(&u.t, newest_first, 3);
 	ck_assert_int_eq(atomic_load(&u.after), 0);
+}
+
+START_TEST(test_cleanup_on_exit)
+{
+	expect_unwound(BY_EXIT, 0);
 }
 END_TEST
 
 START_TEST(test_cleanup_on_fail)
 {
-	struct unw u;
-	void *ret = &u;
-
-	CHECK_RC(run_three(&u, BY_FAIL, &ret), 9);
-	ck_assert_ptr_null(ret);
-	check_trail(&u.t, newest_first, 3);
-	ck_assert_int_eq(atomic_load(&u.after), 0);
+	expect_unwound(BY_FAIL, 9);
 }
 END_TEST
 
 START_TEST(test_cleanup_on_stop)
 {
-	struct unw u;
-	void *ret = &u;
-
-	CHECK_OK(run_three(&u, BY_STOP, &ret));
-	ck_assert_ptr_null(ret);
-	check_trail(&u.t, newest_first, 3);
-	ck_assert_int_eq(atomic_load(&u.after), 0);
+	expect_unwound(BY_STOP, 0);
 }
 END_TEST
 
@@ -239,21 +197,29 @@ task_pop(void *arg)
 	return NULL;
 }
 
+/* Runs task with u, freshly set up, in a worker of its own to its end. */
+static void
+run_pops(struct unw *u, worker_fn task)
+{
+	worker_t *w;
+
+	unw_init(u, 0);
+	w = worker_create(task, u, NULL);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_join(w));
+	worker_unref(w);
+}
+
 START_TEST(test_pop)
 {
 	static const int want[] = { 1 };
 	struct unw u;
-	worker_t *w;
 
-	unw_init(&u, 0);
-	w = worker_create(task_pop, &u, NULL);
-	ck_assert_ptr_nonnull(w);
-	CHECK_OK(worker_join(w));
+	run_pops(&u, task_pop);
 	/* pop(0) dropped #2 unrun; pop(1) ran #1; neither runs again at
 	 * the end. */
 	ck_assert_int_eq(u.mid, 0);
 	check_trail(&u.t, want, 1);
-	worker_unref(w);
 	unw_fini(&u);
 }
 END_TEST
@@ -278,15 +244,10 @@ START_TEST(test_pop_empty)
 	static const int want[] = { 1 };
 	static const int want_root[] = { 1, 3 };
 	struct unw u;
-	worker_t *w;
 
-	unw_init(&u, 0);
-	w = worker_create(task_pop_empty, &u, NULL);
-	ck_assert_ptr_nonnull(w);
-	CHECK_OK(worker_join(w));
+	run_pops(&u, task_pop_empty);
 	ck_assert_int_eq(u.mid, 1);
 	check_trail(&u.t, want, 1);
-	worker_unref(w);
 
 	/* On the main root worker too; there handlers run only when popped
 	 * with execute, since a root never unwinds. */
@@ -347,7 +308,7 @@ plain_make_child(struct rooted *r)
 	r->child = worker_create(task_root_child, r, &attr);
 	if (r->child == NULL)
 		return r->create_errno = errno;
-	block_sem(&r->started);
+	sem_wait_intr(&r->started);
 	return 0;
 }
 
@@ -489,13 +450,13 @@ run_listener(struct unw *u, int mode, const char *end_event,
 	ck_assert_ptr_nonnull(w);
 	CHECK_OK(worker_listen(w, "QUIT", on_quit, u, NULL));
 	CHECK_OK(worker_start(w));
-	wait_sem(&u->started);
+	sem_wait_ok(&u->started, "the task");
 	CHECK_OK(worker_fire(w, "QUIT", NULL));
 	if (mode == IN_NESTED_STOP) {
-		wait_sem(&u->entered);
+		sem_wait_ok(&u->entered, "the nested wait");
 		CHECK_OK(worker_stop(w));
 	}
-	CHECK_OK(worker_wait_event(end_event, w, bound(), &data));
+	CHECK_OK(worker_wait_event(end_event, w, wait_limit(), &data));
 	ck_assert_ptr_eq(data, end_data);
 	CHECK_OK(worker_join(w));
 	CHECK_RC(worker_result(w, &ret), want_rc);
@@ -615,7 +576,7 @@ START_TEST(test_no_code_after_wait)
 	ck_assert_ptr_nonnull(w);
 	CHECK_OK(worker_listen(w, "GO", on_go, &s, NULL));
 	CHECK_OK(worker_start(w));
-	wait_sem(&s.started);
+	sem_wait_ok(&s.started, "the task");
 	CHECK_OK(worker_stop(w));
 	/* GO lands behind the stop, or is refused if the worker already
 	 * ended; either way the task must not see it. */

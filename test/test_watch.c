@@ -26,72 +26,17 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "test.h"
-
-/* Asserts an atomic counter's value, naming the counter as written. */
-#define CHECK_ATOMIC(ptr, want)						\
-	do {								\
-		long check_got_ = (long)atomic_load(ptr);		\
-		long check_want_ = (long)(want);			\
-		ck_assert_msg(check_got_ == check_want_,		\
-		    "%s is %ld, want %ld", #ptr, check_got_,		\
-		    check_want_);					\
-	} while (0)
 
 #define MAX_CALLS	16	/* callbacks whose revents are kept */
 #define N_FLOOD		10000	/* events fired at a busy watcher */
 #define N_FD_EVENTS	1000	/* events that drive main through worker_fd */
 #define DELAY		0.05	/* seconds: a timer seen through worker_fd */
-
-/* Valgrind and the sanitizers slow everything down; Check scales its
- * timeout by CK_TIMEOUT_MULTIPLIER, and so do our bounded waits. */
-static double
-multiplier(void)
-{
-	const char *s = getenv("CK_TIMEOUT_MULTIPLIER");
-	double m = s != NULL ? atof(s) : 1.0;
-
-	return m >= 1.0 ? m : 1.0;
-}
-
-/* A bound for waits, well under Check's timeout, so that a hang is
- * reported as the step that hung. */
-static double
-wait_limit(void)
-{
-	return TEST_TIMEOUT * 2 / 3 * multiplier();
-}
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Waits for s in the test's own thread, failing with a name rather than
- * running into Check's timeout when the library never posts it. */
-static void
-sem_wait_ok(sem_t *s, const char *what)
-{
-	struct timespec ts;
-	int rc;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)wait_limit();
-	while ((rc = sem_timedwait(s, &ts)) == -1 && errno == EINTR)
-		;
-	ck_assert_msg(rc == 0, "timed out waiting for %s", what);
-}
 
 /* The state letter of thread tid in /proc ('R', 'S'...), or '?'. */
 static int
@@ -165,14 +110,6 @@ expect_unread(int fd, const char *want)
 	ck_assert_str_eq(buf, want);
 }
 
-static int
-on_count(const worker_event_t *ev, void *ctx)
-{
-	(void)ev;
-	atomic_fetch_add((atomic_int *)ctx, 1);
-	return 0;
-}
-
 /* ---- A watching worker ---------------------------------------------- */
 
 struct watcher {
@@ -228,6 +165,21 @@ watcher_destroy(struct watcher *x)
 	sem_destroy(&x->ack);
 }
 
+/* Makes the pipe p and a watcher of its read end for readability. */
+static void
+pipe_watcher_init(struct watcher *x, int p[2], int self_watch)
+{
+	make_pipe(p);
+	watcher_init(x, p[0], WORKER_READABLE, self_watch);
+}
+
+static void
+pipe_watcher_destroy(struct watcher *x, int p[2])
+{
+	watcher_destroy(x);
+	close_pair(p);
+}
+
 static void
 on_ready(int fd, unsigned revents, void *ctx)
 {
@@ -273,12 +225,6 @@ on_ready(int fd, unsigned revents, void *ctx)
 	}
 }
 
-static void
-count_cleanup(void *arg)
-{
-	atomic_fetch_add(&((struct watcher *)arg)->cleanups, 1);
-}
-
 static void *
 watch_task(void *arg)
 {
@@ -286,7 +232,7 @@ watch_task(void *arg)
 
 	x->tid = (pid_t)syscall(SYS_gettid);
 	x->thread = pthread_self();
-	worker_cleanup_push(count_cleanup, x);
+	worker_cleanup_push(count_cb, &x->cleanups);
 	if (x->self_watch)
 		x->watch_rc = worker_watch(worker_current(), x->fd, x->events,
 		    on_ready, x, &x->id);
@@ -338,13 +284,6 @@ wait_calls(struct watcher *x, int n, const char *what)
 		sem_wait_ok(&x->called, what);
 }
 
-static void
-stop_join(worker_t *w)
-{
-	CHECK_OK(worker_stop(w));
-	CHECK_OK(worker_join(w));
-}
-
 /* What every watcher test expects of its callbacks after the join. */
 static void
 expect_calls(struct watcher *x, int calls, const char *got)
@@ -368,8 +307,7 @@ START_TEST(readable_level_triggered)
 	worker_t *w;
 	int p[2];
 
-	make_pipe(p);
-	watcher_init(&x, p[0], WORKER_READABLE, 1);
+	pipe_watcher_init(&x, p, 1);
 	x.reads = 1;
 	w = watcher_start(&x, NULL);
 	write_str(p[1], "abc");
@@ -383,8 +321,7 @@ START_TEST(readable_level_triggered)
 	ck_assert_int_eq(x.eofs, 0);
 	CHECK_ATOMIC(&x.cleanups, 1);
 	worker_unref(w);
-	watcher_destroy(&x);
-	close_pair(p);
+	pipe_watcher_destroy(&x, p);
 }
 END_TEST
 
@@ -426,8 +363,7 @@ START_TEST(root_watch_update)
 	worker_t *self = worker_current();
 	int p[2];
 
-	make_pipe(p);
-	watcher_init(&x, p[0], WORKER_READABLE, 0);
+	pipe_watcher_init(&x, p, 0);
 	x.thread = pthread_self();
 	CHECK_OK(worker_watch(self, p[0], WORKER_READABLE, on_ready, &x,
 	    &x.id));
@@ -441,8 +377,7 @@ START_TEST(root_watch_update)
 	CHECK_OK(worker_unwatch(self, x.id));
 	expect_calls(&x, 1, "m");
 	ck_assert_uint_eq(x.revents[0], WORKER_READABLE);
-	watcher_destroy(&x);
-	close_pair(p);
+	pipe_watcher_destroy(&x, p);
 }
 END_TEST
 
@@ -454,8 +389,7 @@ START_TEST(unwatch_in_callback)
 	worker_t *w;
 	int p[2];
 
-	make_pipe(p);
-	watcher_init(&x, p[0], WORKER_READABLE, 1);
+	pipe_watcher_init(&x, p, 1);
 	x.reads = 1;
 	x.unwatch_at = 1;
 	w = watcher_start(&x, NULL);
@@ -474,8 +408,7 @@ START_TEST(unwatch_in_callback)
 	CHECK_RC(x.unwatch_rc[1], ENOENT);
 	expect_unread(p[0], "b");
 	worker_unref(w);
-	watcher_destroy(&x);
-	close_pair(p);
+	pipe_watcher_destroy(&x, p);
 }
 END_TEST
 
@@ -488,8 +421,7 @@ START_TEST(unwatch_from_other_thread)
 	worker_t *w;
 	int p[2];
 
-	make_pipe(p);
-	watcher_init(&x, p[0], WORKER_READABLE, 1);
+	pipe_watcher_init(&x, p, 1);
 	x.reads = 1;
 	w = watcher_start(&x, NULL);
 	write_str(p[1], "a");
@@ -506,8 +438,7 @@ START_TEST(unwatch_from_other_thread)
 	expect_calls(&x, 1, "a");
 	expect_unread(p[0], "b");
 	worker_unref(w);
-	watcher_destroy(&x);
-	close_pair(p);
+	pipe_watcher_destroy(&x, p);
 }
 END_TEST
 
@@ -522,8 +453,7 @@ START_TEST(watch_added_while_idle)
 	worker_t *w;
 	int p[2];
 
-	make_pipe(p);
-	watcher_init(&x, p[0], WORKER_READABLE, 0);
+	pipe_watcher_init(&x, p, 0);
 	w = watcher_start(&x, NULL);
 	wait_asleep(x.tid, "the worker without watches");
 	CHECK_OK(worker_watch(w, p[0], WORKER_READABLE, on_ready, &x, &x.id));
@@ -537,8 +467,7 @@ START_TEST(watch_added_while_idle)
 	expect_calls(&x, 1, "p");
 	ck_assert_uint_eq(x.revents[0], WORKER_READABLE);
 	worker_unref(w);
-	watcher_destroy(&x);
-	close_pair(p);
+	pipe_watcher_destroy(&x, p);
 }
 END_TEST
 
@@ -549,10 +478,8 @@ START_TEST(watch_added_while_polling)
 	worker_t *w;
 	int p[2], q[2];
 
-	make_pipe(p);
-	make_pipe(q);
-	watcher_init(&x, p[0], WORKER_READABLE, 1);
-	watcher_init(&y, q[0], WORKER_READABLE, 0);
+	pipe_watcher_init(&x, p, 1);
+	pipe_watcher_init(&y, q, 0);
 	w = watcher_start(&x, NULL);
 	y.thread = x.thread;
 	wait_asleep(x.tid, "the worker polling one pipe");
@@ -571,10 +498,8 @@ START_TEST(watch_added_while_polling)
 	expect_calls(&y, 1, "q");
 	ck_assert_uint_eq(y.revents[0], WORKER_READABLE);
 	worker_unref(w);
-	watcher_destroy(&x);
-	watcher_destroy(&y);
-	close_pair(p);
-	close_pair(q);
+	pipe_watcher_destroy(&x, p);
+	pipe_watcher_destroy(&y, q);
 }
 END_TEST
 
@@ -587,8 +512,7 @@ START_TEST(stop_reaches_watching_worker)
 	worker_t *w;
 	int p[2];
 
-	make_pipe(p);
-	watcher_init(&x, p[0], WORKER_READABLE, 1);
+	pipe_watcher_init(&x, p, 1);
 	w = watcher_start(&x, NULL);
 	wait_asleep(x.tid, "the watcher");
 	stop_join(w);
@@ -599,8 +523,7 @@ START_TEST(stop_reaches_watching_worker)
 	CHECK_ATOMIC(&x.cleanups, 1);
 	expect_calls(&x, 0, "");
 	worker_unref(w);
-	watcher_destroy(&x);
-	close_pair(p);
+	pipe_watcher_destroy(&x, p);
 }
 END_TEST
 
@@ -633,8 +556,7 @@ START_TEST(busy_worker_serves_fds)
 	worker_t *w;
 	int p[2];
 
-	make_pipe(p);
-	watcher_init(&x, p[0], WORKER_READABLE, 1);
+	pipe_watcher_init(&x, p, 1);
 	w = watcher_start(&x, NULL);
 	CHECK_OK(worker_listen(w, "SPIN", on_spin, &b, NULL));
 	CHECK_OK(worker_listen(w, "E", on_count, &b.events, NULL));
@@ -652,8 +574,7 @@ START_TEST(busy_worker_serves_fds)
 	CHECK_ATOMIC(&b.events, N_FLOOD);
 	ck_assert_int_ge(atomic_load(&b.spins), 1);
 	worker_unref(w);
-	watcher_destroy(&x);
-	close_pair(p);
+	pipe_watcher_destroy(&x, p);
 }
 END_TEST
 
@@ -665,8 +586,7 @@ START_TEST(callback_fires_at_parent)
 	void *data = NULL;
 	int p[2];
 
-	make_pipe(p);
-	watcher_init(&x, p[0], WORKER_READABLE, 1);
+	pipe_watcher_init(&x, p, 1);
 	x.notify = self;
 	w = watcher_start(&x, self);
 	ck_assert_ptr_eq(worker_parent(w), self);
@@ -680,8 +600,7 @@ START_TEST(callback_fires_at_parent)
 	/* The child's CHILD_THREAD_* events hold references on it. */
 	(void)worker_update();
 	worker_unref(w);
-	watcher_destroy(&x);
-	close_pair(p);
+	pipe_watcher_destroy(&x, p);
 }
 END_TEST
 
@@ -695,8 +614,7 @@ START_TEST(callback_exits_worker)
 	void *ret = &ret;
 	int p[2];
 
-	make_pipe(p);
-	watcher_init(&x, p[0], WORKER_READABLE, 1);
+	pipe_watcher_init(&x, p, 1);
 	x.exit_in_cb = 1;
 	w = watcher_start(&x, self);
 	write_str(p[1], "a");
@@ -714,8 +632,7 @@ START_TEST(callback_exits_worker)
 	ck_assert_int_ne(fcntl(p[0], F_GETFD), -1);
 	(void)worker_update();
 	worker_unref(w);
-	watcher_destroy(&x);
-	close_pair(p);
+	pipe_watcher_destroy(&x, p);
 }
 END_TEST
 
@@ -727,8 +644,7 @@ START_TEST(hangup_is_readable)
 	worker_t *w;
 	int p[2];
 
-	make_pipe(p);
-	watcher_init(&x, p[0], WORKER_READABLE, 1);
+	pipe_watcher_init(&x, p, 1);
 	x.reads = 1;
 	x.unwatch_at = 1;
 	w = watcher_start(&x, NULL);
@@ -744,8 +660,7 @@ START_TEST(hangup_is_readable)
 	ck_assert_int_eq(x.eofs, 1);
 	CHECK_OK(x.unwatch_rc[0]);
 	worker_unref(w);
-	watcher_destroy(&x);
-	close_pair(p);
+	pipe_watcher_destroy(&x, p);
 }
 END_TEST
 
@@ -757,8 +672,7 @@ START_TEST(dropped_at_end)
 	worker_t *w;
 	int p[2];
 
-	make_pipe(p);
-	watcher_init(&x, p[0], WORKER_READABLE, 1);
+	pipe_watcher_init(&x, p, 1);
 	w = watcher_start(&x, NULL);
 	stop_join(w);
 
@@ -779,8 +693,7 @@ START_TEST(dropped_at_end)
 	CHECK_ATOMIC(&x.cleanups, 2);
 	expect_unread(p[0], "b");
 	worker_unref(w);
-	watcher_destroy(&x);
-	close_pair(p);
+	pipe_watcher_destroy(&x, p);
 }
 END_TEST
 
@@ -793,8 +706,7 @@ START_TEST(watch_errors)
 	uint64_t id1 = 0, id2 = 0, id3 = 0;
 	int p[2];
 
-	make_pipe(p);
-	watcher_init(&x, p[0], WORKER_READABLE, 0);
+	pipe_watcher_init(&x, p, 0);
 	x.thread = pthread_self();
 	CHECK_RC(worker_watch(NULL, p[0], WORKER_READABLE, on_ready, &x,
 	    NULL), EINVAL);
@@ -837,8 +749,7 @@ START_TEST(watch_errors)
 	stop_join(w);
 	worker_unref(w);
 	CHECK_ATOMIC(&x.calls, 0);
-	watcher_destroy(&x);
-	close_pair(p);
+	pipe_watcher_destroy(&x, p);
 }
 END_TEST
 
@@ -858,12 +769,6 @@ feeder_task(void *arg)
 		if (worker_fire(f->target, "N", NULL) != 0)
 			atomic_fetch_add(&f->fails, 1);
 	return NULL;
-}
-
-static void
-set_flag(void *arg)
-{
-	atomic_fetch_add((atomic_int *)arg, 1);
 }
 
 /* Waits up to the test's limit for epfd; 1 if it became readable. */
@@ -942,7 +847,7 @@ START_TEST(fd_drives_root)
 	/* A timer makes it readable when due, not before, and the update
 	 * runs it. */
 	t0 = now();
-	CHECK_OK(worker_later(root, set_flag, &timer, DELAY, NULL));
+	CHECK_OK(worker_later(root, count_cb, &timer, DELAY, NULL));
 	ck_assert_int_eq(epoll_ready(epfd), 1);
 	elapsed = now() - t0;
 	ck_assert_msg(elapsed >= DELAY - 1e-6, "readable early: %.6f s",
@@ -970,8 +875,7 @@ START_TEST(fd_after_wait_with_watch)
 	struct watcher x;
 	int p[2], fd, epfd;
 
-	make_pipe(p);
-	watcher_init(&x, p[0], WORKER_READABLE, 0);
+	pipe_watcher_init(&x, p, 0);
 	x.thread = pthread_self();
 	fd = worker_fd(root);
 	ck_assert_int_ge(fd, 0);
@@ -991,17 +895,9 @@ START_TEST(fd_after_wait_with_watch)
 	CHECK_OK(worker_unwatch(root, x.id));
 	CHECK_ATOMIC(&x.calls, 0);
 	ck_assert_int_eq(close(epfd), 0);
-	watcher_destroy(&x);
-	close_pair(p);
+	pipe_watcher_destroy(&x, p);
 }
 END_TEST
-
-static void
-fire_at_self(void *arg)
-{
-	(void)arg;
-	worker_fire(worker_current(), "T", NULL);
-}
 
 /* The same through worker_update() alone: a timer that fires at its
  * own worker during the update, with a watch on that worker. */
@@ -1012,8 +908,7 @@ START_TEST(fd_after_update_with_watch)
 	atomic_int t = 0;
 	int p[2], fd, epfd, rounds;
 
-	make_pipe(p);
-	watcher_init(&x, p[0], WORKER_READABLE, 0);
+	pipe_watcher_init(&x, p, 0);
 	x.thread = pthread_self();
 	fd = worker_fd(root);
 	ck_assert_int_ge(fd, 0);
@@ -1022,7 +917,7 @@ START_TEST(fd_after_update_with_watch)
 	    &x.id));
 	CHECK_OK(worker_listen(root, "T", on_count, &t, NULL));
 
-	CHECK_OK(worker_later(root, fire_at_self, NULL, 0, NULL));
+	CHECK_OK(worker_later(root, fire_cb, "T", 0, NULL));
 	ck_assert_int_eq(epoll_ready(epfd), 1);
 	/* As a host loop does: update while it is readable (T, fired
 	 * during the update, may make it readable once more). */
@@ -1040,8 +935,7 @@ START_TEST(fd_after_update_with_watch)
 	CHECK_OK(worker_unwatch(root, x.id));
 	CHECK_ATOMIC(&x.calls, 0);
 	ck_assert_int_eq(close(epfd), 0);
-	watcher_destroy(&x);
-	close_pair(p);
+	pipe_watcher_destroy(&x, p);
 }
 END_TEST
 

@@ -15,50 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "test.h"
-
-/* A bound for one step, well under the TCase timeout, so that a hang
- * is reported as the step that hung.  Scaled like the timeout itself. */
-static double
-bound(void)
-{
-	const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
-	double mult = m != NULL ? atof(m) : 1;
-
-	if (mult < 1)
-		mult = 1;
-	return TEST_TIMEOUT / 2.0 * mult;
-}
-
-/* The test thread's bounded wait for a step a worker announces. */
-static void
-wait_sem(sem_t *sem)
-{
-	struct timespec ts;
-	int rc;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)bound();
-	do
-		rc = sem_timedwait(sem, &ts);
-	while (rc == -1 && errno == EINTR);
-	ck_assert_msg(rc == 0, "sem_timedwait: %s", strerror(errno));
-}
-
-/* Lets time pass where time is what is tested ("stays 0 for a while");
- * never used to order steps. */
-static void
-nap(double seconds)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)seconds;
-	ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
 
 /* What a task saw.  Plain fields are written before the worker ends (or
  * before it posts a semaphore) and read by the test after the join (or
@@ -90,22 +48,6 @@ rec_fini(struct rec *r)
 	sem_destroy(&r->seen);
 }
 
-static int
-on_count(const worker_event_t *ev, void *ctx)
-{
-	(void)ev;
-	atomic_fetch_add((atomic_int *)ctx, 1);
-	return 0;
-}
-
-static int
-on_post(const worker_event_t *ev, void *ctx)
-{
-	(void)ev;
-	sem_post(ctx);
-	return 0;
-}
-
 static void *
 task_record(void *arg)
 {
@@ -130,6 +72,19 @@ task_wait_never(void *arg)
 	worker_wait_event("NEVER", NULL, -1, NULL);
 	atomic_store(&r->after, 1);
 	return (void *)1;
+}
+
+/* Runs task with r, freshly set up, in a new worker to its end. */
+static worker_t *
+run_rec(struct rec *r, worker_fn task, const worker_attr_t *attr)
+{
+	worker_t *w;
+
+	rec_init(r);
+	w = worker_create(task, r, attr);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_join(w));
+	return w;
 }
 
 START_TEST(test_new_start)
@@ -167,12 +122,9 @@ START_TEST(test_create)
 	worker_attr_t attr;
 	worker_t *w;
 
-	rec_init(&r);
 	/* All-zero attributes are the defaults. */
 	memset(&attr, 0, sizeof(attr));
-	w = worker_create(task_record, &r, &attr);
-	ck_assert_ptr_nonnull(w);
-	CHECK_OK(worker_join(w));
+	w = run_rec(&r, task_record, &attr);
 	ck_assert_int_eq(atomic_load(&r.ran), 1);
 	ck_assert_ptr_eq(r.self, w);
 	ck_assert(!pthread_equal(r.thread, pthread_self()));
@@ -293,7 +245,7 @@ START_TEST(test_restart)
 
 	CHECK_OK(worker_start(w));
 	CHECK_OK(worker_fire(w, "PING", NULL));
-	wait_sem(&r.seen);
+	sem_wait_ok(&r.seen, "the first PING");
 	ck_assert_int_eq(atomic_load(&nperm), 1);
 	ck_assert_int_eq(atomic_load(&ntrans), 1);
 	CHECK_OK(worker_stop(w));
@@ -302,7 +254,7 @@ START_TEST(test_restart)
 	/* The second run keeps the permanent listeners only. */
 	CHECK_OK(worker_start(w));
 	CHECK_OK(worker_fire(w, "PING", NULL));
-	wait_sem(&r.seen);
+	sem_wait_ok(&r.seen, "the PING of the second run");
 	ck_assert_int_eq(atomic_load(&nperm), 2);
 	ck_assert_int_eq(atomic_load(&ntrans), 1);
 	CHECK_OK(worker_stop(w));
@@ -319,10 +271,7 @@ START_TEST(test_restart_task)
 	worker_t *w;
 	void *ret = NULL;
 
-	rec_init(&r);
-	w = worker_create(task_record, &r, NULL);
-	ck_assert_ptr_nonnull(w);
-	CHECK_OK(worker_join(w));
+	w = run_rec(&r, task_record, NULL);
 	CHECK_OK(worker_start(w));
 	CHECK_OK(worker_join(w));
 	ck_assert_int_eq(atomic_load(&r.ran), 2);
@@ -357,10 +306,7 @@ START_TEST(test_result_return)
 	worker_t *w;
 	void *ret = NULL;
 
-	rec_init(&r);
-	w = worker_create(task_record, &r, NULL);
-	ck_assert_ptr_nonnull(w);
-	CHECK_OK(worker_join(w));
+	w = run_rec(&r, task_record, NULL);
 	CHECK_OK(worker_result(w, &ret));
 	ck_assert_ptr_eq(ret, (void *)0x1234);
 	CHECK_OK(worker_result(w, NULL));
@@ -376,23 +322,40 @@ START_TEST(test_result_return)
 }
 END_TEST
 
-START_TEST(test_result_stop)
+/* Stops w, whose task is inside a breakpoint, and checks that the task
+ * never got past it: a stopped task has no result. */
+static void
+expect_stopped(worker_t *w, struct rec *r)
 {
-	struct rec r;
-	worker_t *w;
-	void *ret = &r;
+	void *ret = r;
 
-	rec_init(&r);
-	w = worker_create(task_wait_never, &r, NULL);
-	ck_assert_ptr_nonnull(w);
-	wait_sem(&r.started);
 	CHECK_OK(worker_stop(w));
 	CHECK_OK(worker_join(w));
 	CHECK_OK(worker_result(w, &ret));
 	ck_assert_ptr_null(ret);
-	ck_assert_int_eq(atomic_load(&r.after), 0);
+	ck_assert_int_eq(atomic_load(&r->after), 0);
+}
+
+/* The same for a worker created with task, which posts started before
+ * it enters the breakpoint. */
+static void
+run_stopped(worker_fn task)
+{
+	struct rec r;
+	worker_t *w;
+
+	rec_init(&r);
+	w = worker_create(task, &r, NULL);
+	ck_assert_ptr_nonnull(w);
+	sem_wait_ok(&r.started, "the task");
+	expect_stopped(w, &r);
 	worker_unref(w);
 	rec_fini(&r);
+}
+
+START_TEST(test_result_stop)
+{
+	run_stopped(task_wait_never);
 }
 END_TEST
 
@@ -521,10 +484,7 @@ START_TEST(test_deadlock)
 	struct rec r;
 	worker_t *w;
 
-	rec_init(&r);
-	w = worker_create(task_deadlock, &r, NULL);
-	ck_assert_ptr_nonnull(w);
-	CHECK_OK(worker_join(w));
+	w = run_rec(&r, task_deadlock, NULL);
 	CHECK_RC(r.rc[0], EDEADLK);
 	CHECK_RC(r.rc[1], EDEADLK);
 	CHECK_RC(worker_join(worker_current()), EDEADLK);
@@ -599,7 +559,7 @@ START_TEST(test_running_keeps_itself)
 	rec_init(&r);
 	p = worker_create(task_drop_child, &r, NULL);
 	ck_assert_ptr_nonnull(p);
-	wait_sem(&r.started);
+	sem_wait_ok(&r.started, "the orphan child");
 	CHECK_OK(r.rc[0]);
 	c = worker_find_child(p, "orphan");
 	ck_assert_ptr_nonnull(c);
@@ -721,7 +681,7 @@ START_TEST(test_is_running)
 	ck_assert_ptr_nonnull(w);
 	ck_assert_int_eq(worker_is_running(w), 0);
 	CHECK_OK(worker_start(w));
-	wait_sem(&r.started);
+	sem_wait_ok(&r.started, "the task");
 	ck_assert_int_eq(worker_is_running(w), 1);
 	CHECK_OK(worker_fire(w, "GO", NULL));
 	CHECK_OK(worker_join(w));
@@ -751,7 +711,7 @@ START_TEST(test_fn_null_waits)
 	/* Each answer shows the worker is still in its loop, not ended. */
 	for (i = 0; i < 3; i++) {
 		CHECK_OK(worker_fire(w, "PING", NULL));
-		wait_sem(&r.seen);
+		sem_wait_ok(&r.seen, "the PING answer");
 		ck_assert_int_eq(worker_is_running(w), 1);
 	}
 	CHECK_OK(worker_stop(w));
@@ -777,22 +737,9 @@ task_sleep_long(void *arg)
 
 START_TEST(test_stop_sleeping)
 {
-	struct rec r;
-	worker_t *w;
-	void *ret = &r;
-
-	rec_init(&r);
-	w = worker_create(task_sleep_long, &r, NULL);
-	ck_assert_ptr_nonnull(w);
-	wait_sem(&r.started);
-	CHECK_OK(worker_stop(w));
-	/* Bounded by the TCase timeout, far below the hour it sleeps. */
-	CHECK_OK(worker_join(w));
-	ck_assert_int_eq(atomic_load(&r.after), 0);
-	CHECK_OK(worker_result(w, &ret));
-	ck_assert_ptr_null(ret);
-	worker_unref(w);
-	rec_fini(&r);
+	/* The join is bounded by the TCase timeout, far below the hour the
+	 * task sleeps. */
+	run_stopped(task_sleep_long);
 }
 END_TEST
 
@@ -800,7 +747,6 @@ START_TEST(test_stop_paused)
 {
 	struct rec r;
 	worker_t *w;
-	void *ret = &r;
 
 	rec_init(&r);
 	w = worker_new(task_wait_never, &r, NULL);
@@ -809,15 +755,11 @@ START_TEST(test_stop_paused)
 	CHECK_OK(worker_listen(w, WORKER_PAUSE_THREAD, on_post, &r.seen,
 	    NULL));
 	CHECK_OK(worker_start(w));
-	wait_sem(&r.started);
+	sem_wait_ok(&r.started, "the task");
 	CHECK_OK(worker_pause(w));
-	wait_sem(&r.seen);
-	CHECK_OK(worker_stop(w));
-	CHECK_OK(worker_join(w));
+	sem_wait_ok(&r.seen, "PAUSE_THREAD");
+	expect_stopped(w, &r);
 	ck_assert_int_eq(worker_is_running(w), 0);
-	ck_assert_int_eq(atomic_load(&r.after), 0);
-	CHECK_OK(worker_result(w, &ret));
-	ck_assert_ptr_null(ret);
 	worker_unref(w);
 	rec_fini(&r);
 }
@@ -867,7 +809,8 @@ plain_waits(void *arg)
 	/* The test fires HELLO only after this post, so the root exists
 	 * and listens by then. */
 	sem_post(&p->ready);
-	p->wait_rc = worker_wait_event("HELLO", NULL, bound(), &p->data);
+	p->wait_rc = worker_wait_event("HELLO", NULL, wait_limit(),
+	    &p->data);
 	return NULL;
 }
 
@@ -879,7 +822,7 @@ START_TEST(test_plain_thread)
 	memset(&p, 0, sizeof(p));
 	ck_assert_int_eq(sem_init(&p.ready, 0, 0), 0);
 	ck_assert_int_eq(pthread_create(&t, NULL, plain_waits, &p), 0);
-	wait_sem(&p.ready);
+	sem_wait_ok(&p.ready, "the plain thread's root worker");
 	ck_assert_ptr_nonnull(p.me);
 	ck_assert_ptr_ne(p.me, worker_current());
 	CHECK_OK(worker_fire(p.me, "HELLO", (void *)0x77));
@@ -967,29 +910,29 @@ START_TEST(test_counter)
 	    NULL));
 	CHECK_OK(worker_start(w));
 	for (i = 0; i < 3; i++)
-		wait_sem(&c.tick);
+		sem_wait_ok(&c.tick, "a tick");
 
 	CHECK_OK(worker_pause(w));
-	wait_sem(&c.paused);
+	sem_wait_ok(&c.paused, "PAUSE_THREAD");
 	/* The task is held inside its worker_sleep now, so every tick it
 	 * made is posted; drop them so a new one shows it counted. */
 	while (sem_trywait(&c.tick) == 0)
 		;
 	CHECK_OK(worker_fire(w, "reset", (void *)0));
-	wait_sem(&c.reset);
+	sem_wait_ok(&c.reset, "the reset listener");
 	ck_assert_int_eq(atomic_load(&c.resets), 1);
 	ck_assert_int_eq(atomic_load(&c.count), 0);
 	/* Time a running counter would use to count many times over. */
 	nap(0.05);
 	CHECK_OK(worker_fire(w, "probe", NULL));
-	wait_sem(&c.probe);
+	sem_wait_ok(&c.probe, "the probe listener");
 	ck_assert_int_eq(atomic_load(&c.probed), 0);
 	ck_assert_int_eq(atomic_load(&c.count), 0);
 	ck_assert_int_eq(sem_trywait(&c.tick), -1);
 
 	CHECK_OK(worker_resume(w));
 	for (i = 0; i < 3; i++)
-		wait_sem(&c.tick);
+		sem_wait_ok(&c.tick, "a tick after the resume");
 	ck_assert_int_ge(atomic_load(&c.count), 3);
 
 	CHECK_OK(worker_stop(w));
