@@ -1,5 +1,5 @@
 # libworker - see README.  Targets: all test tsan asan valgrind bench
-# bench-deps demo lint install uninstall clean.
+# bench-deps demo relaytest lint install uninstall clean.
 .DELETE_ON_ERROR:
 .SUFFIXES:
 
@@ -105,6 +105,10 @@ bench-deps:
 demo: all
 	@sh samples/demo.sh
 
+# End to end: samples/relayd on real sockets, checked by relay-load.
+relaytest: all
+	sh test/relay_test.sh
+
 installcheck: all
 	sh test/install_check.sh
 
@@ -143,7 +147,7 @@ clean: clean-objs
 	rm -f lib/libworker.a lib/libworker.so* libworker.pc $(SAMPLES) samples/*.d
 	rm -rf test/examples.out
 
-.PHONY: all test tsan asan valgrind bench bench-deps demo lint install \
-	uninstall installcheck clean clean-objs
+.PHONY: all test tsan asan valgrind bench bench-deps demo relaytest lint \
+	install uninstall installcheck clean clean-objs
 
 -include $(wildcard $(B)lib/*.d $(B)test/*.d samples/*.d)

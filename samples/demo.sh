@@ -30,4 +30,8 @@ echo
 echo "== samples/channel: one event published to every subscriber"
 $limit samples/channel || status=1
 
+echo
+echo "== samples/relayd under samples/relay-load: 50 clients for ten seconds"
+sh samples/relay-demo.sh || status=1
+
 exit $status
