@@ -177,6 +177,7 @@ struct worker {
 	struct payload *held;		/* data returned by the last wait */
 	bool ending;			/* draining in the end sequence */
 	bool canceled;			/* root: STOP handled, not yet seen */
+	unsigned stopping;		/* STOP_THREAD dispatches under way */
 	int outcome;
 	int fail_err;
 	void *task_ret;

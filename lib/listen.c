@@ -330,6 +330,8 @@ worker__dispatch(worker_t *w, struct wevent *ev)
 
 	d.snap = d.stack;
 	snapshot(&d);
+	if (ev->kind == KIND_STOP)
+		w->stopping++;
 	worker__hook_push(w, &hook, dispatch_unwound, &d);
 	for (size_t i = 0; i < d.n; i++) {
 		struct listener *l = d.snap[i].l;
@@ -343,5 +345,7 @@ worker__dispatch(worker_t *w, struct wevent *ev)
 	}
 	worker__builtin(w, ev);
 	worker__hook_pop(w, &hook);
+	if (ev->kind == KIND_STOP)
+		w->stopping--;
 	dispatch_end(&d);
 }

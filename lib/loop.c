@@ -247,10 +247,15 @@ pause_action(worker_t *w)
 	atomic_store_explicit(&w->paused, 0, memory_order_relaxed);
 }
 
+/*
+ * A STOP_THREAD handled while the listeners of an earlier one still run
+ * (one of them waits, say to finish an orderly shutdown) does not cut that
+ * shutdown short: the earlier stop unwinds when its listeners are done.
+ */
 static void
 stop_action(worker_t *w)
 {
-	if (w->ending)
+	if (w->ending || (!w->is_root && w->stopping > 1))
 		return;
 	if (w->is_root) {
 		w->canceled = true;
@@ -299,6 +304,7 @@ worker__drain(worker_t *w)
 	struct wevent *ev;
 
 	w->ending = true;
+	w->stopping = 0;
 	release_held(w);
 	worker__drop_events(&w->cache);
 	worker__take_batch(w);

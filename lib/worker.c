@@ -268,13 +268,18 @@ worker__end(worker_t *w)
 	pthread_mutex_unlock(&w->qlock);
 }
 
-/* One run of w on the calling thread, from CHILD_THREAD_START to IDLE. */
+/*
+ * One run of w on the calling thread, from CHILD_THREAD_START to IDLE.
+ * rename: give the thread w's name (not for the main thread: its name is
+ * the process's, which ps, pgrep and killall go by).
+ */
 static void
-run_worker(worker_t *w)
+run_worker(worker_t *w, bool rename)
 {
 	w->prev_current = worker__get_current();
 	worker__set_current(w);
-	set_thread_name(w->name);
+	if (rename)
+		set_thread_name(w->name);
 	if (worker__signals_watch(w) != 0)
 		fprintf(stderr, "libworker: worker %s cannot watch its "
 		    "signals\n", w->name);
@@ -294,7 +299,7 @@ thread_main(void *arg)
 {
 	worker_t *w = arg;
 
-	run_worker(w);
+	run_worker(w, true);
 	worker_unref(w);	/* the run's own reference */
 	return NULL;
 }
@@ -370,15 +375,18 @@ int
 worker_start_overlay(worker_t *w)
 {
 	char saved[16] = "";
+	bool on_main;
 	int rc;
 
 	if ((rc = begin_run(w)) != 0)
 		return rc;
+	on_main = getpid() == gettid();
 	pthread_getname_np(pthread_self(), saved, sizeof(saved));
-	atomic_store(&w->on_main, getpid() == gettid());
-	run_worker(w);
+	atomic_store(&w->on_main, on_main);
+	run_worker(w, !on_main);
 	atomic_store(&w->on_main, false);
-	pthread_setname_np(pthread_self(), saved);
+	if (!on_main)
+		pthread_setname_np(pthread_self(), saved);
 	worker_unref(w);	/* the run's own reference */
 	return 0;
 }

@@ -597,6 +597,69 @@ START_TEST(test_no_code_after_wait)
 }
 END_TEST
 
+/*
+ * An orderly stop: the STOP_THREAD listener waits for GO before it lets
+ * the worker end.  A second STOP_THREAD handled during that wait must not
+ * cut the listener short; the worker unwinds once the listener is done.
+ */
+struct orderly {
+	sem_t waiting;		/* the listener waits for GO */
+	atomic_int finished;	/* the listener got past its wait */
+	atomic_int after;	/* code after the task's wait ran */
+	atomic_int stops;	/* STOP_THREAD listener calls */
+};
+
+static int
+orderly_on_stop(const worker_event_t *ev, void *ctx)
+{
+	struct orderly *o = ctx;
+
+	(void)ev;
+	/* The second STOP reaches this listener too, nested in the wait. */
+	if (atomic_fetch_add(&o->stops, 1) > 0)
+		return 0;
+	sem_post(&o->waiting);
+	if (worker_wait_event("GO", NULL, wait_limit(), NULL) == 0)
+		atomic_store(&o->finished, 1);
+	return 0;
+}
+
+static void *
+orderly_task(void *arg)
+{
+	struct orderly *o = arg;
+
+	worker_listen(worker_current(), WORKER_STOP_THREAD, orderly_on_stop,
+	    o, NULL);
+	worker_wait_forever();
+	atomic_store(&o->after, 1);
+	return NULL;
+}
+
+START_TEST(test_second_stop_waits)
+{
+	struct orderly o;
+	worker_t *w;
+
+	memset(&o, 0, sizeof(o));
+	ck_assert_int_eq(sem_init(&o.waiting, 0, 0), 0);
+	w = worker_create(orderly_task, &o, NULL);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_stop(w));
+	sem_wait_ok(&o.waiting, "the STOP_THREAD listener");
+	/* Queued in order: the second stop is handled in the wait first. */
+	CHECK_OK(worker_stop(w));
+	CHECK_OK(worker_fire(w, "GO", NULL));
+	CHECK_OK(worker_join(w));
+	ck_assert_int_eq(atomic_load(&o.finished), 1);
+	ck_assert_int_eq(atomic_load(&o.stops), 2);
+	ck_assert_int_eq(atomic_load(&o.after), 0);
+	CHECK_OK(worker_result(w, NULL));
+	worker_unref(w);
+	sem_destroy(&o.waiting);
+}
+END_TEST
+
 Suite *
 suite_unwind(void)
 {
@@ -616,6 +679,8 @@ suite_unwind(void)
 	    test_exit_in_listener);
 	tcase_add_test(test_case(s, "fail_in_listener"),
 	    test_fail_in_listener);
+	tcase_add_test(test_case(s, "second_stop_waits"),
+	    test_second_stop_waits);
 	tcase_add_test(test_case(s, "stop_in_nested_wait"),
 	    test_stop_in_nested_wait);
 	tcase_add_loop_test(test_case(s, "no_code_after_wait"),

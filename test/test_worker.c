@@ -140,6 +140,7 @@ task_overlay(void *arg)
 
 	r->self = worker_current();
 	r->thread = pthread_self();
+	pthread_getname_np(pthread_self(), r->name, sizeof(r->name));
 	r->rc[0] = worker_is_main(NULL);
 	r->rc[1] = worker_is_main(r->self);
 	r->rc[2] = worker_is_running(r->self);
@@ -152,6 +153,7 @@ task_overlay(void *arg)
 
 START_TEST(test_overlay)
 {
+	char before[16], after[16];
 	struct rec r;
 	worker_t *root, *w;
 	void *ret = NULL;
@@ -160,9 +162,15 @@ START_TEST(test_overlay)
 	root = worker_current();
 	ck_assert_ptr_nonnull(root);
 	r.peer = root;
-	w = worker_new(task_overlay, &r, NULL);
+	w = worker_new(task_overlay, &r,
+	    &(worker_attr_t){ .name = "overlay-name" });
 	ck_assert_ptr_nonnull(w);
+	pthread_getname_np(pthread_self(), before, sizeof(before));
 	CHECK_OK(worker_start_overlay(w));
+	pthread_getname_np(pthread_self(), after, sizeof(after));
+	/* The main thread's name is the process's: an overlay keeps it. */
+	ck_assert_str_eq(r.name, before);
+	ck_assert_str_eq(after, before);
 	ck_assert_ptr_eq(r.self, w);
 	ck_assert(pthread_equal(r.thread, pthread_self()));
 	ck_assert_int_eq(r.rc[0], 1);
