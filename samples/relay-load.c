@@ -55,11 +55,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "relay.h"
 #include "worker.h"
 
-#define FRAME_MAX	(1u << 20)	/* relayd's longest payload */
-#define GREETING	"RELAYD1\n"	/* what a subscriber gets first */
-#define GREETING_LEN	(sizeof(GREETING) - 1)
 #define IO_TIMEOUT	30		/* seconds a socket call may block */
 #define START_TIMEOUT	15.0		/* seconds to subscribe */
 #define REFILL		(32 * 1024)	/* bytes a sender keeps ready */
@@ -129,22 +127,6 @@ now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint32_t
-get_be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
-}
-
-static void
-put_be32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
 }
 
 /* ---- Payloads -------------------------------------------------------- */

@@ -87,11 +87,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "relay.h"
 #include "worker.h"
 
-#define FRAME_MAX	(1u << 20)	/* the longest payload: 1 MiB */
-#define GREETING	"RELAYD1\n"	/* what a subscriber gets first */
-#define GREETING_LEN	(sizeof(GREETING) - 1)
 
 #define CHUNK		(32 * 1024)	/* bytes a conn reads at once */
 #define FRAMER_QUEUE	4		/* chunks queued on a framer */
@@ -157,22 +155,6 @@ say(const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "relayd: %s\n", line);
-}
-
-static uint32_t
-get_be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
-}
-
-static void
-put_be32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
 }
 
 static int64_t

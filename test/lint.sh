@@ -3,7 +3,7 @@
 # 80 columns with 8-column tabs, no trailing white space, tabs for
 # indentation, no placeholder comments, every public prototype exported.
 status=0
-files=$(ls include/*.h lib/*.c lib/*.h test/*.c test/*.h samples/*.c \
+files=$(ls include/*.h lib/*.c lib/*.h test/*.c test/*.h samples/*.c samples/*.h \
     bench/*.c 2>/dev/null)
 
 complain() {
