@@ -1,13 +1,15 @@
 /*
  * timers.c - the cost and the precision of one-shot timers: libworker
- * against libuv.
+ * against a raw binary heap with a timer thread, libuv and GLib.
  *
  * Each round schedules N timers (default 1,000,000) with delays drawn
- * uniformly from [0, 1] s, all from one thread onto that thread's own
- * loop: first with worker_later() on main's root worker, then with
- * uv_timer_start() on a libuv loop, with the same delays.  Rounds
- * alternate the two (A B A B ...), so that a drift of the machine touches
- * both alike.  For each run it measures
+ * uniformly from [0, 1] s, all from one thread: with worker_later() on
+ * main's root worker, whose loop runs them; on the raw heap, whose own
+ * thread runs them; with uv_timer_start() on a libuv loop; with
+ * g_timeout_source_new() and g_source_attach() on a GMainContext.  All
+ * get the same delays.  Rounds alternate the systems (A B C D A B C D
+ * ...), so that a drift of the machine touches all alike.  For each run it
+ * measures
  *
  *   sched   the scheduling cost: how long the loop that schedules the N
  *           timers took, divided by N (ns per timer);
@@ -17,17 +19,30 @@
  *           (ms).  p50 and p99 are over every timer; "p99 due after" only
  *           over the timers due after the scheduling loop ended, because
  *           the ones due while it still ran cannot run before it ends and
- *           are late by however long it took, in both libraries;
- *   early   how many timers ran before their deadline.
+ *           are late by however long it took (but for the raw heap, whose
+ *           thread runs them meanwhile);
+ *   early   how many timers ran before their deadline;
+ *   pend    the p99 lateness of P probe timers (default 10,000, delays
+ *           uniform in [0, 1] s) scheduled after N background timers due
+ *           in 1000 s: the precision of a loop that holds a million
+ *           pending timers.  The background timers are cancelled after.
  *
- * libuv counts time in whole milliseconds: each delay is rounded up to
- * the next millisecond for uv_timer_start(), and the lateness is still
- * measured against the exact deadline in nanoseconds.  Both loops read the
- * clock once per timer, as libworker does inside worker_later():
+ * The raw peer is the floor of a timer: an array-backed binary heap of
+ * (deadline, index) under a mutex, and one thread that sleeps on a
+ * condition variable until the earliest deadline; a schedule that becomes
+ * the earliest signals it.  No allocation per timer, no ids, no cancel.
+ *
+ * libuv and GLib count time in whole milliseconds: each delay is rounded
+ * up to the next millisecond for them, and the lateness is still measured
+ * against the exact deadline in nanoseconds.  Every system reads the clock
+ * once per timer, as libworker does inside worker_later():
  * uv_update_time() before each uv_timer_start(), since libuv would
- * otherwise count every delay from the time cached when the loop last ran.
+ * otherwise count every delay from the time cached when the loop last ran;
+ * GLib and the raw heap read it when a timer is made.  GLib's main context
+ * looks at every source at each iteration, so its cost grows with the
+ * number of timers pending.
  *
- * Usage: timers [-n N] [-r ROUNDS] [-s SEED]
+ * Usage: timers [-n N] [-p P] [-r ROUNDS] [-s SEED]
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -38,16 +53,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <glib.h>
 #include <uv.h>
 
+#include "bench.h"
 #include "worker.h"
 
-/* All timers are due within a second; a wait this long means something
- * is wrong. */
-#define TIMEOUT 60.0
+#define NS_PER_S BENCH_NS_PER_S
+#define NS_PER_MS BENCH_NS_PER_MS
 
-#define NS_PER_S 1000000000u
-#define NS_PER_MS 1000000u
+/* The delay of the background timers: far beyond any run. */
+#define BACKGROUND_S 1000u
 
 /* The metrics of one run, in the order of the summary table. */
 enum {
@@ -57,33 +73,37 @@ enum {
 	M_P99,		/* ms */
 	M_P99_AFTER,	/* ms */
 	M_EARLY,	/* timers */
+	M_PEND,		/* ms */
 	M_COUNT
 };
 
-static const struct {
-	const char *label;
-	const char *format;
-	int ratio;	/* 1: the summary shows libworker / libuv */
-} metrics[M_COUNT] = {
-	[M_SCHED] = { "sched ns/timer", " %8.1f", 1 },
-	[M_TOTAL] = { "total ms", " %8.1f", 1 },
-	[M_P50] = { "p50 late ms", " %8.3f", 0 },
-	[M_P99] = { "p99 late ms", " %8.3f", 1 },
-	[M_P99_AFTER] = { "p99 after ms", " %8.3f", 1 },
-	[M_EARLY] = { "early timers", " %8.0f", 0 },
+/* "after" is the p99 lateness of the timers due after scheduling. */
+static const struct bench_metric metrics[M_COUNT] = {
+	[M_SCHED] = { "sched ns", "sched ns/timer", " %9.1f", BENCH_LOWER },
+	[M_TOTAL] = { "total ms", "total ms", " %9.1f", BENCH_LOWER },
+	[M_P50] = { "p50 ms", "p50 late ms", " %9.3f", BENCH_NONE },
+	[M_P99] = { "p99 ms", "p99 late ms", " %9.3f", BENCH_LOWER },
+	[M_P99_AFTER] = { "after ms", "p99 after ms", " %9.3f", BENCH_LOWER },
+	[M_EARLY] = { "early", "early timers", " %9.0f", BENCH_NONE },
+	[M_PEND] = { "pend ms", "p99 late ms, N pending", " %9.3f",
+	    BENCH_LOWER },
 };
 
-enum { SYS_WORKER, SYS_UV, SYS_COUNT };
-static const char *const systems[SYS_COUNT] = { "libworker", "libuv" };
+enum { SYS_WORKER, SYS_RAW, SYS_UV, SYS_GLIB, SYS_COUNT };
+static const char *const systems[SYS_COUNT] = {
+	"libworker", "raw heap", "libuv", "glib"
+};
 
 /*
- * The state of the current run, shared with the timer callbacks.  Both
- * libraries run the callbacks on the thread that scheduled them, so it
- * needs no lock.  The arrays are allocated once, for N timers.
+ * The state of the current run, shared with the timer callbacks.  All but
+ * the raw heap run the callbacks on the thread that scheduled them; the
+ * raw heap's thread is the only one to write here while it runs, and the
+ * main thread reads after it has been told the last timer ran.
  */
 static struct {
-	size_t n;
-	uint64_t *delay;	/* ns, the same for both systems in a round */
+	size_t n;		/* timed timers */
+	size_t nbg;		/* background timers */
+	const uint64_t *delay;	/* ns, the same for every system */
 	uint64_t *deadline;	/* ns, CLOCK_MONOTONIC */
 	int64_t *late;		/* ns */
 	size_t fired;
@@ -91,14 +111,19 @@ static struct {
 	int error;		/* an error in a callback, reported later */
 } run;
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
+/*
+ * One system: open() before a run, add_bg(j) for each background timer,
+ * add(i) for each timed one (its deadline is already in run.deadline[i]),
+ * wait() until the last timed one ran, close() to cancel the background
+ * timers and free everything.  Each returns 0 or an error number.
+ */
+struct timer_sys {
+	int (*open)(void);
+	int (*add_bg)(size_t j);
+	int (*add)(size_t i);
+	int (*wait)(void);
+	int (*close)(void);
+};
 
 /* splitmix64: a small, good generator, so that a seed gives the same
  * delays everywhere. */
@@ -116,7 +141,7 @@ next_random(uint64_t *state)
 static int
 record(size_t i)
 {
-	uint64_t t = now_ns();
+	uint64_t t = bench_now_ns();
 
 	run.late[i] = (int64_t)(t - run.deadline[i]);
 	if (++run.fired < run.n)
@@ -125,7 +150,26 @@ record(size_t i)
 	return 1;
 }
 
+/* A background timer never runs during a run. */
+static void
+background_ran(void)
+{
+	run.error = EPROTO;
+}
+
+/* The delay of timed timer i in whole milliseconds, rounded up. */
+static uint64_t
+delay_ms(size_t i)
+{
+	return (run.delay[i] + NS_PER_MS - 1) / NS_PER_MS;
+}
+
 /* ---- libworker ------------------------------------------------------ */
+
+static struct {
+	worker_t *self;
+	uint64_t *ids;		/* of the background timers */
+} lw;
 
 /* The timer callback, on main's thread at its breakpoint. */
 static void
@@ -141,81 +185,424 @@ on_worker_timer(void *arg)
 		run.error = rc;
 }
 
-/* One libworker run; returns 0 or an error number.  *t0 and *t1 get the
- * start and the end of the scheduling loop. */
-static int
-run_worker(uint64_t *t0, uint64_t *t1)
+static void
+on_worker_background(void *arg)
 {
-	worker_t *self;
-	size_t i;
+	(void)arg;
+	background_ran();
+}
+
+static int
+worker_open(void)
+{
+	return (lw.self = worker_current()) == NULL ? errno : 0;
+}
+
+static int
+worker_add_bg(size_t j)
+{
+	return worker_later(lw.self, on_worker_background, NULL,
+	    BACKGROUND_S, &lw.ids[j]);
+}
+
+static int
+worker_add(size_t i)
+{
+	return worker_later(lw.self, on_worker_timer, (void *)(uintptr_t)i,
+	    (double)run.delay[i] / NS_PER_S, NULL);
+}
+
+/* The timers run in this wait, main's loop. */
+static int
+worker_run_wait(void)
+{
+	int rc = worker_wait_event("done", lw.self, BENCH_TIMEOUT, NULL);
+
+	return rc != 0 ? rc : run.error;
+}
+
+static int
+worker_close(void)
+{
+	size_t j;
 	int rc;
 
-	if ((self = worker_current()) == NULL)
-		return errno;
-	*t0 = now_ns();
-	for (i = 0; i < run.n; i++) {
-		run.deadline[i] = now_ns() + run.delay[i];
-		rc = worker_later(self, on_worker_timer, (void *)(uintptr_t)i,
-		    (double)run.delay[i] / NS_PER_S, NULL);
-		if (rc != 0)
+	for (j = 0; j < run.nbg; j++)
+		if ((rc = worker_cancel(lw.self, lw.ids[j])) != 0)
 			return rc;
+	return 0;
+}
+
+static const struct timer_sys sys_worker = {
+	worker_open, worker_add_bg, worker_add, worker_run_wait, worker_close
+};
+
+/* ---- raw heap ------------------------------------------------------- */
+
+/* index NONE: a background timer. */
+#define NONE SIZE_MAX
+
+struct raw_timer {
+	uint64_t due;
+	size_t index;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	/* CLOCK_MONOTONIC; the thread sleeps on it */
+	struct raw_timer *heap;	/* lock */
+	size_t len;		/* lock */
+	size_t cap;		/* lock */
+	int quit;		/* lock */
+	pthread_t thread;
+	struct bench_latch done;	/* the last timed timer ran */
+} rh;
+
+static void
+raw_sift_down(void)
+{
+	struct raw_timer *h = rh.heap, t = h[0];
+	size_t i = 0, c;
+
+	while ((c = 2 * i + 1) < rh.len) {
+		if (c + 1 < rh.len && h[c + 1].due < h[c].due)
+			c++;
+		if (t.due <= h[c].due)
+			break;
+		h[i] = h[c];
+		i = c;
 	}
-	*t1 = now_ns();
-	/* The timers run in this wait, main's loop. */
-	if ((rc = worker_wait_event("done", self, TIMEOUT, NULL)) != 0)
-		return rc;
+	h[i] = t;
+}
+
+/* Schedules index delay_ns from now. */
+static int
+raw_push(uint64_t delay_ns, size_t index)
+{
+	struct raw_timer t, *h;
+	size_t i;
+
+	pthread_mutex_lock(&rh.lock);
+	t.due = bench_now_ns() + delay_ns;
+	t.index = index;
+	if (rh.len == rh.cap) {
+		size_t cap = rh.cap != 0 ? 2 * rh.cap : 1024;
+
+		if ((h = realloc(rh.heap, cap * sizeof(*h))) == NULL) {
+			pthread_mutex_unlock(&rh.lock);
+			return ENOMEM;
+		}
+		rh.heap = h;
+		rh.cap = cap;
+	}
+	for (i = rh.len++; i > 0 && rh.heap[(i - 1) / 2].due > t.due;
+	    i = (i - 1) / 2)
+		rh.heap[i] = rh.heap[(i - 1) / 2];
+	rh.heap[i] = t;
+	/* Only a new earliest deadline changes how long the thread sleeps. */
+	if (i == 0)
+		pthread_cond_signal(&rh.cond);
+	pthread_mutex_unlock(&rh.lock);
+	return 0;
+}
+
+static void *
+raw_thread(void *arg)
+{
+	struct timespec ts;
+	size_t index;
+
+	(void)arg;
+	pthread_mutex_lock(&rh.lock);
+	while (!rh.quit) {
+		if (rh.len == 0) {
+			pthread_cond_wait(&rh.cond, &rh.lock);
+			continue;
+		}
+		if (rh.heap[0].due > bench_now_ns()) {
+			ts.tv_sec = (time_t)(rh.heap[0].due / NS_PER_S);
+			ts.tv_nsec = (long)(rh.heap[0].due % NS_PER_S);
+			pthread_cond_timedwait(&rh.cond, &rh.lock, &ts);
+			continue;
+		}
+		index = rh.heap[0].index;
+		rh.heap[0] = rh.heap[--rh.len];
+		raw_sift_down();
+		pthread_mutex_unlock(&rh.lock);
+		if (index == NONE)
+			background_ran();
+		else if (record(index))
+			bench_latch_arrive(&rh.done);
+		pthread_mutex_lock(&rh.lock);
+	}
+	pthread_mutex_unlock(&rh.lock);
+	return NULL;
+}
+
+static int
+raw_open(void)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&rh.lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&rh.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	rh.heap = NULL;
+	rh.len = rh.cap = 0;
+	rh.quit = 0;
+	bench_latch_init(&rh.done, 1);
+	rh.thread = bench_thread(raw_thread, NULL);
+	return 0;
+}
+
+static int
+raw_add_bg(size_t j)
+{
+	(void)j;
+	return raw_push((uint64_t)BACKGROUND_S * NS_PER_S, NONE);
+}
+
+static int
+raw_add(size_t i)
+{
+	return raw_push(run.delay[i], i);
+}
+
+static int
+raw_wait(void)
+{
+	if (bench_latch_wait(&rh.done) == 0)
+		return ETIMEDOUT;
 	return run.error;
 }
 
+/* Cancels the background timers the only way this heap can: all. */
+static int
+raw_close(void)
+{
+	pthread_mutex_lock(&rh.lock);
+	rh.quit = 1;
+	rh.len = 0;
+	pthread_cond_signal(&rh.cond);
+	pthread_mutex_unlock(&rh.lock);
+	bench_join(rh.thread);
+	free(rh.heap);
+	bench_latch_destroy(&rh.done);
+	pthread_cond_destroy(&rh.cond);
+	pthread_mutex_destroy(&rh.lock);
+	return 0;
+}
+
+static const struct timer_sys sys_raw = {
+	raw_open, raw_add_bg, raw_add, raw_wait, raw_close
+};
+
 /* ---- libuv ---------------------------------------------------------- */
+
+/*
+ * libuv's handles are the program's memory: two arrays allocated before
+ * the first round, for the timed and the background timers.
+ */
+static struct {
+	uv_loop_t loop;
+	uv_timer_t *timers;
+	uv_timer_t *bg;
+	size_t inited;		/* timers[0..inited) */
+	size_t bg_inited;	/* bg[0..bg_inited) */
+} uv;
 
 static void
 on_uv_timer(uv_timer_t *t)
 {
-	(void)record((uintptr_t)t->data);
+	/* The background timers keep the loop alive: stop it. */
+	if (record((uintptr_t)t->data))
+		uv_stop(t->loop);
 }
 
-/* One libuv run on a fresh loop; returns 0 or an error number.  timers
- * has room for N handles. */
-static int
-run_uv(uv_timer_t *timers, uint64_t *t0, uint64_t *t1)
+static void
+on_uv_background(uv_timer_t *t)
 {
-	uv_loop_t loop;
-	size_t i, inited = 0;
-	int rc;
+	(void)t;
+	background_ran();
+}
 
-	if ((rc = uv_loop_init(&loop)) != 0)
-		return -rc;
-	*t0 = now_ns();
-	for (i = 0; i < run.n; i++) {
-		run.deadline[i] = now_ns() + run.delay[i];
-		uv_update_time(&loop);
-		/* Cannot fail: it only links the handle to the loop. */
-		(void)uv_timer_init(&loop, &timers[i]);
-		inited++;
-		timers[i].data = (void *)(uintptr_t)i;
-		/* Rounded up: libuv's own rounding down of the loop time
-		 * can still make a timer up to a millisecond early. */
-		rc = uv_timer_start(&timers[i], on_uv_timer,
-		    (run.delay[i] + NS_PER_MS - 1) / NS_PER_MS, 0);
-		if (rc != 0) {
-			rc = -rc;
-			break;
-		}
+static int
+uv_open(void)
+{
+	uv.inited = uv.bg_inited = 0;
+	return -uv_loop_init(&uv.loop);
+}
+
+static int
+uv_add_bg(size_t j)
+{
+	/* Cannot fail: it only links the handle to the loop. */
+	(void)uv_timer_init(&uv.loop, &uv.bg[j]);
+	uv.bg_inited++;
+	return -uv_timer_start(&uv.bg[j], on_uv_background,
+	    (uint64_t)BACKGROUND_S * 1000, 0);
+}
+
+static int
+uv_add(size_t i)
+{
+	uv_update_time(&uv.loop);
+	(void)uv_timer_init(&uv.loop, &uv.timers[i]);
+	uv.inited++;
+	uv.timers[i].data = (void *)(uintptr_t)i;
+	/* Rounded up: libuv's own rounding down of the loop time can still
+	 * make a timer up to a millisecond early. */
+	return -uv_timer_start(&uv.timers[i], on_uv_timer, delay_ms(i), 0);
+}
+
+static int
+uv_run_wait(void)
+{
+	(void)uv_run(&uv.loop, UV_RUN_DEFAULT);
+	return run.fired == run.n ? run.error : EPROTO;
+}
+
+/* Outside the measure: a loop closes only when every handle it ever had
+ * is closed. */
+static int
+uv_close_all(void)
+{
+	while (uv.inited > 0)
+		uv_close((uv_handle_t *)&uv.timers[--uv.inited], NULL);
+	while (uv.bg_inited > 0)
+		uv_close((uv_handle_t *)&uv.bg[--uv.bg_inited], NULL);
+	(void)uv_run(&uv.loop, UV_RUN_DEFAULT);
+	return uv_loop_close(&uv.loop) != 0 ? EBUSY : 0;
+}
+
+static const struct timer_sys sys_uv = {
+	uv_open, uv_add_bg, uv_add, uv_run_wait, uv_close_all
+};
+
+/* ---- GLib ----------------------------------------------------------- */
+
+static struct {
+	GMainContext *ctx;
+	GSource **bg;		/* the background timers, referenced */
+} gl;
+
+static gboolean
+on_glib_timer(gpointer data)
+{
+	(void)record((uintptr_t)data);
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_glib_background(gpointer data)
+{
+	(void)data;
+	background_ran();
+	return G_SOURCE_REMOVE;
+}
+
+static int
+glib_open(void)
+{
+	gl.ctx = g_main_context_new();
+	return 0;
+}
+
+/* GLib aborts rather than fail for want of memory. */
+static GSource *
+glib_timeout(uint64_t ms, GSourceFunc fn, gpointer data)
+{
+	GSource *s = g_timeout_source_new((guint)ms);
+
+	g_source_set_callback(s, fn, data, NULL);
+	g_source_attach(s, gl.ctx);
+	return s;
+}
+
+static int
+glib_add_bg(size_t j)
+{
+	gl.bg[j] = glib_timeout((uint64_t)BACKGROUND_S * 1000,
+	    on_glib_background, NULL);
+	return 0;
+}
+
+static int
+glib_add(size_t i)
+{
+	/* The context holds the source until it ran. */
+	g_source_unref(glib_timeout(delay_ms(i), on_glib_timer,
+	    (gpointer)(uintptr_t)i));
+	return 0;
+}
+
+static int
+glib_wait(void)
+{
+	uint64_t give_up = bench_now_ns() +
+	    (uint64_t)(BENCH_TIMEOUT * NS_PER_S);
+
+	while (run.fired < run.n && run.error == 0 &&
+	    bench_now_ns() < give_up)
+		g_main_context_iteration(gl.ctx, TRUE);
+	return run.fired == run.n ? run.error : ETIMEDOUT;
+}
+
+static int
+glib_close(void)
+{
+	size_t j;
+
+	for (j = 0; j < run.nbg; j++) {
+		g_source_destroy(gl.bg[j]);
+		g_source_unref(gl.bg[j]);
 	}
-	*t1 = now_ns();
-	/* Runs until no timer is left. */
-	if (rc == 0)
-		(void)uv_run(&loop, UV_RUN_DEFAULT);
+	g_main_context_unref(gl.ctx);
+	return 0;
+}
 
-	/* Outside the measure: a loop closes only when every handle it
-	 * ever had is closed. */
-	while (inited > 0)
-		uv_close((uv_handle_t *)&timers[--inited], NULL);
-	(void)uv_run(&loop, UV_RUN_DEFAULT);
-	if (uv_loop_close(&loop) != 0 && rc == 0)
-		rc = EBUSY;
-	return rc;
+static const struct timer_sys sys_glib = {
+	glib_open, glib_add_bg, glib_add, glib_wait, glib_close
+};
+
+static const struct timer_sys *const sys_ops[SYS_COUNT] = {
+	[SYS_WORKER] = &sys_worker,
+	[SYS_RAW] = &sys_raw,
+	[SYS_UV] = &sys_uv,
+	[SYS_GLIB] = &sys_glib,
+};
+
+/*
+ * One run of s: nbg background timers, then the run.n timed ones.
+ * Returns 0 or an error number; *t0 and *t1 get the start and the end of
+ * the loop that schedules the timed timers.
+ */
+static int
+timed_run(const struct timer_sys *s, size_t nbg, uint64_t *t0, uint64_t *t1)
+{
+	size_t i;
+	int rc, rc2;
+
+	run.fired = 0;
+	run.error = 0;
+	run.nbg = 0;
+	if ((rc = s->open()) != 0)
+		return rc;
+	for (i = 0; i < nbg && rc == 0; i++)
+		if ((rc = s->add_bg(i)) == 0)
+			run.nbg++;
+	*t0 = bench_now_ns();
+	for (i = 0; i < run.n && rc == 0; i++) {
+		run.deadline[i] = bench_now_ns() + run.delay[i];
+		rc = s->add(i);
+	}
+	*t1 = bench_now_ns();
+	if (rc == 0)
+		rc = s->wait();
+	rc2 = s->close();
+	return rc != 0 ? rc : rc2;
 }
 
 /* ---- statistics ----------------------------------------------------- */
@@ -224,14 +611,6 @@ static int
 cmp_i64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
 
 	return (x > y) - (x < y);
 }
@@ -246,14 +625,7 @@ percentile(const int64_t *v, size_t n, unsigned per_mille)
 	return v[rank > 0 ? rank - 1 : 0];
 }
 
-static double
-median(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* Fills m[] from the run that scheduled between t0 and t1. */
+/* Fills m[] from the burst run that scheduled between t0 and t1. */
 static void
 measure(uint64_t t0, uint64_t t1, double m[M_COUNT])
 {
@@ -282,79 +654,6 @@ measure(uint64_t t0, uint64_t t1, double m[M_COUNT])
 	m[M_EARLY] = (double)early;
 }
 
-/* "after" is the p99 lateness of the timers due after scheduling. */
-static void
-print_header(void)
-{
-	printf("\n%5s %-9s %9s %9s %9s %9s %9s %8s\n", "round", "system",
-	    "sched ns", "total ms", "p50 ms", "p99 ms", "after ms", "early");
-}
-
-static void
-print_run(int round, int sys, const double m[M_COUNT])
-{
-	printf("%5d %-9s %9.1f %9.1f %9.3f %9.3f %9.3f %8.0f\n",
-	    round + 1, systems[sys], m[M_SCHED], m[M_TOTAL], m[M_P50],
-	    m[M_P99], m[M_P99_AFTER], m[M_EARLY]);
-	fflush(stdout);
-}
-
-/* The table: per system the median, min and max over the rounds, then
- * the median of the per-round ratios libworker / libuv. */
-static void
-print_summary(const double *res, int rounds)
-{
-	double *v;
-	int k, r, s;
-
-	if ((v = calloc((size_t)rounds, sizeof(*v))) == NULL) {
-		perror("timers: summary");
-		return;
-	}
-	printf("\nsummary: timers, N = %zu, %d rounds\n", run.n, rounds);
-	printf("%-14s %26s %26s %9s\n", "", "libworker", "libuv", "lw/uv");
-	printf("%-14s", "");
-	for (s = 0; s < SYS_COUNT; s++)
-		printf(" %8s %8s %8s", "median", "min", "max");
-	printf(" %9s\n", "median");
-	for (k = 0; k < M_COUNT; k++) {
-		printf("%-14s", metrics[k].label);
-		for (s = 0; s < SYS_COUNT; s++) {
-			double lo, hi;
-
-			for (r = 0; r < rounds; r++)
-				v[r] = res[(r * SYS_COUNT + s) * M_COUNT + k];
-			lo = hi = v[0];
-			for (r = 1; r < rounds; r++) {
-				lo = v[r] < lo ? v[r] : lo;
-				hi = v[r] > hi ? v[r] : hi;
-			}
-			printf(metrics[k].format, median(v, (size_t)rounds));
-			printf(metrics[k].format, lo);
-			printf(metrics[k].format, hi);
-		}
-		if (!metrics[k].ratio) {
-			printf(" %9s\n", "-");
-			continue;
-		}
-		/* A ratio needs a libuv value that is not zero; a round
-		 * without one is left out. */
-		for (r = s = 0; r < rounds; r++) {
-			double lw = res[(r * SYS_COUNT + SYS_WORKER) * M_COUNT +
-			    k];
-			double uv = res[(r * SYS_COUNT + SYS_UV) * M_COUNT + k];
-
-			if (uv != 0)
-				v[s++] = lw / uv;
-		}
-		if (s > 0)
-			printf(" %9.3f\n", median(v, (size_t)s));
-		else
-			printf(" %9s\n", "-");
-	}
-	free(v);
-}
-
 /* ---- main ----------------------------------------------------------- */
 
 /*
@@ -372,120 +671,126 @@ prefault(void *p, size_t size)
 		b[i] = 0;
 }
 
-static int
-parse_count(const char *s, unsigned long max, unsigned long *out)
+static void
+fill_delays(uint64_t *d, size_t n, uint64_t state)
 {
-	char *end;
-	unsigned long v;
+	size_t i;
 
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (end == s || *end != '\0' || errno != 0 || v == 0 || v > max ||
-	    *s == '-')
-		return EINVAL;
-	*out = v;
-	return 0;
+	for (i = 0; i < n; i++)
+		d[i] = next_random(&state) % (NS_PER_S + 1);
 }
 
+struct config {
+	unsigned long n;
+	unsigned long probes;
+	unsigned long seed;
+	uint64_t *burst;	/* the round's delays of the N timers */
+	uint64_t *probe;	/* the round's delays of the probes */
+};
+
+/* One run of system sys: the N timers, then the probes with N pending. */
 static void
-usage(void)
+run_sys(int round, int sys, double *m, void *ctx)
 {
-	fprintf(stderr, "usage: timers [-n N] [-r ROUNDS] [-s SEED]\n"
-	    "N: timers per run (default 1000000), ROUNDS: at least 1 "
-	    "(default 5)\n");
-	exit(EXIT_FAILURE);
+	struct config *cf = ctx;
+	uint64_t t0, t1;
+	int rc;
+
+	/* New delays each round, the same for every system. */
+	if (sys == 0) {
+		fill_delays(cf->burst, cf->n,
+		    cf->seed + (uint64_t)round * 0x100000001u);
+		fill_delays(cf->probe, cf->probes, ~cf->seed - (uint64_t)round);
+	}
+	run.n = cf->n;
+	run.delay = cf->burst;
+	if ((rc = timed_run(sys_ops[sys], 0, &t0, &t1)) != 0)
+		bench_die(systems[sys], rc);
+	measure(t0, t1, m);
+
+	run.n = cf->probes;
+	run.delay = cf->probe;
+	if ((rc = timed_run(sys_ops[sys], cf->n, &t0, &t1)) != 0)
+		bench_die(systems[sys], rc);
+	qsort(run.late, run.n, sizeof(*run.late), cmp_i64);
+	m[M_PEND] = (double)percentile(run.late, run.n, 990) / NS_PER_MS;
+}
+
+/* The rows of the final table. */
+static void
+print_targets(const struct bench_table *t, size_t nbg)
+{
+	static const int raw[] = { SYS_RAW }, uv[] = { SYS_UV };
+	static const int others[] = { SYS_RAW, SYS_UV, SYS_GLIB };
+	double pend = bench_median_of(t, SYS_WORKER, M_PEND);
+	char row[64], nb[32];
+
+	printf("\n");
+	bench_target_ratio(t, "timer sched vs raw, ns", M_SCHED, raw,
+	    1, 1.2);
+	/* Five times faster: a ratio of at most 0.2. */
+	bench_target_ratio(t, "timer sched vs libuv, ns", M_SCHED, uv, 1,
+	    0.2);
+	snprintf(row, sizeof(row), "timer p99 late, %s pend, ms",
+	    bench_fmt(nb, sizeof(nb), (double)nbg));
+	bench_target_peer(t, row, NULL, bench_best(t, others, 3, M_PEND),
+	    M_PEND, "<= 1 ms", pend <= 1.0);
 }
 
 int
 main(int argc, char **argv)
 {
-	unsigned long n = 1000000, rounds = 5, seed = 1;
-	uv_timer_t *timers = NULL;
-	double *res = NULL;
-	uint64_t t0, t1, state;
-	size_t i;
-	int c, r, rc = 0, status = EXIT_FAILURE;
+	struct config cf = { .n = 1000000, .probes = 10000, .seed = 1 };
+	unsigned long rounds = 5;
+	struct bench_table t;
+	size_t most;
+	char title[128];
 
-	while ((c = getopt(argc, argv, "n:r:s:")) != -1) {
-		switch (c) {
-		case 'n':
-			if (parse_count(optarg, 100000000, &n) != 0)
-				usage();
-			break;
-		case 'r':
-			if (parse_count(optarg, 1000, &rounds) != 0)
-				usage();
-			break;
-		case 's':
-			if (parse_count(optarg, (unsigned long)-1, &seed) != 0)
-				usage();
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
+	bench_options(argc, argv, "timers [-n N] [-p P] [-r ROUNDS] [-s SEED]",
+	    (const struct bench_opt[]){ { 'n', &cf.n, 100000000 },
+	    { 'p', &cf.probes, 100000000 }, { 'r', &rounds, 1000 },
+	    { 's', &cf.seed, (unsigned long)-1 } }, 4);
 
-	run.n = n;
-	run.delay = calloc(n, sizeof(*run.delay));
-	run.deadline = calloc(n, sizeof(*run.deadline));
-	run.late = calloc(n, sizeof(*run.late));
-	timers = calloc(n, sizeof(*timers));
-	res = calloc(rounds * SYS_COUNT * M_COUNT, sizeof(*res));
-	if (run.delay == NULL || run.deadline == NULL || run.late == NULL ||
-	    timers == NULL || res == NULL) {
-		perror("timers");
-		goto out;
-	}
+	most = cf.n > cf.probes ? cf.n : cf.probes;
+	cf.burst = calloc(cf.n, sizeof(*cf.burst));
+	cf.probe = calloc(cf.probes, sizeof(*cf.probe));
+	run.deadline = calloc(most, sizeof(*run.deadline));
+	run.late = calloc(most, sizeof(*run.late));
+	lw.ids = calloc(cf.n, sizeof(*lw.ids));
+	uv.timers = calloc(most, sizeof(*uv.timers));
+	uv.bg = calloc(cf.n, sizeof(*uv.bg));
+	gl.bg = calloc(cf.n, sizeof(*gl.bg));
+	snprintf(title, sizeof(title), "timers, N = %lu, pend: %lu probes "
+	    "with N pending", cf.n, cf.probes);
+	if (cf.burst == NULL || cf.probe == NULL || run.deadline == NULL ||
+	    run.late == NULL || lw.ids == NULL || uv.timers == NULL ||
+	    uv.bg == NULL || gl.bg == NULL ||
+	    bench_table_init(&t, title, systems, SYS_COUNT, metrics, M_COUNT,
+	    (int)rounds) != 0)
+		bench_die("timers", ENOMEM);
 	/* Fault the measuring arrays in now, so that the first run does
 	 * not pay for them.  Not libuv's handles: the memory behind them is
 	 * the program's to provide, as libworker's timers are libworker's,
 	 * so in the first round both pay for their first touch. */
-	prefault(run.deadline, n * sizeof(*run.deadline));
-	prefault(run.late, n * sizeof(*run.late));
+	prefault(run.deadline, most * sizeof(*run.deadline));
+	prefault(run.late, most * sizeof(*run.late));
 
 	printf("timers: %lu timers per run, delays uniform in [0, 1] s, "
-	    "%lu rounds, seed %lu\nlibworker %s, libuv %s\n", n, rounds, seed,
-	    worker_version(), uv_version_string());
-	print_header();
+	    "then %lu probes with %lu pending, %lu rounds, seed %lu\n"
+	    "libworker %s, libuv %s, GLib %u.%u.%u\n", cf.n, cf.probes, cf.n,
+	    rounds, cf.seed, worker_version(), uv_version_string(),
+	    glib_major_version, glib_minor_version, glib_micro_version);
+	bench_play(&t, run_sys, &cf);
+	print_targets(&t, cf.n);
 
-	for (r = 0; r < (int)rounds; r++) {
-		state = seed + (uint64_t)r * 0x100000001u;
-		for (i = 0; i < n; i++)
-			run.delay[i] = next_random(&state) % (NS_PER_S + 1);
-
-		run.fired = 0;
-		run.error = 0;
-		if ((rc = run_worker(&t0, &t1)) != 0) {
-			fprintf(stderr, "timers: libworker: %s\n",
-			    strerror(rc));
-			goto out;
-		}
-		measure(t0, t1, &res[(r * SYS_COUNT + SYS_WORKER) * M_COUNT]);
-		print_run(r, SYS_WORKER,
-		    &res[(r * SYS_COUNT + SYS_WORKER) * M_COUNT]);
-
-		run.fired = 0;
-		if ((rc = run_uv(timers, &t0, &t1)) != 0) {
-			fprintf(stderr, "timers: libuv: %s\n", strerror(rc));
-			goto out;
-		}
-		if (run.fired != n) {
-			fprintf(stderr, "timers: libuv ran %zu of %lu timers\n",
-			    run.fired, n);
-			goto out;
-		}
-		measure(t0, t1, &res[(r * SYS_COUNT + SYS_UV) * M_COUNT]);
-		print_run(r, SYS_UV, &res[(r * SYS_COUNT + SYS_UV) * M_COUNT]);
-	}
-	print_summary(res, (int)rounds);
-	status = EXIT_SUCCESS;
-out:
-	free(res);
-	free(timers);
+	bench_table_free(&t);
+	free(gl.bg);
+	free(uv.bg);
+	free(uv.timers);
+	free(lw.ids);
 	free(run.late);
 	free(run.deadline);
-	free(run.delay);
-	return status;
+	free(cf.probe);
+	free(cf.burst);
+	return 0;
 }
