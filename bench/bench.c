@@ -387,7 +387,7 @@ bench_target_row(const char *workload, const char *libworker,
 	char r[32];
 
 	if (!headed) {
-		printf("target: %-28s %-11s %-16s %7s  %-12s %s\n",
+		printf("target: %-27s %-9s %-15s %5s %-11s %s\n",
 		    "workload", "libworker", "best peer", "ratio", "target",
 		    "met?");
 		headed = 1;
@@ -396,7 +396,7 @@ bench_target_row(const char *workload, const char *libworker,
 		snprintf(r, sizeof(r), "-");
 	else
 		snprintf(r, sizeof(r), "%.3f", ratio);
-	printf("target: %-28s %-11s %-16s %7s  %-12s %s\n", workload,
+	printf("target: %-27s %-9s %-15s %5s %-11s %s\n", workload,
 	    libworker, peer, r, target, met ? "yes" : "NO");
 	fflush(stdout);
 }
