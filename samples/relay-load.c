@@ -111,13 +111,11 @@ static void complain(const char *fmt, ...) __attribute__((format(printf, 1,
 static void
 complain(const char *fmt, ...)
 {
-	char line[512];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	relay_vlog("relay-load", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "relay-load: %s\n", line);
 }
 
 static uint64_t

@@ -8,7 +8,9 @@
 #ifndef RELAY_H
 #define RELAY_H
 
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define FRAME_MAX	(1u << 20)	/* the longest payload: 1 MiB */
 #define GREETING	"RELAYD1\n"	/* what a subscriber gets first */
@@ -28,6 +30,19 @@ put_be32(unsigned char *p, uint32_t v)
 	p[1] = (unsigned char)(v >> 16);
 	p[2] = (unsigned char)(v >> 8);
 	p[3] = (unsigned char)v;
+}
+
+/*
+ * One line "WHO: MESSAGE" on standard error, formatted first so that the
+ * single fprintf() keeps lines of different threads from mixing.
+ */
+static inline void
+relay_vlog(const char *who, const char *fmt, va_list ap)
+{
+	char line[512];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	fprintf(stderr, "%s: %s\n", who, line);
 }
 
 #endif

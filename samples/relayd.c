@@ -148,13 +148,11 @@ static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void
 say(const char *fmt, ...)
 {
-	char line[512];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	relay_vlog("relayd", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "relayd: %s\n", line);
 }
 
 static int64_t
