@@ -89,8 +89,11 @@ tsan asan:
 SAN_tsan := -fsanitize=thread
 SAN_asan := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
+# valgrind runs one thread at a time; without --fair-sched a thread that
+# spins on the library's API can starve the others for minutes.
 valgrind: test/check_worker
-	CK_FORK=yes CK_TIMEOUT_MULTIPLIER=20 valgrind --quiet --trace-children=yes \
+	CK_FORK=yes CK_TIMEOUT_MULTIPLIER=20 valgrind --quiet --fair-sched=yes \
+	    --trace-children=yes \
 	    --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	    --error-exitcode=99 --child-silent-after-fork=no ./test/check_worker
 

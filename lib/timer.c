@@ -11,6 +11,9 @@
  * per timer: the loop (loop.c) runs the due timers between batches of
  * events and sleeps no longer than the nearest deadline.  w->next_due
  * mirrors the nearest deadline so the loop can look without the lock.
+ * A round of due timers yields to queued events every TIMER_ROUND
+ * timers: a thread that schedules timers faster than the worker runs them
+ * must not keep STOP_THREAD or any other event waiting behind them.
  *
  * Any thread may schedule or cancel, so heap and table are guarded by
  * w->qlock.  The owner takes a due timer out of the heap under the lock
@@ -28,6 +31,9 @@
 #include <stdlib.h>
 
 #include "internal.h"
+
+/* Due timers run before queued events get their turn again. */
+enum { TIMER_ROUND = 64 };
 
 struct timer {
 	struct heap_node hn;	/* hn.key: the deadline */
@@ -270,16 +276,20 @@ next_deadline(const struct timer *t, uint64_t now)
 	return next;
 }
 
-/* Takes the first due timer out of the heap, or returns NULL. */
+/*
+ * Takes the first due timer out of the heap, or returns NULL; also NULL
+ * when yield is set and events are queued.
+ */
 static struct timer *
-take_due(worker_t *w, uint64_t now)
+take_due(worker_t *w, uint64_t now, bool yield)
 {
 	struct heap_node *min;
 	struct timer *t;
 
 	pthread_mutex_lock(&w->qlock);
 	min = worker__heap_min(&w->timers);
-	if (min == NULL || min->key > now) {
+	if (min == NULL || min->key > now ||
+	    (yield && !list_empty(&w->queue))) {
 		pthread_mutex_unlock(&w->qlock);
 		return NULL;
 	}
@@ -339,7 +349,8 @@ timer_unwound(void *arg)
 /*
  * Runs the timers due now, in deadline order; returns how many ran.
  * Timers that become due meanwhile wait for the next call, so a timer
- * that reschedules itself with delay 0 cannot hold the loop.
+ * that reschedules itself with delay 0 cannot hold the loop, and after
+ * TIMER_ROUND timers the call returns early if events are queued.
  */
 int
 worker__timers_run(worker_t *w)
@@ -352,7 +363,7 @@ worker__timers_run(worker_t *w)
 	    UINT64_MAX)
 		return 0;
 	now = worker__now_ns();
-	while ((t = take_due(w, now)) != NULL) {
+	while ((t = take_due(w, now, count >= TIMER_ROUND)) != NULL) {
 		struct worker__hook hook;
 
 		worker__hook_push(w, &hook, timer_unwound, t);

@@ -187,7 +187,7 @@ case_cycles() {
 		why="valgrind is not installed"
 		return 1
 	fi
-	wrap="valgrind --quiet --leak-check=full"
+	wrap="valgrind --quiet --fair-sched=yes --leak-check=full"
 	wrap="$wrap --errors-for-leak-kinds=definite,indirect"
 	wrap="$wrap --error-exitcode=99"
 	life=150

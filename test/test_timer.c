@@ -1080,6 +1080,68 @@ START_TEST(not_starved_by_events)
 }
 END_TEST
 
+#define N_DUE		1000	/* timers due at once */
+
+struct held {
+	sem_t entered, release, done;
+	atomic_int runs;	/* timers run */
+	int runs_seen;		/* timers run before the event's listener */
+};
+
+static int
+on_hold(const worker_event_t *ev, void *ctx)
+{
+	struct held *h = ctx;
+
+	(void)ev;
+	sem_post(&h->entered);
+	sem_wait_ok(&h->release, "the release");
+	return 0;
+}
+
+static int
+on_seen(const worker_event_t *ev, void *ctx)
+{
+	struct held *h = ctx;
+
+	(void)ev;
+	h->runs_seen = atomic_load(&h->runs);
+	sem_post(&h->done);
+	return 0;
+}
+
+/* Many due timers do not keep a queued event (STOP_THREAD among them)
+ * waiting until they have all run: the event comes between them. */
+START_TEST(events_not_starved_by_timers)
+{
+	struct held h;
+	worker_t *w;
+
+	memset(&h, 0, sizeof(h));
+	ck_assert_int_eq(sem_init(&h.entered, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&h.release, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&h.done, 0, 0), 0);
+	w = worker_create(NULL, NULL, NULL);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_listen(w, "HOLD", on_hold, &h, NULL));
+	CHECK_OK(worker_listen(w, "SEEN", on_seen, &h, NULL));
+	CHECK_OK(worker_fire(w, "HOLD", NULL));
+	sem_wait_ok(&h.entered, "the holding listener");
+	for (int i = 0; i < N_DUE; i++)
+		CHECK_OK(worker_later(w, count_cb, &h.runs, 0, NULL));
+	CHECK_OK(worker_fire(w, "SEEN", NULL));
+	sem_post(&h.release);
+	sem_wait_ok(&h.done, "the event behind the timers");
+	ck_assert_int_lt(h.runs_seen, N_DUE);
+	sentinel(w, 0);
+	CHECK_ATOMIC(&h.runs, N_DUE);
+	stop_join_unref(w);
+	sem_destroy(&h.entered);
+	sem_destroy(&h.release);
+	sem_destroy(&h.done);
+}
+END_TEST
+
 struct scheduler {
 	worker_t *w;
 	atomic_int stop;
@@ -1159,6 +1221,7 @@ suite_timer(void)
 	tcase_add_test(tc, callback_nests_wait);
 	tcase_add_test(tc, runs_while_paused);
 	tcase_add_test(tc, not_starved_by_events);
+	tcase_add_test(tc, events_not_starved_by_timers);
 
 	tc = test_case(s, "cancel");
 	tcase_add_test(tc, cancel_pending);
