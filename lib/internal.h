@@ -80,8 +80,10 @@ struct payload {
  */
 struct wevent {
 	struct list_node link;
+	struct wevent *spare_next;	/* in a stack of spare nodes (pool.c) */
 	uint32_t hash;
 	uint8_t kind;
+	bool pooled;		/* a node of the pool's size, to recycle */
 	worker_event_t pub;	/* pub.name points at name[] */
 	struct payload *payload;
 	char name[];
@@ -134,12 +136,13 @@ struct worker {
 
 	/* qlock */
 	pthread_mutex_t qlock;
-	pthread_cond_t wake_cond;	/* the owner sleeps on it */
+	atomic_uint wake_seq;		/* the owner sleeps on it (futex) */
 	pthread_cond_t end_cond;	/* worker_join() sleeps on it */
 	list_t queue;
 	int phase;
-	bool sleeping;			/* the owner is in wake_cond */
+	bool sleeping;			/* the owner sleeps on wake_seq */
 	bool woken;			/* worker__wake() since last look */
+	atomic_uint wakers;		/* calls about to wake the owner */
 	unsigned starts;		/* runs started */
 	list_t waiters;			/* struct worker__waiter */
 	pthread_t thread;
@@ -154,10 +157,11 @@ struct worker {
 	/* Written under qlock, read anywhere. */
 	atomic_int running;		/* phase == PHASE_RUNNING */
 	atomic_uint ends;		/* runs whose waiters were woken */
-	atomic_size_t queued;		/* admitted and not yet taken */
+	atomic_size_t admitted;		/* events ever queued (qlock) */
 	atomic_int paused;
 	atomic_bool on_main;		/* runs on the main thread now */
 	atomic_uint_least64_t next_due;	/* nearest timer, UINT64_MAX: none */
+	_Atomic(struct wevent *) spare;	/* handled events' nodes (pool.c) */
 
 	/* llock */
 	pthread_mutex_t llock;
@@ -173,11 +177,15 @@ struct worker {
 	unsigned lcache_ver;
 	unsigned ldepth;		/* dispatches under way */
 	list_t batch;			/* taken from queue, not handled */
+	atomic_size_t taken;		/* events ever taken off the batch */
 	list_t cache;			/* handled while paused */
 	struct payload *held;		/* data returned by the last wait */
 	bool ending;			/* draining in the end sequence */
 	bool canceled;			/* root: STOP handled, not yet seen */
 	unsigned stopping;		/* STOP_THREAD dispatches under way */
+	unsigned spare_pushed;		/* pool.c: bounds spare */
+	worker_t *unref_source;		/* pool.c: references owed to it */
+	unsigned unref_count;
 	int outcome;
 	int fail_err;
 	void *task_ret;
@@ -228,6 +236,7 @@ struct worker__wait {
 
 /* worker.c */
 worker_t *worker__alloc(const char *name, bool is_root);
+void worker__unref_many(worker_t *w, unsigned n);
 bool worker__tryref(worker_t *w);
 bool worker__on_this_thread(const worker_t *w);
 void worker__end(worker_t *w);
@@ -254,10 +263,19 @@ void worker__event_free(struct wevent *ev);
 int worker__send(worker_t *source, worker_t *target, const char *name,
     void *data, struct payload *pl, unsigned flags, bool notify);
 void worker__wake(worker_t *w);
+void worker__wakers_wait(worker_t *w);
+int worker__sleep_locked(worker_t *w, uint64_t until);
 void worker__signal_locked(worker_t *w);
 void worker__take_batch(worker_t *w);
 struct wevent *worker__next(worker_t *w);
 void worker__drop_events(list_t *l);
+
+/* pool.c */
+struct wevent *worker__event_alloc(worker_t *target, size_t len);
+void worker__event_done(worker_t *w, struct wevent *ev);
+void worker__unref_flush(worker_t *w);
+void worker__pool_free(worker_t *w);
+void worker__pool_thread_exit(void);
 
 /* fire.c */
 int worker__fire_from(worker_t *source, worker_t *w, const char *name,
@@ -282,6 +300,7 @@ void worker__run_cleanups(worker_t *w, size_t down_to);
 /* timer.c */
 uint64_t worker__now_ns(void);
 uint64_t worker__deadline_ns(double seconds);
+struct timespec worker__timespec(uint64_t ns);
 int worker__timers_run(worker_t *w);
 void worker__timers_drop(worker_t *w);
 void worker__timers_free(worker_t *w);
@@ -310,6 +329,30 @@ void worker__waiters_take(list_t *woken, list_t *l);
 void worker__waiters_wake(list_t *woken);
 int worker__wait_on(worker_t *self, pthread_mutex_t *lock, list_t *l,
     int (*done)(void *ctx), void *ctx, double timeout);
+
+/*
+ * Events admitted and not yet taken off the batch.  Two counters, each
+ * with one writer, cost the hot paths plain stores where one shared
+ * counter would cost both sides an atomic read-modify-write.
+ */
+static inline size_t
+worker__queued(const worker_t *w)
+{
+	size_t taken = atomic_load_explicit(&w->taken, memory_order_relaxed);
+	size_t admitted = atomic_load_explicit(&w->admitted,
+	    memory_order_relaxed);
+
+	/* Read without qlock, admitted may lag behind. */
+	return admitted > taken ? admitted - taken : 0;
+}
+
+/* Adds one to a counter that only one thread at a time writes. */
+static inline void
+worker__count(atomic_size_t *counter)
+{
+	atomic_store_explicit(counter, atomic_load_explicit(counter,
+	    memory_order_relaxed) + 1, memory_order_relaxed);
+}
 
 static inline void
 worker__hook_push(worker_t *w, struct worker__hook *h,

@@ -30,22 +30,13 @@
 
 #include "internal.h"
 
-static struct timespec
-timespec_of(uint64_t ns)
-{
-	struct timespec ts = {
-		.tv_sec = (time_t)(ns / 1000000000u),
-		.tv_nsec = (long)(ns % 1000000000u)
-	};
-
-	return ts;
-}
-
 /*
- * Sleeps until an event is queued, the worker is woken, its nearest timer
- * is due, or deadline passes (CLOCK_MONOTONIC ns; UINT64_MAX: none).  A
- * timer scheduled meanwhile from another thread signals the condition
- * variable, and the next round sleeps for the new nearest deadline.
+ * Takes the queued events into the batch, first sleeping until there are
+ * some, the worker is woken, its nearest timer is due, or deadline passes
+ * (CLOCK_MONOTONIC ns; UINT64_MAX: none).  A timer scheduled meanwhile
+ * from another thread signals the condition variable, and the next round
+ * sleeps for the new nearest deadline.  One lock for the look, the sleep
+ * and the take: this is the path of every event that wakes a worker.
  */
 static void
 block(worker_t *w, uint64_t deadline)
@@ -53,35 +44,27 @@ block(worker_t *w, uint64_t deadline)
 	uint64_t due = atomic_load_explicit(&w->next_due,
 	    memory_order_relaxed);
 
+	worker__unref_flush(w);
 	/* A worker with descriptors sleeps in ppoll() instead (watch.c). */
 	if (atomic_load_explicit(&w->nwatch, memory_order_relaxed) > 0) {
 		worker__watches_run(w, true, due < deadline ? due : deadline);
+		worker__take_batch(w);
 		return;
 	}
 	pthread_mutex_lock(&w->qlock);
 	while (list_empty(&w->queue) && !w->woken) {
 		uint64_t until = atomic_load_explicit(&w->next_due,
 		    memory_order_relaxed);
-		struct timespec ts;
-		int rc;
 
 		if (deadline < until)
 			until = deadline;
 		if (until != UINT64_MAX && worker__now_ns() >= until)
 			break;
-		w->sleeping = true;
-		if (until != UINT64_MAX) {
-			ts = timespec_of(until);
-			rc = pthread_cond_timedwait(&w->wake_cond, &w->qlock,
-			    &ts);
-		} else {
-			rc = pthread_cond_wait(&w->wake_cond, &w->qlock);
-		}
-		w->sleeping = false;
-		if (rc == ETIMEDOUT)
+		if (worker__sleep_locked(w, until) == ETIMEDOUT)
 			break;
 	}
 	w->woken = false;
+	list_splice_tail(&w->batch, &w->queue);
 	pthread_mutex_unlock(&w->qlock);
 }
 
@@ -99,7 +82,7 @@ found(worker_t *w, struct worker__wait *wt, struct wevent *ev)
 	if ((w->held = ev->payload) != NULL)
 		atomic_fetch_add(&w->held->refs, 1);
 	wt->data = ev->pub.data;
-	worker__event_free(ev);
+	worker__event_done(w, ev);
 	return 0;
 }
 
@@ -129,7 +112,7 @@ settle(worker_t *w, struct wevent *ev)
 	    ev->kind != KIND_RESUME)
 		list_append(&w->cache, &ev->link);
 	else
-		worker__event_free(ev);
+		worker__event_done(w, ev);
 }
 
 static struct wevent *
@@ -164,13 +147,8 @@ handle_queued(worker_t *w)
 	return count;
 }
 
-/*
- * Runs w's loop until wt is satisfied (0), its timeout passes (ETIMEDOUT)
- * or the wait is cancelled (ECANCELED: a stopped root, or a worker that is
- * ending).  A started worker that handles STOP_THREAD unwinds from here.
- */
-int
-worker__loop(worker_t *w, struct worker__wait *wt)
+static int
+loop_run(worker_t *w, struct worker__wait *wt)
 {
 	uint64_t deadline = wt->timeout >= 0 ?
 	    worker__deadline_ns(wt->timeout) : UINT64_MAX;
@@ -188,7 +166,7 @@ worker__loop(worker_t *w, struct worker__wait *wt)
 		if ((ev = cache_pop(w)) != NULL) {
 			if (wait_matches(wt, ev))
 				return found(w, wt, ev);
-			worker__event_free(ev);
+			worker__event_done(w, ev);
 			continue;
 		}
 		if (wait_done(wt)) {
@@ -208,14 +186,10 @@ worker__loop(worker_t *w, struct worker__wait *wt)
 			/* Past the deadline: end the batch taken, no more. */
 			if (took_batch && deadline_passed(deadline))
 				return ETIMEDOUT;
-			worker__take_batch(w);
+			block(w, deadline);
 			took_batch = true;
-			if (list_empty(&w->batch)) {
-				if (deadline_passed(deadline))
-					return ETIMEDOUT;
-				block(w, deadline);
+			if (list_empty(&w->batch))
 				continue;
-			}
 		}
 		ev = worker__next(w);
 		worker__dispatch(w, ev);
@@ -223,6 +197,21 @@ worker__loop(worker_t *w, struct worker__wait *wt)
 			return found(w, wt, ev);
 		settle(w, ev);
 	}
+}
+
+/*
+ * Runs w's loop until wt is satisfied (0), its timeout passes (ETIMEDOUT)
+ * or the wait is cancelled (ECANCELED: a stopped root, or a worker that is
+ * ending).  A started worker that handles STOP_THREAD unwinds from here.
+ */
+int
+worker__loop(worker_t *w, struct worker__wait *wt)
+{
+	int rc = loop_run(w, wt);
+
+	/* Senders of the events handled need not wait for the next wait. */
+	worker__unref_flush(w);
+	return rc;
 }
 
 static int
@@ -401,6 +390,7 @@ worker_update(void)
 	count = worker__timers_run(w);
 	count += worker__watches_run(w, false, 0);
 	count += handle_queued(w);
+	worker__unref_flush(w);
 	worker__fd_rearm(w);
 	return count;
 }

@@ -59,6 +59,17 @@ worker__now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+struct timespec
+worker__timespec(uint64_t ns)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(ns / 1000000000u),
+		.tv_nsec = (long)(ns % 1000000000u)
+	};
+
+	return ts;
+}
+
 /* now + seconds, rounded up; a century is as good as forever. */
 uint64_t
 worker__deadline_ns(double seconds)

@@ -197,7 +197,7 @@ dump_locked(FILE *out, worker_t *w, int depth)
 
 	if (fprintf(out, "%*s%s [%s] daemon=%s queued=%zu\n", 2 * depth, "",
 	    w->name, state_name(w), w->daemon ? "yes" : "no",
-	    atomic_load(&w->queued)) < 0)
+	    worker__queued(w)) < 0)
 		return EIO;
 	list_for_each(n, &w->children)
 		if (dump_locked(out, child_of(n), depth + 1) != 0)

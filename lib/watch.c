@@ -228,13 +228,8 @@ static struct timespec
 timeout_until(uint64_t until)
 {
 	uint64_t now = worker__now_ns();
-	uint64_t left = until > now ? until - now : 0;
-	struct timespec ts = {
-		.tv_sec = (time_t)(left / 1000000000u),
-		.tv_nsec = (long)(left % 1000000000u)
-	};
 
-	return ts;
+	return worker__timespec(until > now ? until - now : 0);
 }
 
 /*

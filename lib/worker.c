@@ -56,7 +56,6 @@ worker_t *
 worker__alloc(const char *name, bool is_root)
 {
 	worker_t *w = calloc(1, sizeof(*w));
-	pthread_condattr_t ca;
 	char buf[32];
 
 	if (w == NULL)
@@ -91,10 +90,6 @@ worker__alloc(const char *name, bool is_root)
 	atomic_init(&w->next_due, UINT64_MAX);
 	pthread_mutex_init(&w->qlock, NULL);
 	pthread_mutex_init(&w->llock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&w->wake_cond, &ca);
-	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&w->end_cond, NULL);
 	return w;
 }
@@ -257,6 +252,7 @@ worker__end(worker_t *w)
 	worker__stop_children(w);
 	worker__join_children(w);
 	worker__tree_unlink(w);
+	worker__unref_flush(w);
 
 	/* Reset the owner's state before a restart can reuse it. */
 	w->ending = false;
@@ -300,6 +296,7 @@ thread_main(void *arg)
 	worker_t *w = arg;
 
 	run_worker(w, true);
+	worker__pool_thread_exit();
 	worker_unref(w);	/* the run's own reference */
 	return NULL;
 }
@@ -533,10 +530,12 @@ worker_free(worker_t *w)
 		else
 			pthread_join(w->thread, NULL);
 	}
+	worker__wakers_wait(w);
 	worker__drop_events(&w->queue);
 	worker__drop_events(&w->batch);
 	worker__drop_events(&w->cache);
 	worker__payload_put(w->held);
+	worker__pool_free(w);
 	worker__free_listeners(w);
 	worker__timers_free(w);
 	worker__watches_free(w);
@@ -544,17 +543,23 @@ worker_free(worker_t *w)
 	free(w->cleanups);
 	pthread_mutex_destroy(&w->qlock);
 	pthread_mutex_destroy(&w->llock);
-	pthread_cond_destroy(&w->wake_cond);
 	pthread_cond_destroy(&w->end_cond);
 	free(w->name);
 	free(w);
 	worker_unref(parent);
 }
 
+/* Drops n references at once (pool.c pays its debts with it). */
+void
+worker__unref_many(worker_t *w, unsigned n)
+{
+	if (atomic_fetch_sub_explicit(&w->refs, n, memory_order_acq_rel) == n)
+		worker_free(w);
+}
+
 void
 worker_unref(worker_t *w)
 {
-	if (w != NULL && atomic_fetch_sub_explicit(&w->refs, 1,
-	    memory_order_acq_rel) == 1)
-		worker_free(w);
+	if (w != NULL)
+		worker__unref_many(w, 1);
 }

@@ -949,6 +949,59 @@ START_TEST(fire_stress_producers)
 }
 END_TEST
 
+/* ---- Event memory ----------------------------------------------------- */
+
+#define NAME_LENS 120	/* names of 1 to NAME_LENS bytes */
+#define NAME_ROUNDS 50
+
+struct names {
+	sem_t done;
+	long seen, bad;		/* the receiver's */
+};
+
+static int
+on_named(const worker_event_t *ev, void *ctx)
+{
+	struct names *n = ctx;
+	size_t len = (size_t)(uintptr_t)ev->data;
+
+	if (strlen(ev->name) != len || strspn(ev->name, "n") != len)
+		n->bad++;
+	if (++n->seen == NAME_LENS * NAME_ROUNDS)
+		sem_post(&n->done);
+	return 0;
+}
+
+/* Event nodes are reused from one event to the next whatever the length
+ * of the names, short ones in recycled nodes, long ones not: every event
+ * still arrives under its own name. */
+START_TEST(names_of_every_length)
+{
+	char names[NAME_LENS + 1][NAME_LENS + 1];
+	struct names n;
+	worker_t *w;
+
+	memset(&n, 0, sizeof(n));
+	ck_assert_int_eq(sem_init(&n.done, 0, 0), 0);
+	w = idle_new("names", NULL, NULL);
+	for (int len = 1; len <= NAME_LENS; len++) {
+		memset(names[len], 'n', (size_t)len);
+		names[len][len] = '\0';
+		CHECK_OK(worker_listen(w, names[len], on_named, &n, NULL));
+	}
+	CHECK_OK(worker_start(w));
+	for (int r = 0; r < NAME_ROUNDS; r++)
+		for (int len = 1; len <= NAME_LENS; len++)
+			CHECK_OK(worker_fire(w, names[len],
+			    (void *)(uintptr_t)len));
+	sem_wait_ok(&n.done, "every event");
+	stop_join_unref(w);
+	ck_assert_int_eq(n.seen, NAME_LENS * NAME_ROUNDS);
+	ck_assert_int_eq(n.bad, 0);
+	sem_destroy(&n.done);
+}
+END_TEST
+
 Suite *
 suite_fire(void)
 {
@@ -984,6 +1037,7 @@ suite_fire(void)
 
 	tc = test_case(s, "stress");
 	tcase_add_test(tc, fire_stress_producers);
+	tcase_add_test(tc, names_of_every_length);
 
 	return s;
 }
