@@ -183,6 +183,7 @@ struct worker {
 	bool ending;			/* draining in the end sequence */
 	bool canceled;			/* root: STOP handled, not yet seen */
 	unsigned stopping;		/* STOP_THREAD dispatches under way */
+	unsigned spin_ns;		/* worker__spin(), 0: not yet */
 	unsigned spare_pushed;		/* pool.c: bounds spare */
 	worker_t *unref_source;		/* pool.c: references owed to it */
 	unsigned unref_count;
@@ -265,6 +266,7 @@ int worker__send(worker_t *source, worker_t *target, const char *name,
 void worker__wake(worker_t *w);
 void worker__wakers_wait(worker_t *w);
 int worker__sleep_locked(worker_t *w, uint64_t until);
+void worker__spin(worker_t *w, uint64_t until);
 void worker__signal_locked(worker_t *w);
 void worker__take_batch(worker_t *w);
 struct wevent *worker__next(worker_t *w);

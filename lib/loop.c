@@ -51,6 +51,7 @@ block(worker_t *w, uint64_t deadline)
 		worker__take_batch(w);
 		return;
 	}
+	worker__spin(w, due < deadline ? due : deadline);
 	pthread_mutex_lock(&w->qlock);
 	while (list_empty(&w->queue) && !w->woken) {
 		uint64_t until = atomic_load_explicit(&w->next_due,
