@@ -7,7 +7,7 @@
  * Every wait is one call of worker__loop() on the calling thread's worker.
  * The loop handles the batch (queue.c) event by event, checks what the
  * wait is waiting for after each, runs the due timers (timer.c) between
- * batches, and sleeps on the worker's condition variable when the queue is
+ * batches, and sleeps on the worker's futex word (queue.c) when the queue is
  * empty, until an event, a wake (another worker's state changed), the
  * nearest timer or the deadline.  Deadlines use CLOCK_MONOTONIC.
  *
@@ -34,7 +34,7 @@
  * Takes the queued events into the batch, first sleeping until there are
  * some, the worker is woken, its nearest timer is due, or deadline passes
  * (CLOCK_MONOTONIC ns; UINT64_MAX: none).  A timer scheduled meanwhile
- * from another thread signals the condition variable, and the next round
+ * from another thread wakes the owner, and the next round
  * sleeps for the new nearest deadline.  One lock for the look, the sleep
  * and the take: this is the path of every event that wakes a worker.
  */

@@ -6,9 +6,8 @@
  * Producers append to w->queue under w->qlock.  The owner thread takes the
  * whole queue in one step (worker__take_batch) into w->batch, which only it
  * touches, and handles the batch without the lock: one lock acquisition per
- * batch, not per event.  The condition variable is signalled only when the
- * owner is really asleep on it (w->sleeping), so a busy worker costs its
- * producers no system call.
+ * batch, not per event.  The owner is woken only when it is really asleep
+ * (w->sleeping), so a busy worker costs its producers no system call.
  *
  * An event fired at several workers (bubble, broadcast) is copied once per
  * target; the copies share one struct payload whose reference count calls
@@ -256,34 +255,8 @@ worker__sleep_locked(worker_t *w, uint64_t until)
 }
 
 /*
- * Called with w->qlock held.  The signal goes out before the unlock: the
- * moment the lock is free, the owner may handle the event, end and free
- * w, condition variable included, and the caller holds no reference that
- * would prevent it.
- */
-void
-worker__signal_locked(worker_t *w)
-{
-	if (w->sleeping) {
-		w->sleeping = false;
-		if (w->polling) {
-			worker__poke_locked(w);
-		} else {
-			atomic_fetch_add(&w->wake_seq, 1);
-			futex_wake(&w->wake_seq);
-		}
-	}
-}
-
-/*
- * The hot paths wake the owner after they unlock instead: an owner
- * signalled under the lock only wakes to block on it again, which costs
- * it two more futex calls and a context switch.  w->wakers keeps the
- * condition variable and the eventfd alive meanwhile: worker_free() waits
- * for it to drop to zero, and it cannot rise again then, because only a
- * call that found w running under qlock (or holds a reference) raises it.
- * unlock_and_wake() releases the lock and sends what the caller claimed
- * with claim_wake() under it.
+ * Called with w->qlock held: if the owner sleeps, marks it awake and says
+ * how to wake it (WAKE_NONE: it does not sleep).
  */
 static unsigned
 claim_wake(worker_t *w)
@@ -291,7 +264,6 @@ claim_wake(worker_t *w)
 	if (!w->sleeping)
 		return WAKE_NONE;
 	w->sleeping = false;
-	atomic_fetch_add_explicit(&w->wakers, 1, memory_order_relaxed);
 	if (w->polling)
 		return WAKE_POLL;
 	atomic_fetch_add(&w->wake_seq, 1);
@@ -299,15 +271,44 @@ claim_wake(worker_t *w)
 }
 
 static void
+send_wake(worker_t *w, unsigned how)
+{
+	if (how == WAKE_POLL)
+		worker__poke_locked(w);
+	else if (how == WAKE_FUTEX)
+		futex_wake(&w->wake_seq);
+}
+
+/*
+ * Called with w->qlock held.  The wake goes out before the unlock: the
+ * moment the lock is free, the owner may handle the event, end and free
+ * w, futex word included, and the caller holds no reference that would
+ * prevent it.
+ */
+void
+worker__signal_locked(worker_t *w)
+{
+	send_wake(w, claim_wake(w));
+}
+
+/*
+ * The hot paths wake the owner after they unlock instead: an owner woken
+ * under the lock only wakes to block on it again, which costs it two more
+ * futex calls and a context switch.  w->wakers keeps the futex word and
+ * the eventfd alive meanwhile: worker_free() waits for it to drop to
+ * zero, and it cannot rise again then, because only a call that found w
+ * running under qlock (or holds a reference) raises it.  Called with
+ * qlock held, with what claim_wake() said under it.
+ */
+static void
 unlock_and_wake(worker_t *w, unsigned how)
 {
+	if (how != WAKE_NONE)
+		atomic_fetch_add_explicit(&w->wakers, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&w->qlock);
 	if (how == WAKE_NONE)
 		return;
-	if (how == WAKE_POLL)
-		worker__poke_locked(w);
-	else
-		futex_wake(&w->wake_seq);
+	send_wake(w, how);
 	atomic_fetch_sub_explicit(&w->wakers, 1, memory_order_release);
 }
 

@@ -5,12 +5,12 @@
  *
  * DESIGN
  *
- * A worker with no watch sleeps on its condition variable, as before: no
+ * A worker with no watch sleeps on its futex word, as before: no
  * descriptor, no system call more.  The first watch gives the worker an
  * eventfd.  From then on the loop sleeps in ppoll() over the eventfd and
  * the watched descriptors, and a producer that finds the owner asleep
- * (w->sleeping with w->polling) writes the eventfd instead of signalling
- * the condition variable.  Between batches of events the loop also polls
+ * (w->sleeping with w->polling) writes the eventfd instead of waking
+ * the futex.  Between batches of events the loop also polls
  * without waiting, so busy workers still serve their descriptors.
  *
  * The watches are a list guarded by w->qlock, since any thread may watch
@@ -236,7 +236,7 @@ timeout_until(uint64_t until)
  * Polls w's descriptors: without waiting, or (wait) until an event is
  * queued, a wake, a ready descriptor or until (UINT64_MAX: no limit).
  * Fills ready[] and returns its count.  A wait consumes w->woken, as the
- * condition variable path does.
+ * futex path does.
  */
 static size_t
 poll_round(worker_t *w, bool wait, uint64_t until, struct ready *ready)
