@@ -89,6 +89,16 @@ logged() {
 	return 1
 }
 
+# await_logged N TEXT: waits (up to 30 s) until relayd has logged TEXT N
+# times, so a SIGTERM does not race with what the case is about.
+await_logged() {
+	i=0
+	while [ "$(grep -c -- "$2" "$log")" -lt "$1" ] && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
 # run NAME: runs case_NAME and reports it.
 run() {
 	why=
@@ -129,6 +139,7 @@ case_oversized() {
 case_midframe() {
 	start midframe &&
 	    load --sub-port "$sub" --clients 5 --frames 200 --cut 3 &&
+	    await_logged 3 "the client left in the middle of a frame" &&
 	    stop && logged 3 "the client left in the middle of a frame" &&
 	    verify
 }
