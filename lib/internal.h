@@ -80,10 +80,10 @@ struct payload {
  */
 struct wevent {
 	struct list_node link;
-	struct wevent *spare_next;	/* in a stack of spare nodes (pool.c) */
+	struct wevent *spare_next;	/* in a worker's cache (pool.c) */
 	uint32_t hash;
 	uint8_t kind;
-	bool pooled;		/* a node of the pool's size, to recycle */
+	bool pooled;		/* a node of the pool's size, to keep */
 	worker_event_t pub;	/* pub.name points at name[] */
 	struct payload *payload;
 	char name[];
@@ -115,6 +115,8 @@ struct cleanup {
 	void *arg;
 };
 
+struct worker__ring;
+
 struct worker {
 	/* Immutable after worker_new(). */
 	atomic_uint refs;
@@ -140,7 +142,9 @@ struct worker {
 	pthread_cond_t end_cond;	/* worker_join() sleeps on it */
 	list_t queue;
 	int phase;
-	bool sleeping;			/* the owner sleeps on wake_seq */
+	bool sleeping;			/* the owner sleeps on sleep_word */
+	atomic_uint *sleep_word;	/* wake_seq or a ring slot's word */
+	unsigned sleep_val;		/* the value it sleeps on */
 	bool woken;			/* worker__wake() since last look */
 	atomic_uint wakers;		/* calls about to wake the owner */
 	unsigned starts;		/* runs started */
@@ -157,11 +161,13 @@ struct worker {
 	/* Written under qlock, read anywhere. */
 	atomic_int running;		/* phase == PHASE_RUNNING */
 	atomic_uint ends;		/* runs whose waiters were woken */
-	atomic_size_t admitted;		/* events ever queued (qlock) */
+	atomic_size_t admitted;		/* events ever locked-queued (qlock) */
 	atomic_int paused;
 	atomic_bool on_main;		/* runs on the main thread now */
 	atomic_uint_least64_t next_due;	/* nearest timer, UINT64_MAX: none */
-	_Atomic(struct wevent *) spare;	/* handled events' nodes (pool.c) */
+	_Atomic(struct worker__ring *) ring;	/* set once (ring.c) */
+	atomic_uint_least64_t ring_head;	/* owner: next slot to take */
+	uint64_t locked_at;		/* qlock: where the ring was locked */
 
 	/* llock */
 	pthread_mutex_t llock;
@@ -184,7 +190,10 @@ struct worker {
 	bool canceled;			/* root: STOP handled, not yet seen */
 	unsigned stopping;		/* STOP_THREAD dispatches under way */
 	unsigned spin_ns;		/* worker__spin(), 0: not yet */
-	unsigned spare_pushed;		/* pool.c: bounds spare */
+	size_t spliced;			/* admitted at the last take */
+	struct wevent *nodes;		/* pool.c: spare nodes */
+	unsigned nnodes;
+	unsigned prepaid;		/* pool.c: references on w to spend */
 	worker_t *unref_source;		/* pool.c: references owed to it */
 	unsigned unref_count;
 	int outcome;
@@ -258,6 +267,8 @@ int worker__tree_fire(worker_t *w, bool deep, worker_t *source,
 
 /* queue.c */
 uint32_t worker__hash(const char *name, size_t len);
+void worker__futex_wake(atomic_uint *word);
+void worker__relax(void);
 struct payload *worker__payload_new(void *data, void (*data_free)(void *));
 void worker__payload_put(struct payload *pl);
 void worker__event_free(struct wevent *ev);
@@ -269,15 +280,37 @@ int worker__sleep_locked(worker_t *w, uint64_t until);
 void worker__spin(worker_t *w, uint64_t until);
 void worker__signal_locked(worker_t *w);
 void worker__take_batch(worker_t *w);
+void worker__take_locked(worker_t *w);
+bool worker__queue_empty_locked(const worker_t *w);
 struct wevent *worker__next(worker_t *w);
 void worker__drop_events(list_t *l);
 
+/* ring.c */
+bool worker__ring_send(worker_t *source, worker_t *w, const char *name,
+    size_t len, uint32_t hash, unsigned kind, void *data,
+    struct payload *pl, unsigned flags);
+size_t worker__ring_take(worker_t *w);
+void worker__ring_take_locked(worker_t *w);
+bool worker__ring_open(const worker_t *w);
+void worker__ring_close_locked(worker_t *w);
+void worker__ring_reopen_locked(worker_t *w);
+void worker__ring_locked_send(worker_t *w);
+bool worker__ring_pending_locked(const worker_t *w);
+bool worker__ring_ready(const worker_t *w);
+uint64_t worker__ring_admitted(const worker_t *w);
+atomic_uint *worker__ring_mark_locked(worker_t *w, unsigned *val,
+    bool *published);
+bool worker__ring_unmark(atomic_uint *word, unsigned val);
+void worker__ring_free(worker_t *w);
+
 /* pool.c */
-struct wevent *worker__event_alloc(worker_t *target, size_t len);
+struct wevent *worker__event_alloc(size_t len);
+struct wevent *worker__event_node(worker_t *w);
 void worker__event_done(worker_t *w, struct wevent *ev);
 void worker__unref_flush(worker_t *w);
 void worker__pool_free(worker_t *w);
-void worker__pool_thread_exit(void);
+worker_t *worker__source_ref(worker_t *source);
+void worker__source_settle(worker_t *w);
 
 /* fire.c */
 int worker__fire_from(worker_t *source, worker_t *w, const char *name,
@@ -342,7 +375,7 @@ worker__queued(const worker_t *w)
 {
 	size_t taken = atomic_load_explicit(&w->taken, memory_order_relaxed);
 	size_t admitted = atomic_load_explicit(&w->admitted,
-	    memory_order_relaxed);
+	    memory_order_relaxed) + (size_t)worker__ring_admitted(w);
 
 	/* Read without qlock, admitted may lag behind. */
 	return admitted > taken ? admitted - taken : 0;

@@ -53,7 +53,7 @@ block(worker_t *w, uint64_t deadline)
 	}
 	worker__spin(w, due < deadline ? due : deadline);
 	pthread_mutex_lock(&w->qlock);
-	while (list_empty(&w->queue) && !w->woken) {
+	while (worker__queue_empty_locked(w) && !w->woken) {
 		uint64_t until = atomic_load_explicit(&w->next_due,
 		    memory_order_relaxed);
 
@@ -65,7 +65,7 @@ block(worker_t *w, uint64_t deadline)
 			break;
 	}
 	w->woken = false;
-	list_splice_tail(&w->batch, &w->queue);
+	worker__take_locked(w);
 	pthread_mutex_unlock(&w->qlock);
 }
 

@@ -1,47 +1,39 @@
 /*
- * pool.c - the memory of events: where a queued event's node comes from,
- * and where it goes once its worker has handled it.
+ * pool.c - the memory and the references of events: where an event's node
+ * comes from, where it goes once its worker has handled it, and how the
+ * reference an event holds on its sender is paid.
  *
  * DESIGN
  *
- * A steady stream of events from one thread to another would pay a
- * malloc() in the producer and a free() in the consumer per event, and
- * glibc gives a block freed by another thread back to its arena under
- * that arena's lock: in a 1->1 stream that was a third of the time.  So
- * the nodes of events with names up to POOL_NAME_MAX bytes are recycled:
+ * Nodes.  Events that come through a worker's ring (ring.c) are copied
+ * into nodes that the owner takes from its own cache, w->nodes, and gives
+ * back to it when it has handled them: a stream of events reuses the same
+ * few nodes, hot in the owner's cache, with no atomic operation and no
+ * malloc().  Only nodes with room for POOL_NAME_MAX bytes of name are
+ * kept, at most POOL_MAX of them; the cache is freed with the worker.
+ * Producers on the locked path allocate their node with malloc(), of the
+ * pool's size when the name fits, so the owner can keep those too.
  *
- *   - the owner of a worker, done with an event, pushes its node on
- *     w->spare, a lock-free stack (one CAS);
- *   - a thread that fires at w and has no node of its own takes the whole
- *     of w->spare with one exchange into its thread-local cache, and then
- *     takes nodes from there with no atomic operation at all.
- *
- * Nodes leave the stack only all at once, so it has no ABA problem.  Both
- * stores are bounded by POOL_MAX nodes: the owner counts the nodes it
- * pushed since it last saw the stack empty, which is never less than what
- * the stack holds, and a thread refills its cache only when it is empty.
- * A worker's spare nodes are freed with the worker; a thread's cache when
- * the thread leaves libworker (its worker's run ends, or the key
- * destructor of a foreign thread's root runs).
- *
- * The owner also drops the sender references of the events it handled in
- * bulk: consecutive events from one sender cost one atomic operation on
- * that sender's count instead of one each, so producer and consumer do
- * not fight over the cache line of the producer's reference count.  The
- * debt is paid before the owner takes its next batch, sleeps, or leaves
- * its loop.
+ * Sender references.  An event holds a reference on its source.  A thread
+ * sending as its own worker (the common case: worker_fire() from a task
+ * or a listener) takes them PREPAY at a time with one atomic addition and
+ * spends them one by one in w->prepaid, which only the thread running w
+ * touches; what is left is given back when the run ends.  The owner of
+ * the receiving worker drops them in bulk: consecutive events from one
+ * sender cost one atomic subtraction.  So the sender's reference count is
+ * not a cache line that producer and consumer fight over per event.  The
+ * owner's debt is paid before it takes its next batch from the locked
+ * queue, sleeps, or leaves its loop.
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "internal.h"
 
 enum {
-	POOL_NAME_MAX = 47,	/* longest name a recycled node holds */
-	POOL_MAX = 64		/* nodes in a stack or a thread's cache */
+	POOL_NAME_MAX = 47,	/* longest name a kept node holds */
+	POOL_MAX = 64,		/* nodes in a worker's cache */
+	PREPAY = 64		/* sender references taken at once */
 };
-
-static __thread struct wevent *tls_nodes;
 
 static size_t
 node_size(size_t name_len)
@@ -49,61 +41,30 @@ node_size(size_t name_len)
 	return sizeof(struct wevent) + name_len + 1;
 }
 
-static void
-free_chain(struct wevent *ev)
-{
-	while (ev != NULL) {
-		struct wevent *next = ev->spare_next;
-
-		free(ev);
-		ev = next;
-	}
-}
-
-/* A node for an event named with len bytes, aimed at target. */
+/* A node for an event named with len bytes (the locked path). */
 struct wevent *
-worker__event_alloc(worker_t *target, size_t len)
+worker__event_alloc(size_t len)
 {
-	struct wevent *ev;
+	bool pooled = len <= POOL_NAME_MAX;
+	struct wevent *ev = malloc(node_size(pooled ? POOL_NAME_MAX : len));
 
-	if (len > POOL_NAME_MAX) {
-		if ((ev = malloc(node_size(len))) != NULL)
-			ev->pooled = false;
-		return ev;
-	}
-	if (tls_nodes == NULL && atomic_load_explicit(&target->spare,
-	    memory_order_relaxed) != NULL)
-		tls_nodes = atomic_exchange_explicit(&target->spare, NULL,
-		    memory_order_acquire);
-	if ((ev = tls_nodes) != NULL) {
-		tls_nodes = ev->spare_next;
-		return ev;
-	}
-	if ((ev = malloc(node_size(POOL_NAME_MAX))) != NULL)
-		ev->pooled = true;
+	if (ev != NULL)
+		ev->pooled = pooled;
 	return ev;
 }
 
-/* Owner of w: keeps the node of a handled event for w's producers. */
-static void
-recycle(worker_t *w, struct wevent *ev)
+/* Owner of w: a node of the pool's size, from w's cache if it has one. */
+struct wevent *
+worker__event_node(worker_t *w)
 {
-	struct wevent *head;
+	struct wevent *ev = w->nodes;
 
-	if (!ev->pooled || w->spare_pushed >= POOL_MAX) {
-		free(ev);
-		/* A full stack that was emptied meanwhile takes nodes again. */
-		if (atomic_load_explicit(&w->spare, memory_order_relaxed) ==
-		    NULL)
-			w->spare_pushed = 0;
-		return;
+	if (ev != NULL) {
+		w->nodes = ev->spare_next;
+		w->nnodes--;
+		return ev;
 	}
-	head = atomic_load_explicit(&w->spare, memory_order_relaxed);
-	do
-		ev->spare_next = head;
-	while (!atomic_compare_exchange_weak_explicit(&w->spare, &head, ev,
-	    memory_order_release, memory_order_relaxed));
-	w->spare_pushed = head == NULL ? 1 : w->spare_pushed + 1;
+	return worker__event_alloc(POOL_NAME_MAX);
 }
 
 /* Owner of w: one reference of source, dropped in bulk later. */
@@ -135,20 +96,50 @@ worker__event_done(worker_t *w, struct wevent *ev)
 	worker__payload_put(ev->payload);
 	if (ev->pub.source != NULL)
 		unref_later(w, ev->pub.source);
-	recycle(w, ev);
+	if (!ev->pooled || w->nnodes >= POOL_MAX) {
+		free(ev);
+		return;
+	}
+	ev->spare_next = w->nodes;
+	w->nodes = ev;
+	w->nnodes++;
 }
 
-/* The worker is being freed: so are its spare nodes. */
+/* The worker is being freed: so is its cache of nodes. */
 void
 worker__pool_free(worker_t *w)
 {
-	free_chain(atomic_exchange(&w->spare, NULL));
+	while (w->nodes != NULL) {
+		struct wevent *next = w->nodes->spare_next;
+
+		free(w->nodes);
+		w->nodes = next;
+	}
+	w->nnodes = 0;
 }
 
-/* The calling thread leaves libworker: its cached nodes are freed. */
-void
-worker__pool_thread_exit(void)
+/* The reference an event sent by source holds on it (may be NULL). */
+worker_t *
+worker__source_ref(worker_t *source)
 {
-	free_chain(tls_nodes);
-	tls_nodes = NULL;
+	if (source == NULL || source != worker__get_current())
+		return worker_ref(source);
+	if (source->prepaid == 0) {
+		atomic_fetch_add_explicit(&source->refs, PREPAY,
+		    memory_order_relaxed);
+		source->prepaid = PREPAY;
+	}
+	source->prepaid--;
+	return source;
+}
+
+/* The thread running w is done sending as w: gives back what is left. */
+void
+worker__source_settle(worker_t *w)
+{
+	unsigned n = w->prepaid;
+
+	w->prepaid = 0;
+	if (n != 0)
+		worker__unref_many(w, n);
 }

@@ -106,21 +106,37 @@ worker__payload_put(struct payload *pl)
 	free(pl);
 }
 
+/* What every copy of a fire needs: the name measured, hashed, classified. */
+struct event_name {
+	const char *name;
+	size_t len;
+	uint32_t hash;
+	enum event_kind kind;
+};
+
+static void
+name_init(struct event_name *n, const char *name)
+{
+	n->name = name;
+	n->len = strlen(name);
+	n->hash = worker__hash(name, n->len);
+	n->kind = classify(name);
+}
+
 static struct wevent *
-event_new(worker_t *source, worker_t *target, const char *name, void *data,
+event_new(worker_t *source, const struct event_name *n, void *data,
     struct payload *pl, unsigned flags)
 {
-	size_t len = strlen(name);
-	struct wevent *ev = worker__event_alloc(target, len);
+	struct wevent *ev = worker__event_alloc(n->len);
 
 	if (ev == NULL)
 		return NULL;
-	memcpy(ev->name, name, len + 1);
-	ev->hash = worker__hash(name, len);
-	ev->kind = classify(name);
+	memcpy(ev->name, n->name, n->len + 1);
+	ev->hash = n->hash;
+	ev->kind = n->kind;
 	ev->pub.name = ev->name;
 	ev->pub.data = data;
-	ev->pub.source = worker_ref(source);
+	ev->pub.source = worker__source_ref(source);
 	ev->pub.flags = flags;
 	ev->payload = pl;
 	if (pl != NULL)
@@ -152,17 +168,19 @@ worker__drop_events(list_t *l)
 }
 
 /*
- * The owner sleeps on a futex, w->wake_seq, rather than on a condition
- * variable: a wake is one atomic add and one system call, and the sleeper
- * touches one word.  glibc's condition variables keep several shared
- * words that signaller and waiter both write, which cost a cross-CPU
- * round trip 15% more than GLib's futex-based GCond.  The sleeper reads
- * wake_seq under qlock, after it saw the queue empty; a waker adds to it
- * under qlock, so a wake between the unlock and the futex wait makes the
- * wait return at once.
+ * The owner sleeps on a futex rather than on a condition variable: a wake
+ * is one atomic operation and one system call, and the sleeper touches one
+ * word.  glibc's condition variables keep several shared words that
+ * signaller and waiter both write, which cost a cross-CPU round trip 15%
+ * more than GLib's futex-based GCond.  The word is the ring slot the owner
+ * waits for (ring.c) when its ring is open, else w->wake_seq: the sleeper
+ * reads it under qlock, after it saw the queue empty, and a waker changes
+ * it under qlock, so a wake between the unlock and the futex wait makes
+ * the wait return at once.  A private futex wake only hashes the address,
+ * so waking a word whose worker was just freed is harmless.
  */
-static void
-futex_wake(atomic_uint *word)
+void
+worker__futex_wake(atomic_uint *word)
 {
 	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
@@ -181,12 +199,15 @@ one_cpu(void)
 	return tls_cpus == 1;
 }
 
-/* Lets the producer on: a pause, or the CPU itself if the thread has
- * only one, where the producer may be waiting for it. */
-static void
-spin_once(bool yield)
+/*
+ * One short wait for another thread to make progress: a pause, or the CPU
+ * itself if the calling thread has only one, where the thread waited for
+ * may be waiting for it.
+ */
+void
+worker__relax(void)
 {
-	if (yield) {
+	if (one_cpu()) {
 		sched_yield();
 		return;
 	}
@@ -197,6 +218,14 @@ spin_once(bool yield)
 		__asm__ __volatile__("yield");
 #endif
 	}
+}
+
+/* Owner, without a lock: has anything been queued since the last take? */
+static bool
+has_queued(const worker_t *w)
+{
+	return worker__ring_ready(w) || atomic_load_explicit(&w->admitted,
+	    memory_order_relaxed) != w->spliced;
 }
 
 /*
@@ -212,7 +241,6 @@ spin_once(bool yield)
 void
 worker__spin(worker_t *w, uint64_t until)
 {
-	bool yield = one_cpu();
 	uint64_t end;
 
 	if (w->spin_ns == 0)
@@ -221,12 +249,12 @@ worker__spin(worker_t *w, uint64_t until)
 	if (until < end)
 		end = until;
 	do {
-		if (worker__queued(w) != 0) {
+		if (has_queued(w)) {
 			if (w->spin_ns < SPIN_MAX)
 				w->spin_ns *= 2;
 			return;
 		}
-		spin_once(yield);
+		worker__relax();
 	} while (worker__now_ns() < end);
 	if (w->spin_ns > SPIN_MIN)
 		w->spin_ns -= w->spin_ns / 8;
@@ -235,48 +263,80 @@ worker__spin(worker_t *w, uint64_t until)
 /*
  * Owner of w, qlock held and the queue empty: sleeps until a wake or the
  * CLOCK_MONOTONIC time until (UINT64_MAX: none).  Returns ETIMEDOUT if
- * until passed, else 0 (woken, or for no reason: the caller looks again).
+ * until passed, else 0 (woken, an event came, or for no reason: the
+ * caller looks again).
  */
 int
 worker__sleep_locked(worker_t *w, uint64_t until)
 {
-	unsigned seq = atomic_load(&w->wake_seq);
 	struct timespec ts = worker__timespec(until);
+	bool published;
+	unsigned val = 0;
+	atomic_uint *word = worker__ring_mark_locked(w, &val, &published);
 	long rc;
 
+	if (published)
+		return 0;
+	if (word == NULL) {
+		word = &w->wake_seq;
+		val = atomic_load(word);
+	}
+	w->sleep_word = word;
+	w->sleep_val = val;
 	w->sleeping = true;
 	pthread_mutex_unlock(&w->qlock);
 	/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time. */
-	rc = syscall(SYS_futex, &w->wake_seq, FUTEX_WAIT_BITSET_PRIVATE, seq,
+	rc = syscall(SYS_futex, word, FUTEX_WAIT_BITSET_PRIVATE, val,
 	    until != UINT64_MAX ? &ts : NULL, NULL, FUTEX_BITSET_MATCH_ANY);
 	pthread_mutex_lock(&w->qlock);
-	w->sleeping = false;
+	/* Woken by a producer of the ring, by time or for no reason. */
+	if (w->sleeping) {
+		w->sleeping = false;
+		if (word != &w->wake_seq)
+			worker__ring_unmark(word, val);
+	}
 	return rc == -1 && errno == ETIMEDOUT ? ETIMEDOUT : 0;
 }
 
+/* How to wake the owner once qlock is released. */
+struct wake {
+	unsigned how;
+	atomic_uint *word;	/* WAKE_FUTEX */
+};
+
 /*
  * Called with w->qlock held: if the owner sleeps, marks it awake and says
- * how to wake it (WAKE_NONE: it does not sleep).
+ * how to wake it (WAKE_NONE: it does not sleep, or a producer of the ring
+ * already wakes it).
  */
-static unsigned
+static struct wake
 claim_wake(worker_t *w)
 {
+	struct wake wk = { WAKE_NONE, NULL };
+
 	if (!w->sleeping)
-		return WAKE_NONE;
+		return wk;
 	w->sleeping = false;
-	if (w->polling)
-		return WAKE_POLL;
-	atomic_fetch_add(&w->wake_seq, 1);
-	return WAKE_FUTEX;
+	if (w->polling) {
+		wk.how = WAKE_POLL;
+		return wk;
+	}
+	if (w->sleep_word == &w->wake_seq)
+		atomic_fetch_add(&w->wake_seq, 1);
+	else if (!worker__ring_unmark(w->sleep_word, w->sleep_val))
+		return wk;
+	wk.how = WAKE_FUTEX;
+	wk.word = w->sleep_word;
+	return wk;
 }
 
 static void
-send_wake(worker_t *w, unsigned how)
+send_wake(worker_t *w, struct wake wk)
 {
-	if (how == WAKE_POLL)
+	if (wk.how == WAKE_POLL)
 		worker__poke_locked(w);
-	else if (how == WAKE_FUTEX)
-		futex_wake(&w->wake_seq);
+	else if (wk.how == WAKE_FUTEX)
+		worker__futex_wake(wk.word);
 }
 
 /*
@@ -301,14 +361,14 @@ worker__signal_locked(worker_t *w)
  * qlock held, with what claim_wake() said under it.
  */
 static void
-unlock_and_wake(worker_t *w, unsigned how)
+unlock_and_wake(worker_t *w, struct wake wk)
 {
-	if (how != WAKE_NONE)
+	if (wk.how != WAKE_NONE)
 		atomic_fetch_add_explicit(&w->wakers, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&w->qlock);
-	if (how == WAKE_NONE)
+	if (wk.how == WAKE_NONE)
 		return;
-	send_wake(w, how);
+	send_wake(w, wk);
 	atomic_fetch_sub_explicit(&w->wakers, 1, memory_order_release);
 }
 
@@ -320,12 +380,10 @@ worker__wakers_wait(worker_t *w)
 		sched_yield();
 }
 
-/* Appends ev to w's queue, or says why not; wakes w if it sleeps. */
+/* Appends ev to w's locked queue, or says why not; wakes w if it sleeps. */
 static int
 enqueue(worker_t *w, struct wevent *ev)
 {
-	unsigned how;
-
 	pthread_mutex_lock(&w->qlock);
 	if (w->phase != PHASE_RUNNING) {
 		pthread_mutex_unlock(&w->qlock);
@@ -336,12 +394,12 @@ enqueue(worker_t *w, struct wevent *ev)
 		pthread_mutex_unlock(&w->qlock);
 		return EAGAIN;
 	}
+	worker__ring_locked_send(w);
 	list_append(&w->queue, &ev->link);
 	worker__count(&w->admitted);
-	how = claim_wake(w);
 	if (w->epfd >= 0)
 		worker__fd_signal_locked(w);
-	unlock_and_wake(w, how);
+	unlock_and_wake(w, claim_wake(w));
 	return 0;
 }
 
@@ -368,17 +426,23 @@ reject(worker_t *target, struct wevent *ev)
 }
 
 /*
- * Queues one copy of an event on target.  With notify, a refusal because
+ * Queues one copy of an event on target: through its ring if it can
+ * (ring.c), else on the locked queue.  With notify, a refusal because
  * target is not running is reported to the source with EVENT_REJECT.
  */
 int
 worker__send(worker_t *source, worker_t *target, const char *name,
     void *data, struct payload *pl, unsigned flags, bool notify)
 {
-	struct wevent *ev = event_new(source, target, name, data, pl, flags);
+	struct event_name n;
+	struct wevent *ev;
 	int rc;
 
-	if (ev == NULL)
+	name_init(&n, name);
+	if (worker__ring_send(source, target, name, n.len, n.hash, n.kind,
+	    data, pl, flags))
+		return 0;
+	if ((ev = event_new(source, &n, data, pl, flags)) == NULL)
 		return ENOMEM;
 	rc = enqueue(target, ev);
 	if (rc == ESRCH && notify)
@@ -397,13 +461,39 @@ worker__wake(worker_t *w)
 	unlock_and_wake(w, claim_wake(w));
 }
 
-/* Owner thread: moves the whole queue to the end of the batch. */
+/* qlock held: is nothing queued for the owner to take? */
+bool
+worker__queue_empty_locked(const worker_t *w)
+{
+	return list_empty(&w->queue) && !worker__ring_pending_locked(w);
+}
+
+/*
+ * Owner, qlock held: moves what is queued to the end of the batch, the
+ * ring first (what went there went before the locked queue was used).
+ */
+void
+worker__take_locked(worker_t *w)
+{
+	worker__ring_take_locked(w);
+	list_splice_tail(&w->batch, &w->queue);
+	w->spliced = atomic_load_explicit(&w->admitted, memory_order_relaxed);
+	worker__ring_reopen_locked(w);
+}
+
+/* Owner thread: moves what is queued to the end of the batch. */
 void
 worker__take_batch(worker_t *w)
 {
 	worker__unref_flush(w);
+	if (worker__ring_open(w)) {
+		worker__ring_take(w);
+		/* The locked queue is empty while the ring is open. */
+		if (worker__ring_open(w))
+			return;
+	}
 	pthread_mutex_lock(&w->qlock);
-	list_splice_tail(&w->batch, &w->queue);
+	worker__take_locked(w);
 	pthread_mutex_unlock(&w->qlock);
 }
 

@@ -83,7 +83,6 @@ root_thread_exit(void *arg)
 	tls_current = w;
 	worker__end(w);
 	tls_current = NULL;
-	worker__pool_thread_exit();
 	worker_unref(w);
 }
 

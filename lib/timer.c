@@ -300,7 +300,7 @@ take_due(worker_t *w, uint64_t now, bool yield)
 	pthread_mutex_lock(&w->qlock);
 	min = worker__heap_min(&w->timers);
 	if (min == NULL || min->key > now ||
-	    (yield && !list_empty(&w->queue))) {
+	    (yield && !worker__queue_empty_locked(w))) {
 		pthread_mutex_unlock(&w->qlock);
 		return NULL;
 	}

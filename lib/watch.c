@@ -125,6 +125,8 @@ worker_watch(worker_t *w, int fd, unsigned events,
 	if (rc == 0) {
 		list_append(&w->watches, &wa->link);
 		atomic_fetch_add(&w->nwatch, 1);
+		/* Producers must take the locked path, which knows polling. */
+		worker__ring_close_locked(w);
 		/* A sleeping owner must start polling this descriptor too. */
 		rethink_locked(w);
 	}
@@ -246,7 +248,7 @@ poll_round(worker_t *w, bool wait, uint64_t until, struct ready *ready)
 	size_t n, count = 0;
 
 	pthread_mutex_lock(&w->qlock);
-	if (wait && (!list_empty(&w->queue) || w->woken)) {
+	if (wait && (!worker__queue_empty_locked(w) || w->woken)) {
 		w->woken = false;
 		pthread_mutex_unlock(&w->qlock);
 		return 0;
@@ -395,7 +397,7 @@ worker__fd_rearm(worker_t *w)
 	pthread_mutex_lock(&w->qlock);
 	if (w->epfd >= 0) {
 		worker__fd_timer_locked(w, atomic_load(&w->next_due));
-		if (!list_empty(&w->queue))
+		if (!worker__queue_empty_locked(w))
 			worker__fd_signal_locked(w);
 	}
 	pthread_mutex_unlock(&w->qlock);
@@ -432,9 +434,11 @@ make_fd_locked(worker_t *w)
 		close_fd(&w->xfd);
 		return rc;
 	}
+	/* Producers must take the locked path, which signals the fd. */
+	worker__ring_close_locked(w);
 	/* What is already pending must show at once. */
 	w->fd_signaled = false;
-	if (!list_empty(&w->queue))
+	if (!worker__queue_empty_locked(w))
 		worker__fd_signal_locked(w);
 	worker__fd_timer_locked(w, atomic_load(&w->next_due));
 	return 0;

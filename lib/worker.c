@@ -233,6 +233,7 @@ worker__end(worker_t *w)
 	pthread_mutex_lock(&w->qlock);
 	w->phase = PHASE_ENDING;
 	atomic_store(&w->running, 0);
+	worker__ring_close_locked(w);
 	pthread_mutex_unlock(&w->qlock);
 	worker__timers_drop(w);
 	worker__watches_drop(w);
@@ -253,6 +254,7 @@ worker__end(worker_t *w)
 	worker__join_children(w);
 	worker__tree_unlink(w);
 	worker__unref_flush(w);
+	worker__source_settle(w);
 
 	/* Reset the owner's state before a restart can reuse it. */
 	w->ending = false;
@@ -296,7 +298,6 @@ thread_main(void *arg)
 	worker_t *w = arg;
 
 	run_worker(w, true);
-	worker__pool_thread_exit();
 	worker_unref(w);	/* the run's own reference */
 	return NULL;
 }
@@ -531,6 +532,7 @@ worker_free(worker_t *w)
 			pthread_join(w->thread, NULL);
 	}
 	worker__wakers_wait(w);
+	worker__ring_free(w);
 	worker__drop_events(&w->queue);
 	worker__drop_events(&w->batch);
 	worker__drop_events(&w->cache);

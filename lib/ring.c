@@ -1,0 +1,411 @@
+/*
+ * ring.c - the lock-free way into a worker's queue.
+ *
+ * DESIGN
+ *
+ * A worker that receives a stream of events gets a ring of RING_SIZE
+ * slots of one cache line each, after Dmitry Vyukov's bounded queue.  A
+ * producer claims a position with one compare-and-swap on the ring's
+ * tail, writes the event into the slot (name, data, source, payload) and
+ * publishes it with one atomic exchange on the slot's sequence word.  The
+ * owner copies published slots into event nodes of its own (pool.c) and
+ * frees the slots.  No lock, no allocation in the producer, and producer
+ * and consumer share only the slot's line: the locked queue (queue.c)
+ * cost each event the mutex, a node allocated on one CPU and freed on
+ * another, and a counter both sides wrote.
+ *
+ * The locked queue stays for everything the ring does not do: names longer
+ * than RING_NAME_MAX, workers with queue_max (admission needs the count
+ * under the lock), workers that watch descriptors or have a worker_fd()
+ * (their wake-up is an eventfd write), workers that are not running, and
+ * a ring that stays full.  Both ways keep one order, because the tail
+ * carries a bit, RING_LOCKED, that sends every producer to the locked
+ * queue:
+ *
+ *   - it is set, under qlock, by the first producer that has to take the
+ *     locked path, and at the end of a run; tail then holds the position
+ *     where the ring stopped (w->locked_at) and no compare-and-swap on it
+ *     can succeed;
+ *   - the owner takes what the ring holds below locked_at (waiting for
+ *     producers that claimed a slot before the bit and have not yet
+ *     published it) before it takes the locked queue, so everything that
+ *     went through the ring first is handled first;
+ *   - only the owner clears the bit, under qlock, once the locked queue is
+ *     empty and the worker may use the ring again.
+ *
+ * So the locked queue is never used while the bit is clear.
+ *
+ * Sleeping: an owner about to sleep marks the slot it waits for with
+ * SLOT_SLEEPER (a compare-and-swap that fails if the slot was published
+ * meanwhile) and sleeps on that slot's word with a futex.  The exchange
+ * that publishes the slot returns the mark, so the producer knows it must
+ * wake the owner without reading anything else of the worker: after the
+ * exchange the owner may handle the event, end and free the worker, and
+ * a private futex wake touches no memory.  Other wakers (queue.c) clear
+ * the mark under qlock before they wake the same word.
+ *
+ * Sequence words count laps, as Vyukov's do, in steps of 4: a slot is free
+ * for the lap L at 4L, free and slept on at 4L + 1, published at 4L + 2,
+ * and freed for lap L + 1 at 4L + 4.  A zeroed ring is empty, and 32 bits
+ * wrap harmlessly, since only differences of a few steps are compared.
+ */
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum {
+	RING_SIZE = 256,	/* slots, a power of two */
+	RING_NAME_MAX = 24,	/* longest name a slot holds */
+	RING_AFTER = 32,	/* locked events before a worker gets a ring */
+	RING_TAKE = 64,		/* events moved to the batch per look */
+	FULL_LOOKS = 16		/* waits for a full ring before going locked */
+};
+
+#define RING_LOCKED	((uint64_t)1 << 63)	/* in tail */
+#define SLOT_SLEEPER	1u			/* in a slot's seq */
+
+struct ring_slot {
+	atomic_uint seq;
+	uint32_t hash;
+	void *data;
+	worker_t *source;		/* holds a reference */
+	struct payload *payload;	/* holds a reference */
+	uint8_t kind;
+	uint8_t flags;
+	uint8_t len;
+	char name[RING_NAME_MAX + 1];
+};
+
+_Static_assert(sizeof(struct ring_slot) == 64, "a slot is a cache line");
+_Static_assert((WORKER_BUBBLE | WORKER_BROADCAST) <= UINT8_MAX,
+    "flags fit a slot");
+
+struct worker__ring {
+	alignas(64) atomic_uint_least64_t tail;	/* producers */
+	alignas(64) struct ring_slot slots[RING_SIZE];
+};
+
+/* The sequence word of a free slot at pos; published is this + 2. */
+static unsigned
+lap_seq(uint64_t pos)
+{
+	return (unsigned)(pos / RING_SIZE) * 4u;
+}
+
+static struct ring_slot *
+slot_at(struct worker__ring *r, uint64_t pos)
+{
+	return &r->slots[pos % RING_SIZE];
+}
+
+static struct worker__ring *
+ring_of(const worker_t *w)
+{
+	return atomic_load_explicit(&w->ring, memory_order_acquire);
+}
+
+/*
+ * Claims a position in r's tail, or returns NULL: the ring is locked, or
+ * stayed full while the owner had FULL_LOOKS chances to make room.
+ */
+static struct ring_slot *
+claim(struct worker__ring *r, uint64_t *posp)
+{
+	uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	unsigned full = 0;
+
+	for (;;) {
+		struct ring_slot *s;
+		int diff;
+
+		if (pos & RING_LOCKED)
+			return NULL;
+		s = slot_at(r, pos);
+		diff = (int)((atomic_load_explicit(&s->seq,
+		    memory_order_acquire) & ~SLOT_SLEEPER) - lap_seq(pos));
+		if (diff == 0) {
+			if (atomic_compare_exchange_weak_explicit(&r->tail,
+			    &pos, pos + 1, memory_order_relaxed,
+			    memory_order_relaxed)) {
+				*posp = pos;
+				return s;
+			}
+			continue;
+		}
+		if (diff < 0) {
+			/* Not yet freed from the last lap: the ring is full. */
+			if (++full > FULL_LOOKS)
+				return NULL;
+			worker__relax();
+		}
+		pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	}
+}
+
+bool
+worker__ring_send(worker_t *source, worker_t *w, const char *name,
+    size_t len, uint32_t hash, unsigned kind, void *data,
+    struct payload *pl, unsigned flags)
+{
+	struct worker__ring *r = ring_of(w);
+	struct ring_slot *s;
+	uint64_t pos;
+	unsigned old;
+
+	if (r == NULL || len > RING_NAME_MAX || (s = claim(r, &pos)) == NULL)
+		return false;
+	s->hash = hash;
+	s->kind = (uint8_t)kind;
+	s->flags = (uint8_t)flags;
+	s->len = (uint8_t)len;
+	memcpy(s->name, name, len + 1);
+	s->data = data;
+	s->source = worker__source_ref(source);
+	s->payload = pl;
+	if (pl != NULL)
+		atomic_fetch_add(&pl->refs, 1);
+	old = atomic_exchange_explicit(&s->seq, lap_seq(pos) + 2,
+	    memory_order_release);
+	/* From here on w may be gone: only its address is used. */
+	if (old & SLOT_SLEEPER)
+		worker__futex_wake(&s->seq);
+	return true;
+}
+
+/* Owner: is the slot at the head published? */
+static bool
+head_published(struct worker__ring *r, uint64_t head)
+{
+	return atomic_load_explicit(&slot_at(r, head)->seq,
+	    memory_order_acquire) == lap_seq(head) + 2;
+}
+
+/* Owner: moves the published slot at the head into the batch. */
+static bool
+take_head(worker_t *w, struct worker__ring *r)
+{
+	uint64_t head = atomic_load_explicit(&w->ring_head,
+	    memory_order_relaxed);
+	struct ring_slot *s = slot_at(r, head);
+	struct wevent *ev = worker__event_node(w);
+
+	/* Out of memory: the event stays in its slot for the next look. */
+	if (ev == NULL)
+		return false;
+	memcpy(ev->name, s->name, (size_t)s->len + 1);
+	ev->hash = s->hash;
+	ev->kind = s->kind;
+	ev->pub.name = ev->name;
+	ev->pub.data = s->data;
+	ev->pub.source = s->source;
+	ev->pub.flags = s->flags;
+	ev->payload = s->payload;
+	atomic_store_explicit(&s->seq, lap_seq(head + RING_SIZE),
+	    memory_order_release);
+	atomic_store_explicit(&w->ring_head, head + 1, memory_order_relaxed);
+	list_append(&w->batch, &ev->link);
+	return true;
+}
+
+/* Owner: takes up to RING_TAKE published events; returns how many. */
+size_t
+worker__ring_take(worker_t *w)
+{
+	struct worker__ring *r = ring_of(w);
+	size_t n = 0;
+
+	if (r == NULL)
+		return 0;
+	while (n < RING_TAKE && head_published(r, atomic_load_explicit(
+	    &w->ring_head, memory_order_relaxed)) && take_head(w, r))
+		n++;
+	return n;
+}
+
+static bool
+is_locked(struct worker__ring *r)
+{
+	return (atomic_load(&r->tail) & RING_LOCKED) != 0;
+}
+
+/* Owner: true if the ring may hold events and the bit is clear. */
+bool
+worker__ring_open(const worker_t *w)
+{
+	struct worker__ring *r = ring_of(w);
+
+	return r != NULL && !is_locked(r);
+}
+
+/*
+ * Owner, qlock held: takes what the ring holds.  A locked ring is taken
+ * up to locked_at, waiting for producers that claimed a slot there and
+ * have not yet published it (they are between two atomic operations, and
+ * can only be descheduled).
+ */
+void
+worker__ring_take_locked(worker_t *w)
+{
+	struct worker__ring *r = ring_of(w);
+	uint64_t head;
+
+	if (r == NULL)
+		return;
+	if (!is_locked(r)) {
+		worker__ring_take(w);
+		return;
+	}
+	while ((head = atomic_load_explicit(&w->ring_head,
+	    memory_order_relaxed)) != w->locked_at) {
+		if (!head_published(r, head) || !take_head(w, r))
+			worker__relax();
+	}
+}
+
+/* May w's producers use its ring?  qlock held. */
+static bool
+ring_allowed_locked(const worker_t *w)
+{
+	return w->phase == PHASE_RUNNING && w->queue_max == 0 &&
+	    atomic_load_explicit(&w->nwatch, memory_order_relaxed) == 0 &&
+	    w->epfd < 0;
+}
+
+/* Sends producers to the locked queue from now on; qlock held. */
+void
+worker__ring_close_locked(worker_t *w)
+{
+	struct worker__ring *r = ring_of(w);
+
+	if (r != NULL && !is_locked(r))
+		w->locked_at = atomic_fetch_or(&r->tail, RING_LOCKED);
+}
+
+/*
+ * Owner, qlock held, after it took the locked queue: lets producers use
+ * the ring again if nothing is left behind the bit.
+ */
+void
+worker__ring_reopen_locked(worker_t *w)
+{
+	struct worker__ring *r = ring_of(w);
+
+	if (r != NULL && is_locked(r) && list_empty(&w->queue) &&
+	    atomic_load_explicit(&w->ring_head, memory_order_relaxed) ==
+	    w->locked_at && ring_allowed_locked(w))
+		atomic_store(&r->tail, w->locked_at);
+}
+
+/*
+ * A producer on the locked path, qlock held: gives a worker that receives
+ * a stream its ring, and locks the ring so the event keeps its place.
+ */
+void
+worker__ring_locked_send(worker_t *w)
+{
+	struct worker__ring *r = ring_of(w);
+
+	if (r == NULL && atomic_load_explicit(&w->admitted,
+	    memory_order_relaxed) >= RING_AFTER && ring_allowed_locked(w) &&
+	    (r = aligned_alloc(alignof(struct worker__ring),
+	    sizeof(*r))) != NULL) {
+		memset(r, 0, sizeof(*r));
+		/* Locked until the owner has taken the locked queue. */
+		atomic_store(&r->tail, RING_LOCKED);
+		w->locked_at = 0;
+		atomic_store_explicit(&w->ring, r, memory_order_release);
+	}
+	worker__ring_close_locked(w);
+}
+
+/* qlock held: does the ring hold events the owner has not taken? */
+bool
+worker__ring_pending_locked(const worker_t *w)
+{
+	struct worker__ring *r = ring_of(w);
+	uint64_t head;
+
+	if (r == NULL)
+		return false;
+	head = atomic_load_explicit(&w->ring_head, memory_order_relaxed);
+	if (is_locked(r))
+		return head != w->locked_at;
+	return head_published(r, head);
+}
+
+/* Owner, without a lock: is an event waiting in the ring? */
+bool
+worker__ring_ready(const worker_t *w)
+{
+	struct worker__ring *r = ring_of(w);
+
+	return r != NULL && head_published(r, atomic_load_explicit(
+	    &w->ring_head, memory_order_relaxed));
+}
+
+/* Events that ever went into the ring (claimed positions). */
+uint64_t
+worker__ring_admitted(const worker_t *w)
+{
+	struct worker__ring *r = ring_of(w);
+
+	return r != NULL ? atomic_load_explicit(&r->tail,
+	    memory_order_relaxed) & ~RING_LOCKED : 0;
+}
+
+/*
+ * Owner, qlock held, about to sleep: marks the slot it waits for.  Returns
+ * its word and the value to sleep on, or NULL if the ring is not in use
+ * (sleep on w->wake_seq) and *published if the slot was published
+ * meanwhile (do not sleep).
+ */
+atomic_uint *
+worker__ring_mark_locked(worker_t *w, unsigned *val, bool *published)
+{
+	struct worker__ring *r = ring_of(w);
+	struct ring_slot *s;
+	uint64_t head;
+	unsigned free_seq;
+
+	*published = false;
+	if (r == NULL || is_locked(r))
+		return NULL;
+	head = atomic_load_explicit(&w->ring_head, memory_order_relaxed);
+	s = slot_at(r, head);
+	free_seq = lap_seq(head);
+	if (!atomic_compare_exchange_strong(&s->seq, &free_seq,
+	    free_seq | SLOT_SLEEPER)) {
+		*published = true;
+		return NULL;
+	}
+	*val = free_seq | SLOT_SLEEPER;
+	return &s->seq;
+}
+
+/*
+ * The owner no longer sleeps on word (from worker__ring_mark_locked):
+ * removes the mark unless a producer replaced it.  Returns true if it was
+ * still there, so the caller is the one to wake the owner.
+ */
+bool
+worker__ring_unmark(atomic_uint *word, unsigned val)
+{
+	return atomic_compare_exchange_strong(word, &val,
+	    val & ~SLOT_SLEEPER);
+}
+
+/* The worker is freed: drops what its ring still holds, frees it. */
+void
+worker__ring_free(worker_t *w)
+{
+	struct worker__ring *r = ring_of(w);
+
+	if (r == NULL)
+		return;
+	while (worker__ring_take(w) != 0)
+		;
+	worker__drop_events(&w->batch);
+	free(r);
+}
