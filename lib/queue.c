@@ -1,13 +1,16 @@
 /*
- * queue.c - events and the per-worker event queue.
+ * queue.c - events, the per-worker locked queue, and how owners sleep and
+ * are woken.
  *
  * DESIGN
  *
- * Producers append to w->queue under w->qlock.  The owner thread takes the
- * whole queue in one step (worker__take_batch) into w->batch, which only it
- * touches, and handles the batch without the lock: one lock acquisition per
- * batch, not per event.  The owner is woken only when it is really asleep
- * (w->sleeping), so a busy worker costs its producers no system call.
+ * An event reaches a worker through its ring (ring.c) when it can, and
+ * else through the locked queue: producers append to w->queue under
+ * w->qlock.  The owner thread moves what is queued into w->batch, which
+ * only it touches, and handles the batch without the lock: one lock
+ * acquisition per batch, not per event, and none at all while the ring is
+ * in use.  The owner is woken only when it is really asleep (w->sleeping),
+ * so a busy worker costs its producers no system call.
  *
  * An event fired at several workers (bubble, broadcast) is copied once per
  * target; the copies share one struct payload whose reference count calls
@@ -16,8 +19,9 @@
  * before it returns.
  *
  * worker__queued() counts events admitted and not yet taken off the
- * batch; it is what queue_max bounds.  Built-in control events are
- * always admitted, so a full queue can still be stopped.
+ * batch; it is what queue_max bounds (a worker with queue_max only uses
+ * the locked queue).  Built-in control events are always admitted, so a
+ * full queue can still be stopped.
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -200,9 +204,9 @@ one_cpu(void)
 }
 
 /*
- * One short wait for another thread to make progress: a pause, or the CPU
- * itself if the calling thread has only one, where the thread waited for
- * may be waiting for it.
+ * One short wait for another thread to make progress: a few pauses (tens
+ * of nanoseconds), or the CPU itself if the calling thread has only one,
+ * where the thread waited for may be waiting for it.
  */
 void
 worker__relax(void)
@@ -211,7 +215,7 @@ worker__relax(void)
 		sched_yield();
 		return;
 	}
-	for (int i = 0; i < 64; i++) {
+	for (int i = 0; i < 4; i++) {
 #if defined(__x86_64__) || defined(__i386__)
 		__builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -249,12 +253,15 @@ worker__spin(worker_t *w, uint64_t until)
 	if (until < end)
 		end = until;
 	do {
-		if (has_queued(w)) {
-			if (w->spin_ns < SPIN_MAX)
-				w->spin_ns *= 2;
-			return;
+		/* The clock costs more than a look: read it now and then. */
+		for (int i = 0; i < 16; i++) {
+			if (has_queued(w)) {
+				if (w->spin_ns < SPIN_MAX)
+					w->spin_ns *= 2;
+				return;
+			}
+			worker__relax();
 		}
-		worker__relax();
 	} while (worker__now_ns() < end);
 	if (w->spin_ns > SPIN_MIN)
 		w->spin_ns -= w->spin_ns / 8;

@@ -60,7 +60,7 @@ enum {
 	RING_NAME_MAX = 24,	/* longest name a slot holds */
 	RING_AFTER = 32,	/* locked events before a worker gets a ring */
 	RING_TAKE = 64,		/* events moved to the batch per look */
-	FULL_LOOKS = 16		/* waits for a full ring before going locked */
+	FULL_WAIT = 20000	/* ns a producer waits for room when full */
 };
 
 #define RING_LOCKED	((uint64_t)1 << 63)	/* in tail */
@@ -107,14 +107,32 @@ ring_of(const worker_t *w)
 }
 
 /*
+ * A producer found the ring full: waits a little for the owner to make
+ * room, as an owner that keeps up takes the next slots in a moment.
+ * Returns false once FULL_WAIT ns have passed since the first call
+ * (*until: 0 before it).
+ */
+static bool
+wait_room(uint64_t *until)
+{
+	if (*until == 0)
+		*until = worker__now_ns() + FULL_WAIT;
+	else if (worker__now_ns() >= *until)
+		return false;
+	for (int i = 0; i < 16; i++)
+		worker__relax();
+	return true;
+}
+
+/*
  * Claims a position in r's tail, or returns NULL: the ring is locked, or
- * stayed full while the owner had FULL_LOOKS chances to make room.
+ * stayed full for FULL_WAIT ns.
  */
 static struct ring_slot *
 claim(struct worker__ring *r, uint64_t *posp)
 {
 	uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
-	unsigned full = 0;
+	uint64_t until = 0;
 
 	for (;;) {
 		struct ring_slot *s;
@@ -134,12 +152,9 @@ claim(struct worker__ring *r, uint64_t *posp)
 			}
 			continue;
 		}
-		if (diff < 0) {
-			/* Not yet freed from the last lap: the ring is full. */
-			if (++full > FULL_LOOKS)
-				return NULL;
-			worker__relax();
-		}
+		/* Not yet freed from the last lap: the ring is full. */
+		if (diff < 0 && !wait_room(&until))
+			return NULL;
 		pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
 	}
 }

@@ -67,5 +67,6 @@ Suite *suite_api(void);
 Suite *suite_timer(void);
 Suite *suite_async(void);
 Suite *suite_watch(void);
+Suite *suite_queue(void);
 
 #endif
