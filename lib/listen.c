@@ -325,9 +325,14 @@ listener_failed(worker_t *w, const struct wevent *ev, int rc)
 void
 worker__dispatch(worker_t *w, struct wevent *ev)
 {
-	struct dispatch d = { .w = w, .ev = ev, .n = 0, .cap = SNAP_STACK };
+	struct dispatch d;
 	struct worker__hook hook;
 
+	/* Field by field: an initializer would zero the whole stack array. */
+	d.w = w;
+	d.ev = ev;
+	d.n = 0;
+	d.cap = SNAP_STACK;
 	d.snap = d.stack;
 	snapshot(&d);
 	if (ev->kind == KIND_STOP)

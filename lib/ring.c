@@ -18,9 +18,9 @@
  * than RING_NAME_MAX, workers with queue_max (admission needs the count
  * under the lock), workers that watch descriptors or have a worker_fd()
  * (their wake-up is an eventfd write), workers that are not running, and
- * a ring that stays full.  Both ways keep one order, because the tail
- * carries a bit, RING_LOCKED, that sends every producer to the locked
- * queue:
+ * a ring that stays full for FULL_WAIT.  Both ways keep one order, because
+ * the tail carries a bit, RING_LOCKED, that sends every producer to the
+ * locked queue:
  *
  *   - it is set, under qlock, by the first producer that has to take the
  *     locked path, and at the end of a run; tail then holds the position
@@ -49,6 +49,7 @@
  * and freed for lap L + 1 at 4L + 4.  A zeroed ring is empty, and 32 bits
  * wrap harmlessly, since only differences of a few steps are compared.
  */
+#include <sched.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +61,7 @@ enum {
 	RING_NAME_MAX = 24,	/* longest name a slot holds */
 	RING_AFTER = 32,	/* locked events before a worker gets a ring */
 	RING_TAKE = 64,		/* events moved to the batch per look */
-	FULL_WAIT = 20000	/* ns a producer waits for room when full */
+	FULL_WAIT = 200000	/* ns a producer waits for room when full */
 };
 
 #define RING_LOCKED	((uint64_t)1 << 63)	/* in tail */
@@ -107,10 +108,10 @@ ring_of(const worker_t *w)
 }
 
 /*
- * A producer found the ring full: waits a little for the owner to make
- * room, as an owner that keeps up takes the next slots in a moment.
- * Returns false once FULL_WAIT ns have passed since the first call
- * (*until: 0 before it).
+ * A producer found the ring full: lets the owner run and make room, for
+ * at most FULL_WAIT ns since the first call (*until: 0 before it).  It
+ * yields rather than spins: with more threads than CPUs, the owner may
+ * be waiting for this very CPU, and a producer that spins takes it.
  */
 static bool
 wait_room(uint64_t *until)
@@ -119,8 +120,7 @@ wait_room(uint64_t *until)
 		*until = worker__now_ns() + FULL_WAIT;
 	else if (worker__now_ns() >= *until)
 		return false;
-	for (int i = 0; i < 16; i++)
-		worker__relax();
+	sched_yield();
 	return true;
 }
 
@@ -209,7 +209,8 @@ take_head(worker_t *w, struct worker__ring *r)
 	/* Out of memory: the event stays in its slot for the next look. */
 	if (ev == NULL)
 		return false;
-	memcpy(ev->name, s->name, (size_t)s->len + 1);
+	/* The whole slot's name, a fixed size: a few moves, no call. */
+	memcpy(ev->name, s->name, sizeof(s->name));
 	ev->hash = s->hash;
 	ev->kind = s->kind;
 	ev->pub.name = ev->name;
