@@ -226,24 +226,28 @@ listener_matches(const struct listener *l, const struct wevent *ev)
 	    (ev->pub.source != NULL && ev->pub.source->id == l->source_id);
 }
 
+/* The snapshot outgrew its array: moves it to one twice the size. */
 static void
+snapshot_grow(struct dispatch *d)
+{
+	struct snap_entry *bigger = malloc(2 * d->cap * sizeof(*bigger));
+
+	if (bigger == NULL) {
+		fprintf(stderr, "libworker: out of memory in dispatch\n");
+		abort();
+	}
+	memcpy(bigger, d->snap, d->n * sizeof(*bigger));
+	if (d->snap != d->stack)
+		free(d->snap);
+	d->snap = bigger;
+	d->cap *= 2;
+}
+
+static inline void
 snapshot_push(struct dispatch *d, struct listener *l, bool claimed)
 {
-	if (d->n == d->cap) {
-		struct snap_entry *bigger;
-
-		bigger = malloc(2 * d->cap * sizeof(*bigger));
-		if (bigger == NULL) {
-			fprintf(stderr, "libworker: out of memory in "
-			    "dispatch\n");
-			abort();
-		}
-		memcpy(bigger, d->snap, d->n * sizeof(*bigger));
-		if (d->snap != d->stack)
-			free(d->snap);
-		d->snap = bigger;
-		d->cap *= 2;
-	}
+	if (d->n == d->cap)
+		snapshot_grow(d);
 	d->snap[d->n].l = l;
 	d->snap[d->n].claimed = claimed;
 	d->n++;
@@ -348,7 +352,8 @@ worker__dispatch(worker_t *w, struct wevent *ev)
 		if ((rc = l->fn(&ev->pub, l->ctx)) != 0)
 			listener_failed(w, ev, rc);
 	}
-	worker__builtin(w, ev);
+	if (ev->kind != KIND_USER)
+		worker__builtin(w, ev);
 	worker__hook_pop(w, &hook);
 	if (ev->kind == KIND_STOP)
 		w->stopping--;

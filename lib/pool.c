@@ -93,7 +93,8 @@ worker__unref_flush(worker_t *w)
 void
 worker__event_done(worker_t *w, struct wevent *ev)
 {
-	worker__payload_put(ev->payload);
+	if (ev->payload != NULL)
+		worker__payload_put(ev->payload);
 	if (ev->pub.source != NULL)
 		unref_later(w, ev->pub.source);
 	if (!ev->pooled || w->nnodes >= POOL_MAX) {
