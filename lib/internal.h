@@ -130,6 +130,9 @@ struct worker {
 	bool is_root;
 	size_t stack_size;
 	size_t queue_max;
+	/* Read per event by producers, so kept off the written lines. */
+	_Atomic(struct worker__ring *) ring;	/* set once (ring.c) */
+	atomic_bool ring_locked;	/* qlock: ring.c's RING_LOCKED */
 
 	/* tree_lock */
 	struct list_node sibling;	/* in parent->children */
@@ -165,7 +168,6 @@ struct worker {
 	atomic_int paused;
 	atomic_bool on_main;		/* runs on the main thread now */
 	atomic_uint_least64_t next_due;	/* nearest timer, UINT64_MAX: none */
-	_Atomic(struct worker__ring *) ring;	/* set once (ring.c) */
 	atomic_uint_least64_t ring_head;	/* owner: next slot to take */
 	uint64_t locked_at;		/* qlock: where the ring was locked */
 

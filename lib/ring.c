@@ -240,10 +240,22 @@ worker__ring_take(worker_t *w)
 	return n;
 }
 
+/*
+ * Is RING_LOCKED set?  The owner asks w->ring_locked, a copy kept under
+ * qlock next to w->ring, rather than the tail: the tail's cache line is
+ * the producers', and reading it per batch would take it from them.
+ * Exact under qlock; without it, a hint that may lag.
+ */
 static bool
-is_locked(struct worker__ring *r)
+is_locked(const worker_t *w)
 {
-	return (atomic_load(&r->tail) & RING_LOCKED) != 0;
+	return atomic_load_explicit(&w->ring_locked, memory_order_acquire);
+}
+
+static void
+set_locked(worker_t *w, bool locked)
+{
+	atomic_store_explicit(&w->ring_locked, locked, memory_order_release);
 }
 
 /* Owner: true if the ring may hold events and the bit is clear. */
@@ -252,7 +264,7 @@ worker__ring_open(const worker_t *w)
 {
 	struct worker__ring *r = ring_of(w);
 
-	return r != NULL && !is_locked(r);
+	return r != NULL && !is_locked(w);
 }
 
 /*
@@ -269,7 +281,7 @@ worker__ring_take_locked(worker_t *w)
 
 	if (r == NULL)
 		return;
-	if (!is_locked(r)) {
+	if (!is_locked(w)) {
 		worker__ring_take(w);
 		return;
 	}
@@ -295,8 +307,10 @@ worker__ring_close_locked(worker_t *w)
 {
 	struct worker__ring *r = ring_of(w);
 
-	if (r != NULL && !is_locked(r))
+	if (r != NULL && !is_locked(w)) {
 		w->locked_at = atomic_fetch_or(&r->tail, RING_LOCKED);
+		set_locked(w, true);
+	}
 }
 
 /*
@@ -308,10 +322,12 @@ worker__ring_reopen_locked(worker_t *w)
 {
 	struct worker__ring *r = ring_of(w);
 
-	if (r != NULL && is_locked(r) && list_empty(&w->queue) &&
+	if (r != NULL && is_locked(w) && list_empty(&w->queue) &&
 	    atomic_load_explicit(&w->ring_head, memory_order_relaxed) ==
-	    w->locked_at && ring_allowed_locked(w))
+	    w->locked_at && ring_allowed_locked(w)) {
 		atomic_store(&r->tail, w->locked_at);
+		set_locked(w, false);
+	}
 }
 
 /*
@@ -331,6 +347,7 @@ worker__ring_locked_send(worker_t *w)
 		/* Locked until the owner has taken the locked queue. */
 		atomic_store(&r->tail, RING_LOCKED);
 		w->locked_at = 0;
+		set_locked(w, true);
 		atomic_store_explicit(&w->ring, r, memory_order_release);
 	}
 	worker__ring_close_locked(w);
@@ -346,7 +363,7 @@ worker__ring_pending_locked(const worker_t *w)
 	if (r == NULL)
 		return false;
 	head = atomic_load_explicit(&w->ring_head, memory_order_relaxed);
-	if (is_locked(r))
+	if (is_locked(w))
 		return head != w->locked_at;
 	return head_published(r, head);
 }
@@ -386,7 +403,7 @@ worker__ring_mark_locked(worker_t *w, unsigned *val, bool *published)
 	unsigned free_seq;
 
 	*published = false;
-	if (r == NULL || is_locked(r))
+	if (r == NULL || is_locked(w))
 		return NULL;
 	head = atomic_load_explicit(&w->ring_head, memory_order_relaxed);
 	s = slot_at(r, head);
