@@ -8,8 +8,9 @@
  *
  *   - immutable after worker_new(): name, id, fn, arg, parent, daemon...;
  *   - tree_lock (one process-wide mutex, tree.c): the parent/children links;
- *   - qlock (per worker): the queue, the run state, the waiters of
- *     worker_wait_thread() and joiners;
+ *   - qlock (per worker): the locked queue, the run state, the waiters
+ *     of worker_wait_thread() and joiners; the ring (ring.c) takes no
+ *     lock, its slots are handed over by atomic sequence words;
  *   - llock (per worker): the listeners;
  *   - the owner thread only (the thread that runs the worker, or the
  *     thread of a root worker): the batch being handled, the pause cache,
@@ -21,9 +22,10 @@
  *
  * References: worker_new() gives the caller one; a started worker holds
  * one on itself until its end sequence is done; a child holds one on its
- * parent; an event holds one on its source.  A parent's list of children
- * is weak: traversals take a reference with worker__tryref() under
- * tree_lock and skip workers that are already being freed.
+ * parent; an event holds one on its source (prepaid in bulk, pool.c).
+ * A parent's list of children is weak: traversals take a reference with
+ * worker__tryref() under tree_lock and skip workers that are already
+ * being freed.
  */
 #ifndef WORKER_INTERNAL_H
 #define WORKER_INTERNAL_H
