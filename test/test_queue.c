@@ -161,6 +161,7 @@ struct sink {
 	atomic_long target;		/* posts reached when handled gets
 					 * there; 0: none */
 	sem_t done, reached, blocked, go;
+	sem_t fence;			/* gated_sink_start()'s warm-up */
 };
 
 static void
@@ -173,6 +174,7 @@ sink_init(struct sink *k, long total)
 	ck_assert_int_eq(sem_init(&k->reached, 0, 0), 0);
 	ck_assert_int_eq(sem_init(&k->blocked, 0, 0), 0);
 	ck_assert_int_eq(sem_init(&k->go, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&k->fence, 0, 0), 0);
 }
 
 static void
@@ -182,6 +184,7 @@ sink_destroy(struct sink *k)
 	sem_destroy(&k->reached);
 	sem_destroy(&k->blocked);
 	sem_destroy(&k->go);
+	sem_destroy(&k->fence);
 }
 
 static int
@@ -264,6 +267,38 @@ sink_expect(const struct sink *k, const long *want, int producers)
 		sum += want[i];
 	}
 	CHECK_ATOMIC(&k->handled, sum);
+}
+
+/*
+ * A consumer of total events from one producer whose first event holds it
+ * until go is posted, with its ring already in use (warmed up), so that
+ * what the test fires next piles up in the ring and then the locked queue.
+ */
+static worker_t *
+gated_sink_start(struct sink *k, long total)
+{
+	worker_t *c;
+
+	sink_init(k, total);
+	k->gate = 1;
+	c = sink_new(k, &k->fence);
+	warm_up(c, &k->fence);
+	return c;
+}
+
+/* Lets the gated consumer go, waits for all its events, stops it and
+ * checks the one producer's sequence arrived whole and in order. */
+static void
+gated_sink_finish(worker_t *c, struct sink *k)
+{
+	const long want[1] = { k->total };
+
+	sem_post(&k->go);
+	sem_wait_ok(&k->done, "every event");
+	/* The join pays the consumer's debts to the sender. */
+	stop_join_unref(c);
+	sink_expect(k, want, 1);
+	sink_destroy(k);
 }
 
 /* ---- Producers ------------------------------------------------------- */
@@ -442,18 +477,10 @@ feed(void *arg)
  */
 START_TEST(ring_overflow_keeps_order)
 {
-	const long want[1] = { N_OVERFLOW };
 	struct feeder f;
 	struct sink k;
 	pthread_t th;
-	sem_t fsem;
-	worker_t *c;
-
-	ck_assert_int_eq(sem_init(&fsem, 0, 0), 0);
-	sink_init(&k, N_OVERFLOW);
-	k.gate = 1;
-	c = sink_new(&k, &fsem);
-	warm_up(c, &fsem);
+	worker_t *c = gated_sink_start(&k, N_OVERFLOW);
 
 	memset(&f, 0, sizeof(f));
 	f.s.target = c;
@@ -464,13 +491,7 @@ START_TEST(ring_overflow_keeps_order)
 	    "first event");
 	/* Every fire returned 0 although nothing was taken meanwhile. */
 	stream_expect(&f.s, "the feeding thread");
-
-	sem_post(&k.go);
-	sem_wait_ok(&k.done, "every event");
-	stop_join_unref(c);
-	sink_expect(&k, want, 1);
-	sink_destroy(&k);
-	sem_destroy(&fsem);
+	gated_sink_finish(c, &k);
 }
 END_TEST
 
@@ -709,18 +730,12 @@ expect_freed(worker_channel_t *ch, const char *who)
 START_TEST(sender_freed_after_stream)
 {
 	worker_attr_t attr = { .name = "sender" };
-	const long want[1] = { N_SENDER };
 	worker_channel_t *ch;
 	struct producer p;
 	struct sink k;
-	worker_t *c, *sender;
-	sem_t fsem;
+	worker_t *sender;
+	worker_t *c = gated_sink_start(&k, N_SENDER);
 
-	ck_assert_int_eq(sem_init(&fsem, 0, 0), 0);
-	sink_init(&k, N_SENDER);
-	k.gate = 1;
-	c = sink_new(&k, &fsem);
-	warm_up(c, &fsem);
 	ch = worker_channel_new();
 	ck_assert_ptr_nonnull(ch);
 
@@ -741,16 +756,9 @@ START_TEST(sender_freed_after_stream)
 	sem_wait_ok(&k.blocked, "the first event");
 	worker_unref(sender);
 
-	sem_post(&k.go);
-	sem_wait_ok(&k.done, "every event");
-	/* The join pays the consumer's debts to the sender. */
-	stop_join_unref(c);
-	sink_expect(&k, want, 1);
+	gated_sink_finish(c, &k);
 	expect_freed(ch, "the sender");
-
 	worker_channel_free(ch);
-	sink_destroy(&k);
-	sem_destroy(&fsem);
 }
 END_TEST
 
@@ -780,18 +788,10 @@ send_from_thread(void *arg)
  * unreferences while its events are still queued. */
 START_TEST(sender_thread_freed_after_stream)
 {
-	const long want[1] = { N_SENDER };
 	struct sender_thread st;
 	struct sink k;
 	pthread_t th;
-	worker_t *c;
-	sem_t fsem;
-
-	ck_assert_int_eq(sem_init(&fsem, 0, 0), 0);
-	sink_init(&k, N_SENDER);
-	k.gate = 1;
-	c = sink_new(&k, &fsem);
-	warm_up(c, &fsem);
+	worker_t *c = gated_sink_start(&k, N_SENDER);
 
 	memset(&st, 0, sizeof(st));
 	st.s.target = c;
@@ -806,15 +806,9 @@ START_TEST(sender_thread_freed_after_stream)
 	stream_expect(&st.s, "the sending thread");
 
 	sem_wait_ok(&k.blocked, "the first event");
-	sem_post(&k.go);
-	sem_wait_ok(&k.done, "every event");
-	stop_join_unref(c);
-	sink_expect(&k, want, 1);
+	gated_sink_finish(c, &k);
 	expect_freed(st.ch, "the thread's root worker");
-
 	worker_channel_free(st.ch);
-	sink_destroy(&k);
-	sem_destroy(&fsem);
 }
 END_TEST
 
