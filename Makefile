@@ -1,9 +1,11 @@
-# libworker - see README.  Targets: all test tsan asan valgrind bench
-# bench-deps demo relaytest lint install uninstall clean.
+# libworker - see README.  Targets: all tools samples test tsan asan
+# valgrind fuzz bench bench-deps demo relaytest lint install uninstall
+# installcheck clean.  Everything built lands under build/.
 .DELETE_ON_ERROR:
 .SUFFIXES:
 
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
@@ -20,64 +22,115 @@ MAJOR := $(call version_part,MAJOR)
 MINOR := $(call version_part,MINOR)
 PATCH := $(call version_part,PATCH)
 VERSION := $(MAJOR).$(MINOR).$(PATCH)
-SONAME := libworker.so.$(MAJOR)
+# Before 1.0 every minor version may break the ABI, so it is in the soname.
+ABI := $(if $(filter 0,$(MAJOR)),$(MAJOR).$(MINOR),$(MAJOR))
+SONAME := libworker.so.$(ABI)
 SOFILE := libworker.so.$(VERSION)
 
-# B is the build tree: empty for the normal build, build/tsan/ and
+# B is the build tree: build/ for the normal build, build/tsan/ and
 # build/asan/ for the sanitizer builds, so they never mix objects.
-B :=
+B := build/
 LIB_SRC := $(sort $(wildcard lib/*.c))
 LIB_OBJ := $(addprefix $(B),$(LIB_SRC:.c=.o))
-LIB_PIC := $(LIB_SRC:.c=.pic.o)
+LIB_PIC := $(addprefix $(B)pic/,$(LIB_SRC:.c=.o))
+LIB_A := $(B)lib/libworker.a
+LIB_SO := $(B)lib/$(SOFILE)
+PC := $(B)libworker.pc
 TEST_SRC := $(sort $(wildcard test/*.c))
 TEST_OBJ := $(addprefix $(B),$(TEST_SRC:.c=.o))
-SAMPLE_SRC := $(sort $(wildcard samples/*.c))
-SAMPLES := $(SAMPLE_SRC:.c=)
+CHECK := $(B)test/check_worker
 MAN3 := $(sort $(wildcard man/man3/*.3))
 MAN7 := $(sort $(wildcard man/man7/*.7))
+MAN1 := $(sort $(wildcard man/man1/*.1))
 
-all: lib/libworker.a lib/$(SOFILE) libworker.pc $(SAMPLES)
+# Samples: one program per samples/*.c, and the relay daemon and its load
+# client, one folder each (samples/relay/ and samples/relay/load/).
+SAMPLE_SRC := $(sort $(wildcard samples/*.c))
+RELAYD_SRC := $(sort $(wildcard samples/relay/*.c))
+LOAD_SRC := $(sort $(wildcard samples/relay/load/*.c))
+SAMPLES := $(addprefix $(B),$(SAMPLE_SRC:.c=)) \
+    $(if $(RELAYD_SRC),$(B)samples/relayd) \
+    $(if $(LOAD_SRC),$(B)samples/relay-load)
+SAMPLE_OBJ := $(addprefix $(B),$(RELAYD_SRC:.c=.o) $(LOAD_SRC:.c=.o))
+
+# Tools: one installed program per tools/*.c.
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TOOLS := $(addprefix $(B),$(TOOL_SRC:.c=))
+
+all: $(LIB_A) $(LIB_SO) $(PC)
 
 $(B)lib/%.o: lib/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -MMD -MP -c -o $@ $<
 
-lib/%.pic.o: lib/%.c
+$(B)pic/lib/%.o: lib/%.c
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -fPIC -MMD -MP -c -o $@ $<
 
-$(B)lib/libworker.a: $(LIB_OBJ)
+$(LIB_A): $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-lib/$(SOFILE): $(LIB_PIC)
+$(LIB_SO): $(LIB_PIC)
 	$(CC) -shared -Wl,-soname,$(SONAME) $(ALL_LDFLAGS) -o $@ $^
-	ln -sf $(SOFILE) lib/$(SONAME)
-	ln -sf $(SONAME) lib/libworker.so
+	ln -sf $(SOFILE) $(B)lib/$(SONAME)
+	ln -sf $(SONAME) $(B)lib/libworker.so
 
 # The .pc file names the prefix, so install writes it anew for its PREFIX.
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
 
-libworker.pc: libworker.pc.in include/worker.h
+$(PC): libworker.pc.in include/worker.h
+	@mkdir -p $(@D)
 	$(PC_SED) $< > $@
 
-samples/%: samples/%.c lib/libworker.a
-	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< lib/libworker.a $(ALL_LDFLAGS) $(LDLIBS)
+# ---- Tools and samples ------------------------------------------------
 
-# The relay sample and its load generator keep their frames in SQLite.
-samples/relayd samples/relay-load: LDLIBS += -lsqlite3
+tools: $(TOOLS)
+
+$(B)tools/%: tools/%.c $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(LIB_A) $(ALL_LDFLAGS) \
+	    $(TOOL_LIBS)
+
+# The relay sample and its load client keep their frames in SQLite, the
+# only package the samples need beyond the library's.
+samples: sample-deps $(SAMPLES)
+
+sample-deps:
+	@printf '#include <sqlite3.h>\nint main(void){return 0;}\n' | \
+	    $(CC) -x c - -o /dev/null -lsqlite3 2>/dev/null || { \
+	    echo "make samples: SQLite is missing (Debian: apt-get install" \
+	        "libsqlite3-dev)" >&2; exit 1; }
+
+$(B)samples/%: samples/%.c $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(LIB_A) $(ALL_LDFLAGS)
+
+$(B)samples/relay/%.o: samples/relay/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)samples/relayd: $(addprefix $(B),$(RELAYD_SRC:.c=.o)) $(LIB_A)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) -lsqlite3
+
+$(B)samples/relay-load: $(addprefix $(B),$(LOAD_SRC:.c=.o)) $(LIB_A)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) -lsqlite3 -lm
+
+# ---- Tests ------------------------------------------------------------
 
 $(B)test/%.o: test/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Ilib -MMD -MP -c -o $@ $<
 
-$(B)test/check_worker: $(TEST_OBJ) $(B)lib/libworker.a
-	$(CC) -o $@ $(TEST_OBJ) $(B)lib/libworker.a $(ALL_LDFLAGS) -lcheck \
+$(CHECK): $(TEST_OBJ) $(LIB_A)
+	$(CC) -o $@ $(TEST_OBJ) $(LIB_A) $(ALL_LDFLAGS) -lcheck \
 	    -lsubunit -lm -lrt
 
 # The suite runs every test case in its own process (Check's fork mode).
-test: test/check_worker
-	./test/check_worker
+test: $(CHECK)
+	./$(CHECK)
+	sh test/header_check.sh
 	sh test/man_examples.sh
 
 # Sanitizer builds live in their own trees (B) so they never mix objects.
@@ -91,40 +144,46 @@ SAN_asan := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 
 # valgrind runs one thread at a time; without --fair-sched a thread that
 # spins on the library's API can starve the others for minutes.
-valgrind: test/check_worker
+valgrind: $(CHECK)
 	CK_FORK=yes CK_TIMEOUT_MULTIPLIER=20 valgrind --quiet --fair-sched=yes \
 	    --trace-children=yes \
 	    --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	    --error-exitcode=99 --child-silent-after-fork=no ./test/check_worker
+	    --error-exitcode=99 --child-silent-after-fork=no ./$(CHECK)
 
 bench:
-	@if [ -n "$(wildcard bench/*.c)" ]; then $(MAKE) -C bench run; \
-	else echo "no benchmarks yet"; fi
+	$(MAKE) -C bench run
 
 # What the benchmarks compare libworker with (needs root; Debian names).
 bench-deps:
 	apt-get update && apt-get install -y libuv1-dev libglib2.0-dev pkg-config
 
-demo: all
+demo: all samples
 	@sh samples/demo.sh
 
-# End to end: samples/relayd on real sockets, checked by relay-load.
-relaytest: all
+# End to end: the relay sample on real sockets, checked by relay-load.
+relaytest: all samples
 	sh test/relay_test.sh
 
 installcheck: all
 	sh test/install_check.sh
 
-lint:
-	mandoc -Tlint -Wwarning $(MAN3) $(MAN7)
+# mandoc's STYLE level, but for the cross-references to pages that are
+# only found once installed (ours, and libc's on a machine without them).
+lint: $(LIB_OBJ)
+	mandoc -Tlint -Wstyle $(MAN1) $(MAN3) $(MAN7) 2>&1 | \
+	    grep -v 'referenced manual not found' | \
+	    { if grep .; then exit 1; else exit 0; fi; }
 	sh test/lint.sh
+	sh test/layers.sh $(B)
 
-install: all
+# ---- Install ----------------------------------------------------------
+
+install: all tools
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
 	    $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
 	install -m 644 include/worker.h $(DESTDIR)$(INCLUDEDIR)/worker.h
-	install -m 644 lib/libworker.a $(DESTDIR)$(LIBDIR)/libworker.a
-	install -m 755 lib/$(SOFILE) $(DESTDIR)$(LIBDIR)/$(SOFILE)
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/libworker.a
+	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/$(SOFILE)
 	ln -sf $(SOFILE) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libworker.so
 	$(PC_SED) libworker.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libworker.pc
@@ -132,25 +191,28 @@ install: all
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
 	sh man/links.sh list $(MAN3) | while read page name; do \
 	    echo ".so man3/$$page" > $(DESTDIR)$(MANDIR)/man3/$$name.3; done
+	$(if $(TOOLS),install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1)
+	$(if $(TOOLS),install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR))
+	$(if $(MAN1),install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1)
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/worker.h $(DESTDIR)$(LIBDIR)/libworker.a \
 	    $(DESTDIR)$(LIBDIR)/$(SOFILE) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	    $(DESTDIR)$(LIBDIR)/libworker.so $(DESTDIR)$(PKGCONFIGDIR)/libworker.pc
+	for f in $(notdir $(MAN1)); do rm -f $(DESTDIR)$(MANDIR)/man1/$$f; done
 	for f in $(notdir $(MAN3)); do rm -f $(DESTDIR)$(MANDIR)/man3/$$f; done
 	for f in $(notdir $(MAN7)); do rm -f $(DESTDIR)$(MANDIR)/man7/$$f; done
+	for f in $(notdir $(TOOLS)); do rm -f $(DESTDIR)$(BINDIR)/$$f; done
 	sh man/links.sh list $(MAN3) | while read page name; do \
 	    rm -f $(DESTDIR)$(MANDIR)/man3/$$name.3; done
 
-clean-objs:
-	rm -f lib/*.o test/*.o test/check_worker lib/*.d test/*.d lib/libworker.a
-	rm -rf build
+clean:
+	rm -rf build test/examples.out
+	$(MAKE) -C bench clean
 
-clean: clean-objs
-	rm -f lib/libworker.a lib/libworker.so* libworker.pc $(SAMPLES) samples/*.d
-	rm -rf test/examples.out
+.PHONY: all tools samples sample-deps test tsan asan valgrind bench \
+	bench-deps demo relaytest lint install uninstall installcheck clean
 
-.PHONY: all test tsan asan valgrind bench bench-deps demo relaytest lint \
-	install uninstall installcheck clean clean-objs
-
--include $(wildcard $(B)lib/*.d $(B)test/*.d samples/*.d)
+-include $(wildcard $(B)lib/*.d $(B)pic/lib/*.d $(B)test/*.d \
+    $(B)samples/*.d $(B)samples/relay/*.d $(B)samples/relay/load/*.d \
+    $(B)tools/*.d)

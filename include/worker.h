@@ -7,9 +7,16 @@
  * frame that started it and runs its cleanup handlers on the way.
  *
  * Functions returning int return 0 or a positive errno value, as pthreads
- * does.  Constructors return NULL and set errno.  Every function is
- * thread-safe.  See worker(7) for the model and the man pages of each
- * function for the details.
+ * does; worker_update() returns a count, worker_fd() a descriptor or -1.
+ * Constructors return NULL and set errno.  Every function may be called
+ * from any thread; the waits, worker_exit(), worker_fail() and the cleanup
+ * functions act on the calling thread's worker.  See worker(7) for the
+ * model and the man pages of each function for the details.
+ *
+ * The header needs no feature-test macro: it compiles as C99 or later
+ * and as C++.  worker_signals() is declared when <signal.h> defines
+ * sigset_t, which takes POSIX (the default of gcc and clang, or
+ * _POSIX_C_SOURCE with -std=c11).
  */
 #ifndef WORKER_H
 #define WORKER_H
@@ -24,7 +31,7 @@ extern "C" {
 #endif
 
 #define WORKER_VERSION_MAJOR 0
-#define WORKER_VERSION_MINOR 1
+#define WORKER_VERSION_MINOR 2
 #define WORKER_VERSION_PATCH 0
 
 #if defined(__GNUC__)
@@ -47,11 +54,11 @@ extern "C" {
 #define WORKER_EXECUTE			"EXECUTE"
 #define WORKER_SIGNAL			"SIGNAL"
 
-/* Values of worker_attr_t.daemon. */
+/* Values of worker_attr_t.daemon: .daemon = 1 (true) is a daemon. */
 enum {
+	WORKER_DAEMON_NO = -1,
 	WORKER_DAEMON_INHERIT = 0,
-	WORKER_DAEMON_NO = 1,
-	WORKER_DAEMON_YES = 2
+	WORKER_DAEMON_YES = 1
 };
 
 /* Events of worker_watch() and revents of its callback. */
@@ -76,7 +83,7 @@ typedef struct worker_attr {	/* all-zero means all defaults */
 	const char *name;	/* copied; dumps and the OS thread name */
 	worker_t *parent;	/* NULL: the calling started worker, if any */
 	int no_parent;		/* nonzero: parentless even inside a worker */
-	int daemon;		/* WORKER_DAEMON_INHERIT, _NO or _YES */
+	int daemon;		/* WORKER_DAEMON_INHERIT (0), _NO or _YES */
 	size_t stack_size;	/* 0: the system default */
 	size_t queue_max;	/* 0: unbounded; else fire gives EAGAIN */
 	int quiet;		/* nonzero: no report on stderr on failure */
@@ -97,6 +104,12 @@ typedef struct worker_listen_opts {
 	int transient;		/* removed when the worker ends */
 	worker_t *source;	/* only events fired by this worker */
 } worker_listen_opts_t;
+
+/* The data of a LISTENER_ERROR event, valid during the listener. */
+typedef struct worker_listener_error {
+	int rc;			/* what the failed listener returned */
+	const char *event;	/* the name of the event it failed on */
+} worker_listener_error_t;
 
 /* The data of an EXECUTE event: the receiving worker calls fn(arg). */
 typedef struct worker_execute {
@@ -149,6 +162,8 @@ WORKER_EXPORT worker_t *worker_current(void);
 WORKER_EXPORT int worker_is_main(const worker_t *w);
 /* w's parent (borrowed), or NULL. */
 WORKER_EXPORT worker_t *worker_parent(const worker_t *w);
+/* The arg given to worker_new() for w, or NULL for NULL or a root. */
+WORKER_EXPORT void *worker_arg(const worker_t *w);
 /* w's name (owned by w), or NULL for NULL. */
 WORKER_EXPORT const char *worker_name(const worker_t *w);
 /* A child of w with that name as a new reference, or NULL. */
@@ -211,8 +226,9 @@ WORKER_EXPORT int worker_update(void);
 /* Ends the current worker: runs its cleanup handlers and unwinds to its
  * start.  On a root worker: stops and joins its children and returns. */
 WORKER_EXPORT void worker_exit(void);
-/* Like worker_exit(), recording err as the worker's fail code. */
-WORKER_EXPORT void worker_fail(int err);
+/* Like worker_exit(), recording err (> 0) as the worker's fail code;
+ * returns EINVAL at once, without unwinding, if err is negative. */
+WORKER_EXPORT int worker_fail(int err);
 /* Pushes fn(arg) on the current worker's cleanup stack. */
 WORKER_EXPORT void worker_cleanup_push(void (*fn)(void *), void *arg);
 /* Pops the newest cleanup handler, calling it if execute is nonzero. */
@@ -265,6 +281,10 @@ WORKER_EXPORT int worker_channel_unsub(worker_channel_t *ch, worker_t *w);
 /* Fires name with data at every subscriber; data is not owned. */
 WORKER_EXPORT int worker_channel_pub(worker_channel_t *ch, const char *name,
     void *data);
+/* Like worker_channel_pub(); with data_free the library owns data and
+ * calls data_free(data) once, after the last subscriber's listeners. */
+WORKER_EXPORT int worker_channel_pub_ex(worker_channel_t *ch,
+    const char *name, void *data, void (*data_free)(void *));
 /* Unsubscribes everyone and frees ch. */
 WORKER_EXPORT void worker_channel_free(worker_channel_t *ch);
 
@@ -281,11 +301,15 @@ WORKER_EXPORT int worker_unwatch(worker_t *w, uint64_t id);
 /* A descriptor (owned by w) readable while w has queued events or a due
  * timer; worker_update() clears it.  -1 and errno on failure. */
 WORKER_EXPORT int worker_fd(worker_t *w);
+#if defined(_POSIX_C_SOURCE) || defined(_XOPEN_SOURCE) || \
+    defined(_GNU_SOURCE) || defined(_DEFAULT_SOURCE) || \
+    defined(_BSD_SOURCE) || defined(__DEFINED_sigset_t)
 /* Blocks the signals of stop and notify in the calling thread and reads
  * them in w's loop: each fires SIGNAL at w (data: the number), and a
  * signal of stop then stops w and so its whole tree. */
 WORKER_EXPORT int worker_signals(worker_t *w, const sigset_t *stop,
     const sigset_t *notify);
+#endif
 
 #ifdef __cplusplus
 }

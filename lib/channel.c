@@ -140,20 +140,22 @@ collect(worker_channel_t *ch, size_t *n)
 	return subs;
 }
 
-int
-worker_channel_pub(worker_channel_t *ch, const char *name, void *data)
+/* One copy per subscriber, all sharing pl (NULL: data is not owned). */
+static int
+publish(worker_channel_t *ch, const char *name, void *data,
+    struct payload *pl)
 {
+	worker_t *source = worker__current();
 	bool accepted = false;
 	int first_err = 0;
 	worker_t **subs;
 	size_t n;
 
-	if (ch == NULL || name == NULL || name[0] == '\0')
-		return EINVAL;
 	if ((subs = collect(ch, &n)) == NULL)
 		return ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		int rc = worker_fire(subs[i], name, data);
+		int rc = worker__send(source, subs[i], name, data, pl, 0,
+		    true);
 
 		if (rc == 0)
 			accepted = true;
@@ -163,6 +165,36 @@ worker_channel_pub(worker_channel_t *ch, const char *name, void *data)
 	}
 	free(subs);
 	return accepted || n == 0 ? 0 : first_err;
+}
+
+int
+worker_channel_pub(worker_channel_t *ch, const char *name, void *data)
+{
+	if (ch == NULL || name == NULL || name[0] == '\0')
+		return EINVAL;
+	return publish(ch, name, data, NULL);
+}
+
+int
+worker_channel_pub_ex(worker_channel_t *ch, const char *name, void *data,
+    void (*data_free)(void *))
+{
+	struct payload *pl = NULL;
+	int rc;
+
+	if (ch == NULL || name == NULL || name[0] == '\0') {
+		rc = EINVAL;
+	} else if (data_free != NULL &&
+	    (pl = worker__payload_new(data, data_free)) == NULL) {
+		rc = ENOMEM;
+	} else {
+		rc = publish(ch, name, data, pl);
+		worker__payload_put(pl);
+		return rc;
+	}
+	if (data_free != NULL)
+		data_free(data);
+	return rc;
 }
 
 void

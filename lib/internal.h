@@ -108,6 +108,7 @@ struct worker__frame {
  */
 struct worker__hook {
 	struct worker__hook *prev;
+	size_t ncleanup;	/* user handlers pushed before it */
 	void (*fn)(void *arg);
 	void *arg;
 };
@@ -399,6 +400,7 @@ worker__hook_push(worker_t *w, struct worker__hook *h,
 {
 	h->fn = fn;
 	h->arg = arg;
+	h->ncleanup = w->ncleanup;
 	h->prev = w->hooks;
 	w->hooks = h;
 }

@@ -308,17 +308,39 @@ dispatch_unwound(void *arg)
 	worker__event_free(d->ev);
 }
 
+/* The data of a LISTENER_ERROR, with the failed event's name. */
+struct listener_error {
+	worker_listener_error_t pub;
+	char event[];
+};
+
 static void
 listener_failed(worker_t *w, const struct wevent *ev, int rc)
 {
+	size_t len = strlen(ev->name);
+	struct listener_error *e;
+	struct payload *pl;
+
 	/* A failing LISTENER_ERROR listener must not start a loop. */
 	if (ev->kind == KIND_LISTENER_ERROR) {
 		fprintf(stderr, "libworker: worker %s: LISTENER_ERROR "
 		    "listener failed with %d\n", w->name, rc);
 		return;
 	}
-	worker__fire_from(w, w, WORKER_LISTENER_ERROR, (void *)(intptr_t)rc,
-	    NULL, WORKER_BUBBLE, false);
+	if ((e = malloc(sizeof(*e) + len + 1)) == NULL ||
+	    (pl = worker__payload_new(e, free)) == NULL) {
+		free(e);
+		fprintf(stderr, "libworker: worker %s: a listener of %s "
+		    "failed with %d (no memory to report it)\n", w->name,
+		    ev->name, rc);
+		return;
+	}
+	memcpy(e->event, ev->name, len + 1);
+	e->pub.rc = rc;
+	e->pub.event = e->event;
+	worker__fire_from(w, w, WORKER_LISTENER_ERROR, &e->pub, pl,
+	    WORKER_BUBBLE, false);
+	worker__payload_put(pl);
 }
 
 /*

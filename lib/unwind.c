@@ -8,14 +8,17 @@
  * function that calls sigsetjmp(); worker__throw() is the only one that
  * calls siglongjmp().  A frame remembers how many cleanup handlers and
  * hooks were older than itself, so a throw runs exactly those pushed
- * since: the user's handlers newest first, then the library's own hooks
- * (listen.c, worker.c), which finish whatever the skipped frames had under
- * way.  No library lock is ever held across a call that may throw, so a
+ * since, newest first, the user's handlers and the library's own hooks
+ * (listen.c, waitq.c, timer.c...) in one order: a hook remembers how many
+ * handlers were pushed before it.  So a handler pushed before a wait runs
+ * after the wait has let go of what it used, and may free it (a defer, a
+ * worker it waited for).  No library lock is ever held across a call that may throw, so a
  * jump never leaves a mutex locked.
  *
  * sigsetjmp(env, 0) does not save the signal mask: a worker's mask is its
  * own business and saving it would cost a system call per frame.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,12 +62,19 @@ worker__throw(worker_t *w, int outcome)
 		    "to unwind to\n", w->name);
 		abort();
 	}
-	worker__run_cleanups(w, frame->ncleanup);
-	while (w->hooks != frame->hooks) {
+	for (;;) {
 		struct worker__hook *h = w->hooks;
 
-		w->hooks = h->prev;
-		h->fn(h->arg);
+		if (h != frame->hooks && h->ncleanup >= w->ncleanup) {
+			w->hooks = h->prev;
+			h->fn(h->arg);
+		} else if (w->ncleanup > frame->ncleanup) {
+			struct cleanup c = w->cleanups[--w->ncleanup];
+
+			c.fn(c.arg);
+		} else {
+			break;
+		}
 	}
 	/* A handler may have thrown already; then this point is not reached. */
 	frame->outcome = outcome;
@@ -92,16 +102,18 @@ worker_exit(void)
 		worker__throw(w, OUTCOME_STOP);
 }
 
-void
+int
 worker_fail(int err)
 {
-	worker_t *w = worker__current();
+	worker_t *w;
 
-	if (w == NULL)
-		return;
+	if (err < 0)
+		return EINVAL;
+	if ((w = worker__current()) == NULL)
+		return ENOMEM;
 	if (w->is_root || err == 0) {
 		worker_exit();
-		return;
+		return 0;
 	}
 	w->fail_err = err;
 	worker__throw(w, OUTCOME_FAIL);

@@ -98,8 +98,7 @@ static bool
 valid_attr(const worker_attr_t *a)
 {
 	return (a->name == NULL || a->name[0] != '\0') &&
-	    a->daemon >= WORKER_DAEMON_INHERIT &&
-	    a->daemon <= WORKER_DAEMON_YES &&
+	    a->daemon >= WORKER_DAEMON_NO && a->daemon <= WORKER_DAEMON_YES &&
 	    !(a->parent != NULL && a->no_parent) &&
 	    (a->stack_size == 0 || a->stack_size >= (size_t)PTHREAD_STACK_MIN);
 }
@@ -400,6 +399,22 @@ worker__on_this_thread(const worker_t *w)
 	return false;
 }
 
+/*
+ * True if waiting for w's end from this thread can never return: w runs
+ * here, or is an ancestor of a worker that runs here, and an ancestor
+ * waits for its children before it ends.
+ */
+static bool
+waits_for_itself(const worker_t *w)
+{
+	for (worker_t *c = worker__get_current(); c != NULL;
+	    c = c->prev_current)
+		for (const worker_t *a = c; a != NULL; a = a->parent)
+			if (a == w)
+				return true;
+	return false;
+}
+
 int
 worker_join(worker_t *w)
 {
@@ -408,7 +423,7 @@ worker_join(worker_t *w)
 
 	if (w == NULL)
 		return EINVAL;
-	if (worker__on_this_thread(w))
+	if (waits_for_itself(w))
 		return EDEADLK;
 	pthread_mutex_lock(&w->qlock);
 	while (w->phase != PHASE_IDLE)
@@ -490,6 +505,12 @@ worker_t *
 worker_parent(const worker_t *w)
 {
 	return w != NULL ? w->parent : NULL;
+}
+
+void *
+worker_arg(const worker_t *w)
+{
+	return w != NULL ? w->arg : NULL;
 }
 
 const char *

@@ -186,8 +186,8 @@ START_TEST(api_new_einval)
 	attr.parent = parent;
 	attr.daemon = 7;
 	expect_bad_attr(&attr, "daemon 7");
-	attr.daemon = -1;
-	expect_bad_attr(&attr, "daemon -1");
+	attr.daemon = -2;	/* 0.2: -1 is WORKER_DAEMON_NO */
+	expect_bad_attr(&attr, "daemon -2");
 
 	attr.daemon = WORKER_DAEMON_INHERIT;
 	attr.no_parent = 1;

@@ -594,7 +594,8 @@ END_TEST
 
 struct lerr {
 	worker_t *source;
-	void *data;
+	int rc;			/* read from the data during the listener */
+	char event[16];
 	unsigned flags;
 	int n;
 	sem_t got;
@@ -604,9 +605,11 @@ static int
 on_lerr(const worker_event_t *ev, void *ctx)
 {
 	struct lerr *l = ctx;
+	const worker_listener_error_t *e = ev->data;
 
 	l->source = ev->source;
-	l->data = ev->data;
+	l->rc = e != NULL ? e->rc : -1;
+	snprintf(l->event, sizeof(l->event), "%s", e != NULL ? e->event : "");
 	l->flags = ev->flags;
 	l->n++;
 	sem_post(&l->got);
@@ -658,11 +661,13 @@ START_TEST(listen_error_bubbles)
 	CHECK_ATOMIC(&others, 2);
 	ck_assert_int_eq(at_child.n, 1);
 	ck_assert_ptr_eq(at_child.source, c);
-	ck_assert_ptr_eq(at_child.data, (void *)(intptr_t)7);
+	ck_assert_int_eq(at_child.rc, 7);
+	ck_assert_str_eq(at_child.event, "E");
 	ck_assert_uint_ne(at_child.flags & WORKER_BUBBLE, 0);
 	ck_assert_int_eq(at_parent.n, 1);
 	ck_assert_ptr_eq(at_parent.source, c);
-	ck_assert_ptr_eq(at_parent.data, (void *)(intptr_t)7);
+	ck_assert_int_eq(at_parent.rc, 7);
+	ck_assert_str_eq(at_parent.event, "E");
 
 	stop_join_unref(p);
 	CHECK_OK(worker_join(c));
