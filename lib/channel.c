@@ -8,7 +8,7 @@
  * kinds of list, so a worker being freed and a channel being freed never
  * need each other's lock in opposite orders.  Channels hold no reference
  * on their subscribers: a worker leaves every channel when it is freed
- * (worker_free calls worker__channels_leave).
+ * (worker_free calls worker__channels_fini).
  *
  * Publishing takes a reference on each subscriber under the lock, skipping
  * workers already being freed, and fires after dropping it: a fire may
@@ -57,7 +57,7 @@ find_locked(worker_channel_t *ch, worker_t *w)
 {
 	struct list_node *n;
 
-	list_for_each(n, &w->subscriptions) {
+	list_for_each(n, &w->channels.subscriptions) {
 		struct subscription *s =
 		    container_of(n, struct subscription, in_worker);
 
@@ -96,7 +96,7 @@ worker_channel_sub(worker_channel_t *ch, worker_t *w)
 		return EEXIST;
 	}
 	list_append(&ch->subs, &s->in_channel);
-	list_append(&w->subscriptions, &s->in_worker);
+	list_append(&w->channels.subscriptions, &s->in_worker);
 	ch->count++;
 	pthread_mutex_unlock(&worker__channel_lock);
 	return 0;
@@ -212,14 +212,21 @@ worker_channel_free(worker_channel_t *ch)
 	free(ch);
 }
 
+void
+worker__channels_init(struct worker__channel_part *c)
+{
+	list_init(&c->subscriptions);
+}
+
 /* w is being freed: it leaves every channel. */
 void
-worker__channels_leave(worker_t *w)
+worker__channels_fini(worker_t *w)
 {
+	list_t *subs = &w->channels.subscriptions;
 	struct list_node *n;
 
 	pthread_mutex_lock(&worker__channel_lock);
-	while ((n = w->subscriptions.next) != &w->subscriptions)
+	while ((n = subs->next) != subs)
 		unsubscribe_locked(container_of(n, struct subscription,
 		    in_worker));
 	pthread_mutex_unlock(&worker__channel_lock);

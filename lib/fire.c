@@ -4,20 +4,11 @@
  *
  * DESIGN
  *
- * Propagation happens at fire time, as in pyThreadWorker: a bubbling event
- * is queued on the target and on each of its ancestors at once, and a
- * broadcast on every running descendant.  Copies go out top down (the
- * oldest ancestor first, a parent before its children), so a worker that
- * reacts to its copy by firing at a parent finds the parent's copy queued
- * before its own message.  The return value is the first
- * target's answer; a copy that an ancestor or descendant refuses is dropped
- * without an EVENT_REJECT, since the sender did not aim at that worker.
- *
- * Ancestors need no lock: a worker's parent never changes and is kept
- * alive by the child.  Descendants are walked under tree_lock (tree.c).
- *
- * The data of worker_fire_ex() belongs to the library from the call on,
- * whatever the call returns: every path ends in worker__payload_put().
+ * These check their arguments, name the sender (the calling thread's
+ * worker, or `from`) and hand over to tree.c, which propagates along the
+ * tree, and send.c, which queues each copy.  The data of
+ * worker_fire_ex() belongs to the library from the call on, whatever the
+ * call returns: every path ends in worker__payload_put().
  */
 #include <errno.h>
 #include <string.h>
@@ -28,32 +19,6 @@ static bool
 valid_name(const char *name)
 {
 	return name != NULL && name[0] != '\0';
-}
-
-/* Queues a copy on up and its ancestors, the oldest first. */
-static void
-send_up(worker_t *source, worker_t *up, const char *name, void *data,
-    struct payload *pl, unsigned flags)
-{
-	if (up == NULL)
-		return;
-	send_up(source, up->parent, name, data, pl, flags);
-	if (worker_is_running(up))
-		worker__send(source, up, name, data, pl, flags, false);
-}
-
-int
-worker__fire_from(worker_t *source, worker_t *w, const char *name,
-    void *data, struct payload *pl, unsigned flags, bool notify)
-{
-	int rc;
-
-	if (flags & WORKER_BUBBLE)
-		send_up(source, w->parent, name, data, pl, flags);
-	rc = worker__send(source, w, name, data, pl, flags, notify);
-	if (flags & WORKER_BROADCAST)
-		worker__tree_fire(w, true, source, name, data, pl, flags);
-	return rc;
 }
 
 /* Frees data the library was handed, for the error paths. */

@@ -3,18 +3,51 @@
  *
  * DESIGN
  *
- * A worker is a struct worker.  Its fields fall in four groups, by who may
- * touch them:
+ * The layers.  Each file of lib/ calls only files on its own line or
+ * below it; `make lint` checks this from the objects' symbols
+ * (test/layers.sh).  Read from the bottom, this is the path of an event:
+ * fire.c -> tree.c (bubble, broadcast) -> send.c -> ring.c or queue.c ->
+ * event.c -> wake.c, and on the owner's side loop.c -> send.c (take) ->
+ * listen.c (dispatch) -> control.c (built-in actions) -> event.c (free).
+ *
+ *   api       fire.c wait.c exit.c async.c defer.c dump.c
+ *   life      worker.c     new, start, run, end sequence, join, free
+ *   services  channel.c signal.c
+ *   waiting   waitq.c      waiting in the loop for another object
+ *   loop      loop.c       the breakpoints' loop, pause, worker_update
+ *   dispatch  listen.c     listeners, and handing an event to them
+ *   control   control.c    the actions of the built-in events
+ *   tree      tree.c       parents and children, bubble and broadcast
+ *   sources   watch.c timer.c embed.c   descriptors, timers, worker_fd
+ *   inbox     send.c       one copy of an event into a worker, the batch
+ *   paths     ring.c queue.c   the lock-free and the locked way in
+ *   event     event.c      events, payloads, their memory, the one free
+ *   unwind    unwind.c     frames, hooks, the cleanup stack
+ *   os        wake.c       sleeping and waking: futex, eventfd, ppoll
+ *   thread    root.c       the calling thread's worker, root workers
+ *   base      heap.c list.h clock.h   and the built-in names below
+ *
+ * Three calls go up, all into the life of a worker object (worker.c),
+ * and layers.sh knows them by name: dropping a reference
+ * (worker_unref, worker__unref_many) may free a worker, and the free
+ * finishes every part; a root worker is allocated (worker__alloc) and
+ * ended (worker__end) by the thread layer, since any thread may need one.
+ *
+ * The OS interfaces beyond pthreads live in wake.c (futex, eventfd,
+ * ppoll), embed.c (epoll, timerfd), signal.c (signalfd) and root.c
+ * (gettid): a port to another kernel is those four files.
+ *
+ * A worker is a struct worker made of parts, one per module, each with an
+ * init and a fini in its own file (as libdill's ctx.c does it); worker.c
+ * allocates the worker and calls them.  Each part says which lock guards
+ * its fields:
  *
  *   - immutable after worker_new(): name, id, fn, arg, parent, daemon...;
  *   - tree_lock (one process-wide mutex, tree.c): the parent/children links;
- *   - qlock (per worker): the locked queue, the run state, the waiters
- *     of worker_wait_thread() and joiners; the ring (ring.c) takes no
- *     lock, its slots are handed over by atomic sequence words;
- *   - llock (per worker): the listeners;
- *   - the owner thread only (the thread that runs the worker, or the
- *     thread of a root worker): the batch being handled, the pause cache,
- *     the unwinding frames and cleanup handlers.
+ *   - qlock (per worker): the run state and the parts marked qlock;
+ *   - llock (per worker, listen.c): the listeners;
+ *   - owner: only the thread that runs the worker (or the thread of a
+ *     root worker) touches it.
  *
  * Lock order: tree_lock, then a qlock.  llock is a leaf.  No code holds
  * two qlocks at once, and no lock is held while a user callback runs or
@@ -22,7 +55,7 @@
  *
  * References: worker_new() gives the caller one; a started worker holds
  * one on itself until its end sequence is done; a child holds one on its
- * parent; an event holds one on its source (prepaid in bulk, pool.c).
+ * parent; an event holds one on its source (prepaid in bulk, event.c).
  * A parent's list of children is weak: traversals take a reference with
  * worker__tryref() under tree_lock and skip workers that are already
  * being freed.
@@ -32,15 +65,83 @@
 
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <poll.h>
-#include <time.h>
 
+#include "clock.h"
 #include "heap.h"
 #include "list.h"
 #include "worker.h"
+
+/* ---- base: the built-in events ------------------------------------ */
+
+/*
+ * Every built-in event, classified once when it is fired.  To add one:
+ * a kind here, a line in builtin_names[], and its action in control.c
+ * (or, if it holds the loop as PAUSE_THREAD does, in loop.c).
+ */
+enum event_kind {
+	KIND_USER,
+	KIND_STOP,
+	KIND_PAUSE,
+	KIND_RESUME,
+	KIND_CHILD,		/* any CHILD_THREAD_* */
+	KIND_EXECUTE,
+	KIND_REJECT,
+	KIND_LISTENER_ERROR,
+	KIND_SIGNAL
+};
+
+struct builtin_name {
+	const char *name;
+	enum event_kind kind;
+	bool always_admitted;	/* even when queue_max is reached */
+};
+
+/* The table, in a function so that files which do not use it stay quiet. */
+static inline const struct builtin_name *
+worker__builtins(size_t *n)
+{
+	static const struct builtin_name names[] = {
+		{ WORKER_STOP_THREAD, KIND_STOP, true },
+		{ WORKER_PAUSE_THREAD, KIND_PAUSE, true },
+		{ WORKER_RESUME_THREAD, KIND_RESUME, true },
+		{ WORKER_CHILD_THREAD_START, KIND_CHILD, true },
+		{ WORKER_CHILD_THREAD_STOP, KIND_CHILD, true },
+		{ WORKER_CHILD_THREAD_ERROR, KIND_CHILD, true },
+		{ WORKER_CHILD_THREAD_DONE, KIND_CHILD, true },
+		{ WORKER_CHILD_THREAD_END, KIND_CHILD, true },
+		{ WORKER_EXECUTE, KIND_EXECUTE, false },
+		{ WORKER_EVENT_REJECT, KIND_REJECT, false },
+		{ WORKER_LISTENER_ERROR, KIND_LISTENER_ERROR, false },
+		{ WORKER_SIGNAL, KIND_SIGNAL, false },
+	};
+
+	*n = sizeof(names) / sizeof(names[0]);
+	return names;
+}
+
+/* The entry of a built-in name, or NULL for a user event. */
+static inline const struct builtin_name *
+worker__builtin_of(const char *name)
+{
+	size_t n;
+	const struct builtin_name *b = worker__builtins(&n);
+
+	/* Every built-in name is upper case; most user names are not. */
+	if (name[0] < 'A' || name[0] > 'Z')
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(name, b[i].name) == 0)
+			return &b[i];
+	return NULL;
+}
+
+/* ---- The parts of a worker ---------------------------------------- */
 
 enum worker_phase {
 	PHASE_IDLE,		/* never started, or completely ended */
@@ -55,41 +156,253 @@ enum worker_outcome {
 	OUTCOME_FAIL		/* worker_fail() */
 };
 
-/* Built-in events, classified once when they are fired. */
-enum event_kind {
-	KIND_USER,
-	KIND_STOP,
-	KIND_PAUSE,
-	KIND_RESUME,
-	KIND_CHILD,		/* any CHILD_THREAD_* */
-	KIND_EXECUTE,
-	KIND_REJECT,
-	KIND_LISTENER_ERROR
-};
+struct worker__ring;
+struct wevent;
+struct listener;
+struct cleanup;
+struct worker__frame;
+struct worker__hook;
 
-/* A payload with a destructor, shared by every copy of one fire. */
-struct payload {
-	atomic_uint refs;
-	void *data;
-	void (*data_free)(void *);
+/* root.c: which worker a thread runs.  Owner. */
+struct worker__thread_part {
+	worker_t *prev_current;		/* current worker before an overlay */
 };
 
 /*
- * One queued event.  Each target of a fire gets its own copy; the copies
- * share the payload.  An event has exactly one owner at a time: a queue,
- * the batch, the loop handling it, the pause cache, or the EVENT_REJECT
- * that carries it.
+ * wake.c: how the owner sleeps and is woken.  qlock, but for the atomics
+ * and spin_ns (owner).
  */
-struct wevent {
-	struct list_node link;
-	struct wevent *spare_next;	/* in a worker's cache (pool.c) */
-	uint32_t hash;
-	uint8_t kind;
-	bool pooled;		/* a node of the pool's size, to keep */
-	worker_event_t pub;	/* pub.name points at name[] */
-	struct payload *payload;
-	char name[];
+struct worker__wake_part {
+	atomic_uint wake_seq;		/* the owner sleeps on it (futex) */
+	bool sleeping;			/* the owner sleeps on sleep_word */
+	bool polling;			/* ... in ppoll() instead */
+	bool woken;			/* worker__wake() since last look */
+	bool fd_signaled;		/* xfd written for worker_fd() */
+	atomic_uint *sleep_word;	/* wake_seq or a ring slot's word */
+	unsigned sleep_val;		/* the value it sleeps on */
+	atomic_uint wakers;		/* calls about to wake the owner */
+	atomic_uint_least64_t next_due;	/* nearest timer, UINT64_MAX: none */
+	int efd;			/* eventfd of ppoll(), or -1 */
+	int xfd;			/* eventfd of worker_fd(), or -1 */
+	int tfd;			/* timerfd of worker_fd(), or -1 */
+	unsigned spin_ns;		/* owner: worker__spin(), 0: not yet */
 };
+
+/* unwind.c: frames and cleanup handlers.  Owner. */
+struct worker__unwind_part {
+	struct worker__frame *frame;
+	struct worker__hook *hooks;
+	struct cleanup *cleanups;
+	size_t ncleanup;
+	size_t capcleanup;
+};
+
+/* event.c: the owner's spare nodes and its debts of references.  Owner. */
+struct worker__event_part {
+	struct wevent *nodes;		/* spare nodes */
+	unsigned nnodes;
+	unsigned prepaid;		/* references on w to spend as sender */
+	worker_t *unref_source;		/* references owed to it */
+	unsigned unref_count;
+};
+
+/* queue.c: the locked queue.  qlock; admitted is read anywhere. */
+struct worker__queue_part {
+	list_t events;
+	size_t max;			/* queue_max, immutable */
+	atomic_size_t admitted;		/* events ever locked-queued */
+	size_t spliced;			/* owner: admitted at the last take */
+};
+
+/*
+ * ring.c, the producers' side: read per event by every producer, so kept
+ * apart from the lines the owner writes per event.  Set under qlock.
+ */
+struct worker__ring_in {
+	_Atomic(struct worker__ring *) ring;	/* set once */
+	atomic_bool locked;		/* a copy of ring.c's RING_LOCKED */
+};
+
+/* ring.c, the owner's side. */
+struct worker__ring_out {
+	atomic_uint_least64_t head;	/* owner: next slot to take */
+	uint64_t locked_at;		/* qlock: where the ring was locked */
+	unsigned holds;			/* qlock: reasons to use the lock */
+};
+
+/* send.c: the batch the owner took and handles.  Owner. */
+struct worker__inbox_part {
+	list_t batch;			/* taken from the queues, not handled */
+	atomic_size_t taken;		/* events ever taken off the batch */
+};
+
+/* embed.c: worker_fd().  qlock. */
+struct worker__embed_part {
+	int epfd;			/* worker_fd(), or -1 */
+};
+
+/* timer.c.  qlock. */
+struct worker__timer_part {
+	struct heap heap;
+	struct timer **map;		/* timers by id */
+	size_t map_size;
+	size_t count;
+};
+
+/* watch.c.  qlock, but for the owner's poll set. */
+struct worker__watch_part {
+	list_t list;
+	atomic_size_t count;		/* written under qlock */
+	struct pollfd *pfds;		/* owner: the poll set */
+	uint64_t *ids;
+	size_t cap;
+};
+
+/* tree.c.  tree_lock. */
+struct worker__tree_part {
+	struct list_node sibling;	/* in parent->tree.children */
+	list_t children;
+	bool in_parent;
+};
+
+/* control.c.  Owner. */
+struct worker__control_part {
+	bool ending;			/* draining in the end sequence */
+	bool canceled;			/* root: STOP handled, not yet seen */
+	unsigned stopping;		/* STOP_THREAD dispatches under way */
+};
+
+/* listen.c.  llock, but for the owner's cache. */
+struct worker__listen_part {
+	pthread_mutex_t llock;
+	list_t list;			/* by priority, then age */
+	list_t garbage;			/* removed, for the owner to free */
+	atomic_uint version;		/* changes of list (llock) */
+	atomic_bool has_garbage;	/* garbage is not empty (llock) */
+	struct listener **cache;	/* owner: copy of list at cache_ver */
+	size_t cache_len;
+	size_t cache_cap;
+	unsigned cache_ver;
+	unsigned depth;			/* owner: dispatches under way */
+};
+
+/* loop.c.  Owner; paused is read anywhere. */
+struct worker__loop_part {
+	list_t cache;			/* handled while paused */
+	struct payload *held;		/* data returned by the last wait */
+	atomic_int paused;
+};
+
+/* signal.c.  qlock. */
+struct worker__signal_part {
+	int fd;				/* signalfd, or -1 */
+	sigset_t stop;
+};
+
+/* channel.c.  The channel lock. */
+struct worker__channel_part {
+	list_t subscriptions;
+};
+
+/* worker.c: the run.  qlock, but for the owner's fields. */
+struct worker__run_part {
+	pthread_cond_t end_cond;	/* worker_join() sleeps on it */
+	unsigned starts;		/* runs started */
+	list_t waiters;			/* struct worker__waiter */
+	pthread_t thread;
+	bool thread_joinable;		/* a pthread to join is left */
+	int result;			/* last finished run */
+	void *ret;
+	atomic_uint ends;		/* runs whose waiters were woken */
+	int outcome;			/* owner */
+	int fail_err;			/* owner */
+	void *task_ret;			/* owner */
+};
+
+struct worker {
+	/* Immutable after worker_new(). */
+	atomic_uint refs;
+	uint64_t id;
+	char *name;
+	worker_fn fn;
+	void *arg;
+	worker_t *parent;	/* holds a reference */
+	bool daemon;
+	bool quiet;
+	bool is_root;
+	size_t stack_size;
+	struct worker__ring_in rin;
+
+	struct worker__tree_part tree;
+
+	/* The run state every module consults: qlock, running anywhere. */
+	pthread_mutex_t qlock;
+	int phase;
+	atomic_int running;		/* phase == PHASE_RUNNING */
+	atomic_bool on_main;		/* runs on the main thread now */
+
+	struct worker__wake_part wake;
+	struct worker__queue_part queue;
+	struct worker__ring_out rout;
+	struct worker__timer_part timers;
+	struct worker__run_part run;
+	struct worker__listen_part listen;
+	struct worker__inbox_part inbox;
+	struct worker__loop_part loop;
+	struct worker__control_part control;
+	struct worker__event_part events;
+	struct worker__unwind_part unwind;
+	struct worker__thread_part thread;
+	struct worker__watch_part watches;
+	struct worker__embed_part embed;
+	struct worker__signal_part signals;
+	struct worker__channel_part channels;
+};
+
+/* ---- thread: root.c ------------------------------------------------ */
+
+void worker__thread_init(struct worker__thread_part *t);
+worker_t *worker__current(void);
+worker_t *worker__get_current(void);
+void worker__set_current(worker_t *w);
+bool worker__on_this_thread(const worker_t *w);
+bool worker__waits_for_itself(const worker_t *w);
+
+/* ---- os: wake.c ---------------------------------------------------- */
+
+/*
+ * A sleeper may sleep on a word of its own choosing (a ring slot) after
+ * setting this bit in it; whoever clears the bit wakes it (wake.c).
+ */
+#define WORKER_WAKE_MARK 1u
+
+void worker__wake_init(struct worker__wake_part *wk);
+void worker__wake_fini(struct worker__wake_part *wk);
+void worker__relax(void);
+void worker__futex_wake(atomic_uint *word);
+bool worker__mark(atomic_uint *word, unsigned free_val, unsigned *val);
+bool worker__unmark(atomic_uint *word, unsigned val);
+void worker__spin(worker_t *w, uint64_t until,
+    bool (*ready)(const worker_t *w));
+int worker__sleep_locked(worker_t *w, atomic_uint *word, unsigned val,
+    uint64_t until);
+int worker__poll_locked(worker_t *w, struct pollfd *pfds, size_t n,
+    bool wait, uint64_t until);
+int worker__need_eventfd_locked(worker_t *w);
+void worker__signal_locked(worker_t *w);
+void worker__unlock_and_wake(worker_t *w);
+void worker__wake(worker_t *w);
+void worker__wakers_wait(worker_t *w);
+void worker__fd_signal_locked(worker_t *w);
+void worker__due_locked(worker_t *w, uint64_t due);
+void worker__fd_arm_locked(worker_t *w);
+void worker__fd_clear(worker_t *w);
+int worker__eventfd_new(void);
+void worker__eventfd_poke(int fd);
+void worker__eventfd_drain(int fd);
+void worker__close_fd(int *fd);
+
+/* ---- unwind: unwind.c ---------------------------------------------- */
 
 /* A non-local exit target: the start of a task, or one drained event. */
 struct worker__frame {
@@ -118,126 +431,167 @@ struct cleanup {
 	void *arg;
 };
 
-struct worker__ring;
+void worker__unwind_init(struct worker__unwind_part *u);
+void worker__unwind_fini(struct worker__unwind_part *u);
+int worker__protect(worker_t *w, void (*fn)(void *), void *arg);
+_Noreturn void worker__throw(worker_t *w, int outcome);
+int worker__cleanup_push(worker_t *w, void (*fn)(void *), void *arg);
+bool worker__cleanup_pop(worker_t *w, struct cleanup *c);
+void worker__run_cleanups(worker_t *w, size_t down_to);
 
-struct worker {
-	/* Immutable after worker_new(). */
+static inline void
+worker__hook_push(worker_t *w, struct worker__hook *h,
+    void (*fn)(void *), void *arg)
+{
+	h->fn = fn;
+	h->arg = arg;
+	h->ncleanup = w->unwind.ncleanup;
+	h->prev = w->unwind.hooks;
+	w->unwind.hooks = h;
+}
+
+static inline void
+worker__hook_pop(worker_t *w, struct worker__hook *h)
+{
+	w->unwind.hooks = h->prev;
+}
+
+/* ---- event: event.c ------------------------------------------------ */
+
+/* A payload with a destructor, shared by every copy of one fire. */
+struct payload {
 	atomic_uint refs;
-	uint64_t id;
-	char *name;
-	worker_fn fn;
-	void *arg;
-	worker_t *parent;	/* holds a reference */
-	bool daemon;
-	bool quiet;
-	bool is_root;
-	size_t stack_size;
-	size_t queue_max;
-	/* Read per event by producers, so kept off the written lines. */
-	_Atomic(struct worker__ring *) ring;	/* set once (ring.c) */
-	atomic_bool ring_locked;	/* qlock: ring.c's RING_LOCKED */
-
-	/* tree_lock */
-	struct list_node sibling;	/* in parent->children */
-	list_t children;
-	bool in_parent;
-
-	/* qlock */
-	pthread_mutex_t qlock;
-	atomic_uint wake_seq;		/* the owner sleeps on it (futex) */
-	pthread_cond_t end_cond;	/* worker_join() sleeps on it */
-	list_t queue;
-	int phase;
-	bool sleeping;			/* the owner sleeps on sleep_word */
-	atomic_uint *sleep_word;	/* wake_seq or a ring slot's word */
-	unsigned sleep_val;		/* the value it sleeps on */
-	bool woken;			/* worker__wake() since last look */
-	atomic_uint wakers;		/* calls about to wake the owner */
-	unsigned starts;		/* runs started */
-	list_t waiters;			/* struct worker__waiter */
-	pthread_t thread;
-	bool thread_joinable;		/* a pthread to join is left */
-	int result;			/* last finished run */
-	void *ret;
-	struct heap timers;		/* timer.c */
-	struct timer **tmap;		/* timers by id */
-	size_t tmap_size;
-	size_t ntimers;
-
-	/* Written under qlock, read anywhere. */
-	atomic_int running;		/* phase == PHASE_RUNNING */
-	atomic_uint ends;		/* runs whose waiters were woken */
-	atomic_size_t admitted;		/* events ever locked-queued (qlock) */
-	atomic_int paused;
-	atomic_bool on_main;		/* runs on the main thread now */
-	atomic_uint_least64_t next_due;	/* nearest timer, UINT64_MAX: none */
-	atomic_uint_least64_t ring_head;	/* owner: next slot to take */
-	uint64_t locked_at;		/* qlock: where the ring was locked */
-
-	/* llock */
-	pthread_mutex_t llock;
-	list_t listeners;		/* by priority, then age */
-	list_t garbage;			/* removed, for the owner to free */
-	atomic_uint lver;		/* changes of listeners (llock) */
-	atomic_bool has_garbage;	/* garbage is not empty (llock) */
-
-	/* Owner thread only. */
-	struct listener **lcache;	/* copy of listeners at lcache_ver */
-	size_t lcache_len;
-	size_t lcache_cap;
-	unsigned lcache_ver;
-	unsigned ldepth;		/* dispatches under way */
-	list_t batch;			/* taken from queue, not handled */
-	atomic_size_t taken;		/* events ever taken off the batch */
-	list_t cache;			/* handled while paused */
-	struct payload *held;		/* data returned by the last wait */
-	bool ending;			/* draining in the end sequence */
-	bool canceled;			/* root: STOP handled, not yet seen */
-	unsigned stopping;		/* STOP_THREAD dispatches under way */
-	unsigned spin_ns;		/* worker__spin(), 0: not yet */
-	size_t spliced;			/* admitted at the last take */
-	struct wevent *nodes;		/* pool.c: spare nodes */
-	unsigned nnodes;
-	unsigned prepaid;		/* pool.c: references on w to spend */
-	worker_t *unref_source;		/* pool.c: references owed to it */
-	unsigned unref_count;
-	int outcome;
-	int fail_err;
-	void *task_ret;
-	struct worker__frame *frame;
-	struct worker__hook *hooks;
-	struct cleanup *cleanups;
-	size_t ncleanup;
-	size_t capcleanup;
-	worker_t *prev_current;		/* current worker before an overlay */
-
-	/* qlock: descriptors (watch.c) */
-	list_t watches;
-	atomic_size_t nwatch;		/* written under qlock */
-	int efd;			/* eventfd, -1 until needed */
-	int xfd;			/* eventfd of worker_fd(), or -1 */
-	int tfd;			/* timerfd of worker_fd(), or -1 */
-	int epfd;			/* worker_fd(), or -1 */
-	bool polling;			/* the owner sleeps in ppoll() */
-	bool fd_signaled;		/* efd written for worker_fd() */
-	struct pollfd *pfds;		/* owner only: the poll set */
-	uint64_t *pfd_ids;
-	size_t pfds_cap;
-
-	int sigfd;			/* qlock: signal.c, or -1 */
-	sigset_t sig_stop;		/* qlock */
-
-	/* worker__channel_lock (channel.c) */
-	list_t subscriptions;
+	void *data;
+	void (*data_free)(void *);
 };
 
-/* A worker blocked in a loop until another worker's state changes. */
-struct worker__waiter {
+/*
+ * One queued event.  Each target of a fire gets its own copy; the copies
+ * share the payload.  An event has exactly one owner at a time: a queue,
+ * the batch, the loop handling it, the pause cache, or the EVENT_REJECT
+ * that carries it.
+ */
+struct wevent {
 	struct list_node link;
-	atomic_uint refs;
-	worker_t *worker;	/* holds a reference */
-	bool linked;		/* guarded by the lock of the list */
+	struct wevent *spare_next;	/* in a worker's spare nodes */
+	uint32_t hash;
+	uint8_t kind;
+	bool pooled;		/* a node of the pool's size, to keep */
+	worker_event_t pub;	/* pub.name points at name[] */
+	struct payload *payload;
+	char name[];
 };
+
+/* What every copy of a fire needs: the name measured, hashed, classified. */
+struct event_name {
+	const char *name;
+	size_t len;
+	uint32_t hash;
+	enum event_kind kind;
+	bool always_admitted;
+};
+
+void worker__events_init(struct worker__event_part *e);
+void worker__events_fini(struct worker__event_part *e);
+uint32_t worker__hash(const char *name, size_t len);
+void worker__name_init(struct event_name *n, const char *name);
+struct payload *worker__payload_new(void *data, void (*data_free)(void *));
+void worker__payload_hold(struct payload *pl);
+void worker__payload_put(struct payload *pl);
+struct wevent *worker__event_new(worker_t *source, const struct event_name *n,
+    void *data, struct payload *pl, unsigned flags);
+struct wevent *worker__event_node(worker_t *w);
+void worker__event_free(worker_t *w, struct wevent *ev);
+void worker__drop_events(list_t *l);
+worker_t *worker__source_ref(worker_t *source);
+void worker__source_settle(worker_t *w);
+void worker__unref_flush(worker_t *w);
+
+/* ---- paths: queue.c, ring.c ---------------------------------------- */
+
+void worker__queue_init(struct worker__queue_part *q, size_t max);
+void worker__queue_fini(struct worker__queue_part *q);
+void worker__queue_append_locked(worker_t *w, struct wevent *ev);
+void worker__queue_take_locked(worker_t *w, list_t *into);
+bool worker__queue_empty_locked(const worker_t *w);
+bool worker__queue_changed(const worker_t *w);
+
+void worker__ring_init(worker_t *w);
+void worker__ring_fini(worker_t *w);
+bool worker__ring_send(worker_t *source, worker_t *w,
+    const struct event_name *n, void *data, struct payload *pl,
+    unsigned flags);
+size_t worker__ring_take(worker_t *w, list_t *into);
+void worker__ring_take_locked(worker_t *w, list_t *into);
+bool worker__ring_open(const worker_t *w);
+void worker__ring_close_locked(worker_t *w);
+void worker__ring_reopen_locked(worker_t *w);
+void worker__ring_hold_locked(worker_t *w);
+void worker__ring_release_locked(worker_t *w);
+void worker__ring_locked_send(worker_t *w);
+bool worker__ring_pending_locked(const worker_t *w);
+bool worker__ring_ready(const worker_t *w);
+uint64_t worker__ring_admitted(const worker_t *w);
+atomic_uint *worker__ring_mark_locked(worker_t *w, unsigned *val,
+    bool *published);
+
+/* ---- inbox: send.c ------------------------------------------------- */
+
+void worker__inbox_init(struct worker__inbox_part *in);
+void worker__inbox_fini(worker_t *w);
+int worker__send(worker_t *source, worker_t *target, const char *name,
+    void *data, struct payload *pl, unsigned flags, bool notify);
+bool worker__pending_locked(const worker_t *w);
+bool worker__has_queued(const worker_t *w);
+void worker__take_batch(worker_t *w);
+void worker__take_locked(worker_t *w);
+struct wevent *worker__next(worker_t *w);
+size_t worker__queued(const worker_t *w);
+
+/* ---- sources: embed.c, timer.c, watch.c ---------------------------- */
+
+void worker__embed_init(struct worker__embed_part *em);
+void worker__embed_fini(worker_t *w);
+void worker__fd_rearm(worker_t *w);
+
+struct timer;
+void worker__timers_init(struct worker__timer_part *t);
+void worker__timers_fini(worker_t *w);
+int worker__timers_run(worker_t *w);
+void worker__timers_drop(worker_t *w);
+
+void worker__watches_init(struct worker__watch_part *wa);
+void worker__watches_fini(worker_t *w);
+int worker__watches_run(worker_t *w, bool wait, uint64_t until);
+void worker__watches_drop(worker_t *w);
+
+/* ---- tree: tree.c -------------------------------------------------- */
+
+extern pthread_mutex_t worker__tree_lock;
+void worker__tree_init(struct worker__tree_part *t);
+void worker__tree_link(worker_t *child);
+void worker__tree_unlink(worker_t *child);
+int worker__tree_fire(worker_t *w, bool deep, worker_t *source,
+    const char *name, void *data, struct payload *pl, unsigned flags);
+int worker__fire_from(worker_t *source, worker_t *w, const char *name,
+    void *data, struct payload *pl, unsigned flags, bool notify);
+void worker__stop_children(worker_t *w);
+
+/* ---- control: control.c -------------------------------------------- */
+
+void worker__control_init(struct worker__control_part *c);
+void worker__control(worker_t *w, struct wevent *ev);
+bool worker__stop_seen(worker_t *w);
+
+/* ---- dispatch: listen.c -------------------------------------------- */
+
+void worker__listen_init(struct worker__listen_part *l);
+void worker__listen_fini(worker_t *w);
+void worker__dispatch(worker_t *w, struct wevent *ev);
+void worker__remove_transient(worker_t *w);
+void worker__free_garbage(worker_t *w);
+
+/* ---- loop: loop.c -------------------------------------------------- */
 
 /* What a loop waits for.  All fields are optional. */
 struct worker__wait {
@@ -249,120 +603,22 @@ struct worker__wait {
 	void *data;			/* out: data of the matching event */
 };
 
-/* worker.c */
-worker_t *worker__alloc(const char *name, bool is_root);
-void worker__unref_many(worker_t *w, unsigned n);
-bool worker__tryref(worker_t *w);
-bool worker__on_this_thread(const worker_t *w);
-void worker__end(worker_t *w);
-
-/* root.c */
-worker_t *worker__current(void);
-worker_t *worker__get_current(void);
-void worker__set_current(worker_t *w);
-
-/* tree.c */
-extern pthread_mutex_t worker__tree_lock;
-void worker__tree_link(worker_t *child);
-void worker__tree_unlink(worker_t *child);
-void worker__stop_children(worker_t *w);
-void worker__join_children(worker_t *w);
-int worker__tree_fire(worker_t *w, bool deep, worker_t *source,
-    const char *name, void *data, struct payload *pl, unsigned flags);
-
-/* queue.c */
-uint32_t worker__hash(const char *name, size_t len);
-void worker__futex_wake(atomic_uint *word);
-void worker__relax(void);
-struct payload *worker__payload_new(void *data, void (*data_free)(void *));
-void worker__payload_put(struct payload *pl);
-void worker__event_free(struct wevent *ev);
-int worker__send(worker_t *source, worker_t *target, const char *name,
-    void *data, struct payload *pl, unsigned flags, bool notify);
-void worker__wake(worker_t *w);
-void worker__wakers_wait(worker_t *w);
-int worker__sleep_locked(worker_t *w, uint64_t until);
-void worker__spin(worker_t *w, uint64_t until);
-void worker__signal_locked(worker_t *w);
-void worker__take_batch(worker_t *w);
-void worker__take_locked(worker_t *w);
-bool worker__queue_empty_locked(const worker_t *w);
-struct wevent *worker__next(worker_t *w);
-void worker__drop_events(list_t *l);
-
-/* ring.c */
-bool worker__ring_send(worker_t *source, worker_t *w, const char *name,
-    size_t len, uint32_t hash, unsigned kind, void *data,
-    struct payload *pl, unsigned flags);
-size_t worker__ring_take(worker_t *w);
-void worker__ring_take_locked(worker_t *w);
-bool worker__ring_open(const worker_t *w);
-void worker__ring_close_locked(worker_t *w);
-void worker__ring_reopen_locked(worker_t *w);
-void worker__ring_locked_send(worker_t *w);
-bool worker__ring_pending_locked(const worker_t *w);
-bool worker__ring_ready(const worker_t *w);
-uint64_t worker__ring_admitted(const worker_t *w);
-atomic_uint *worker__ring_mark_locked(worker_t *w, unsigned *val,
-    bool *published);
-bool worker__ring_unmark(atomic_uint *word, unsigned val);
-void worker__ring_free(worker_t *w);
-
-/* pool.c */
-struct wevent *worker__event_alloc(size_t len);
-struct wevent *worker__event_node(worker_t *w);
-void worker__event_done(worker_t *w, struct wevent *ev);
-void worker__unref_flush(worker_t *w);
-void worker__pool_free(worker_t *w);
-worker_t *worker__source_ref(worker_t *source);
-void worker__source_settle(worker_t *w);
-
-/* fire.c */
-int worker__fire_from(worker_t *source, worker_t *w, const char *name,
-    void *data, struct payload *pl, unsigned flags, bool notify);
-
-/* listen.c */
-void worker__dispatch(worker_t *w, struct wevent *ev);
-void worker__remove_transient(worker_t *w);
-void worker__free_listeners(worker_t *w);
-void worker__free_garbage(worker_t *w);
-
-/* loop.c */
+void worker__loop_init(struct worker__loop_part *lp);
+void worker__loop_fini(worker_t *w);
 int worker__loop(worker_t *w, struct worker__wait *wt);
-void worker__builtin(worker_t *w, struct wevent *ev);
+int worker__update(worker_t *w);
 void worker__drain(worker_t *w);
 
-/* unwind.c */
-int worker__protect(worker_t *w, void (*fn)(void *), void *arg);
-_Noreturn void worker__throw(worker_t *w, int outcome);
-void worker__run_cleanups(worker_t *w, size_t down_to);
+/* ---- waiting: waitq.c ---------------------------------------------- */
 
-/* timer.c */
-uint64_t worker__now_ns(void);
-uint64_t worker__deadline_ns(double seconds);
-struct timespec worker__timespec(uint64_t ns);
-int worker__timers_run(worker_t *w);
-void worker__timers_drop(worker_t *w);
-void worker__timers_free(worker_t *w);
+/* A worker blocked in a loop until another worker's state changes. */
+struct worker__waiter {
+	struct list_node link;
+	atomic_uint refs;
+	worker_t *worker;	/* holds a reference */
+	bool linked;		/* guarded by the lock of the list */
+};
 
-/* watch.c */
-void worker__poke_locked(worker_t *w);
-int worker__watches_run(worker_t *w, bool wait, uint64_t until);
-void worker__watches_drop(worker_t *w);
-void worker__watches_free(worker_t *w);
-void worker__fd_timer_locked(worker_t *w, uint64_t due);
-void worker__fd_signal_locked(worker_t *w);
-void worker__fd_clear(worker_t *w);
-void worker__fd_rearm(worker_t *w);
-
-/* signal.c */
-int worker__signals_watch(worker_t *w);
-void worker__signals_close(worker_t *w);
-
-/* channel.c */
-void worker__channels_leave(worker_t *w);
-
-/* waitq.c */
 struct worker__waiter *worker__waiter_add(list_t *l, worker_t *w);
 void worker__waiter_remove(struct worker__waiter *wt);
 void worker__waiters_take(list_t *woken, list_t *l);
@@ -370,20 +626,48 @@ void worker__waiters_wake(list_t *woken);
 int worker__wait_on(worker_t *self, pthread_mutex_t *lock, list_t *l,
     int (*done)(void *ctx), void *ctx, double timeout);
 
-/*
- * Events admitted and not yet taken off the batch.  Two counters, each
- * with one writer, cost the hot paths plain stores where one shared
- * counter would cost both sides an atomic read-modify-write.
- */
-static inline size_t
-worker__queued(const worker_t *w)
-{
-	size_t taken = atomic_load_explicit(&w->taken, memory_order_relaxed);
-	size_t admitted = atomic_load_explicit(&w->admitted,
-	    memory_order_relaxed) + (size_t)worker__ring_admitted(w);
+/* ---- services: signal.c, channel.c --------------------------------- */
 
-	/* Read without qlock, admitted may lag behind. */
-	return admitted > taken ? admitted - taken : 0;
+void worker__signals_init(struct worker__signal_part *s);
+void worker__signals_fini(worker_t *w);
+int worker__signals_watch(worker_t *w);
+
+void worker__channels_init(struct worker__channel_part *c);
+void worker__channels_fini(worker_t *w);
+
+/* ---- life: worker.c ------------------------------------------------ */
+
+worker_t *worker__alloc(const char *name, bool is_root);
+void worker__unref_many(worker_t *w, unsigned n);
+void worker__end(worker_t *w);
+void worker__join_children(worker_t *w);
+
+/* ---- Small things every layer uses --------------------------------- */
+
+/* A reference unless w is already being freed; tree walks need this. */
+static inline bool
+worker__tryref(worker_t *w)
+{
+	unsigned n = atomic_load(&w->refs);
+
+	while (n != 0)
+		if (atomic_compare_exchange_weak(&w->refs, &n, n + 1))
+			return true;
+	return false;
+}
+
+static inline worker_t *
+worker__ref(worker_t *w)
+{
+	if (w != NULL)
+		atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
+	return w;
+}
+
+static inline bool
+worker__running(const worker_t *w)
+{
+	return atomic_load(&w->running) != 0;
 }
 
 /* Adds one to a counter that only one thread at a time writes. */
@@ -392,23 +676,6 @@ worker__count(atomic_size_t *counter)
 {
 	atomic_store_explicit(counter, atomic_load_explicit(counter,
 	    memory_order_relaxed) + 1, memory_order_relaxed);
-}
-
-static inline void
-worker__hook_push(worker_t *w, struct worker__hook *h,
-    void (*fn)(void *), void *arg)
-{
-	h->fn = fn;
-	h->arg = arg;
-	h->ncleanup = w->ncleanup;
-	h->prev = w->hooks;
-	w->hooks = h;
-}
-
-static inline void
-worker__hook_pop(worker_t *w, struct worker__hook *h)
-{
-	w->hooks = h->prev;
 }
 
 #endif

@@ -3,19 +3,21 @@
  *
  * DESIGN
  *
- * w->listeners is one list sorted by priority (highest first) and, within
- * a priority, by age.  It is guarded by w->llock, because any thread may
- * listen or unlisten at any time, while only the owner thread dispatches.
+ * w->listen.list is one list sorted by priority (highest first) and,
+ * within a priority, by age.  It is guarded by w->listen.llock, because
+ * any thread may listen or unlisten at any time, while only the owner
+ * thread dispatches.
  *
  * The owner does not take the lock per event.  It keeps its own copy of
- * the list, w->lcache, and w->lver counts the changes of the list: only
- * when the count moved does the owner copy the list again, under the lock.
- * Dispatch then copies the listeners that match the event from the cache
- * into a snapshot and calls them, so a listener may listen, unlisten, fire
- * and wait.  A listener removed from the list is never freed by the
- * remover: it goes to w->garbage, and the owner frees the garbage when no
- * dispatch of its own is under way (w->ldepth 0), when no snapshot can
- * point at it and its stale cache is sure to be copied anew before use.
+ * the list, w->listen.cache, and w->listen.version counts the changes of
+ * the list: only when the count moved does the owner copy the list again,
+ * under the lock.  Dispatch then copies the listeners that match the
+ * event from the cache into a snapshot and calls them, so a listener may
+ * listen, unlisten, fire and wait.  A listener removed from the list is
+ * never freed by the remover: it goes to w->listen.garbage, and the owner
+ * frees the garbage when no dispatch of its own is under way
+ * (w->listen.depth 0), when no snapshot can point at it and its stale
+ * cache is sure to be copied anew before use.
  * Its `removed` flag tells a dispatch under way not to call it.  The
  * snapshot lives on the stack unless an event has more listeners than it
  * holds, so a listener call costs no allocation and no lock.
@@ -64,7 +66,7 @@ struct dispatch {
 static void
 changed_locked(worker_t *w)
 {
-	atomic_fetch_add_explicit(&w->lver, 1, memory_order_release);
+	atomic_fetch_add_explicit(&w->listen.version, 1, memory_order_release);
 }
 
 int
@@ -94,14 +96,14 @@ worker_listen(worker_t *w, const char *name, worker_listener_fn fn,
 	l->ctx = ctx;
 
 	/* After the last listener of the same or a higher priority. */
-	pthread_mutex_lock(&w->llock);
-	for (pos = w->listeners.prev; pos != &w->listeners; pos = pos->prev)
+	pthread_mutex_lock(&w->listen.llock);
+	for (pos = w->listen.list.prev; pos != &w->listen.list; pos = pos->prev)
 		if (container_of(pos, struct listener, link)->priority >=
 		    l->priority)
 			break;
 	list_insert_before(pos->next, &l->link);
 	changed_locked(w);
-	pthread_mutex_unlock(&w->llock);
+	pthread_mutex_unlock(&w->listen.llock);
 	return 0;
 }
 
@@ -111,8 +113,9 @@ remove_locked(worker_t *w, struct listener *l)
 {
 	atomic_store_explicit(&l->removed, true, memory_order_relaxed);
 	list_remove(&l->link);
-	list_append(&w->garbage, &l->link);
-	atomic_store_explicit(&w->has_garbage, true, memory_order_relaxed);
+	list_append(&w->listen.garbage, &l->link);
+	atomic_store_explicit(&w->listen.has_garbage, true,
+	    memory_order_relaxed);
 	changed_locked(w);
 }
 
@@ -124,8 +127,8 @@ worker_unlisten(worker_t *w, worker_listener_fn fn, void *ctx)
 
 	if (w == NULL || fn == NULL)
 		return EINVAL;
-	pthread_mutex_lock(&w->llock);
-	list_for_each_safe(pos, tmp, &w->listeners) {
+	pthread_mutex_lock(&w->listen.llock);
+	list_for_each_safe(pos, tmp, &w->listen.list) {
 		struct listener *l = container_of(pos, struct listener, link);
 
 		if (l->fn == fn && l->ctx == ctx) {
@@ -133,7 +136,7 @@ worker_unlisten(worker_t *w, worker_listener_fn fn, void *ctx)
 			found = 1;
 		}
 	}
-	pthread_mutex_unlock(&w->llock);
+	pthread_mutex_unlock(&w->listen.llock);
 	return found ? 0 : ENOENT;
 }
 
@@ -142,14 +145,14 @@ worker__remove_transient(worker_t *w)
 {
 	struct list_node *pos, *tmp;
 
-	pthread_mutex_lock(&w->llock);
-	list_for_each_safe(pos, tmp, &w->listeners) {
+	pthread_mutex_lock(&w->listen.llock);
+	list_for_each_safe(pos, tmp, &w->listen.list) {
 		struct listener *l = container_of(pos, struct listener, link);
 
 		if (l->transient)
 			remove_locked(w, l);
 	}
-	pthread_mutex_unlock(&w->llock);
+	pthread_mutex_unlock(&w->listen.llock);
 }
 
 static void
@@ -167,22 +170,39 @@ worker__free_garbage(worker_t *w)
 {
 	list_t garbage;
 
-	if (!atomic_load_explicit(&w->has_garbage, memory_order_relaxed))
+	if (!atomic_load_explicit(&w->listen.has_garbage, memory_order_relaxed))
 		return;
 	list_init(&garbage);
-	pthread_mutex_lock(&w->llock);
-	list_splice_tail(&garbage, &w->garbage);
-	atomic_store_explicit(&w->has_garbage, false, memory_order_relaxed);
-	pthread_mutex_unlock(&w->llock);
+	pthread_mutex_lock(&w->listen.llock);
+	list_splice_tail(&garbage, &w->listen.garbage);
+	atomic_store_explicit(&w->listen.has_garbage, false,
+	    memory_order_relaxed);
+	pthread_mutex_unlock(&w->listen.llock);
 	free_list(&garbage);
 }
 
 void
-worker__free_listeners(worker_t *w)
+worker__listen_init(struct worker__listen_part *l)
 {
-	free_list(&w->listeners);
-	free_list(&w->garbage);
-	free(w->lcache);
+	pthread_mutex_init(&l->llock, NULL);
+	list_init(&l->list);
+	list_init(&l->garbage);
+	atomic_init(&l->version, 0);
+	atomic_init(&l->has_garbage, false);
+	l->cache = NULL;
+	l->cache_len = 0;
+	l->cache_cap = 0;
+	l->cache_ver = 0;
+	l->depth = 0;
+}
+
+void
+worker__listen_fini(worker_t *w)
+{
+	free_list(&w->listen.list);
+	free_list(&w->listen.garbage);
+	free(w->listen.cache);
+	pthread_mutex_destroy(&w->listen.llock);
 }
 
 /* Copies the list into the owner's cache, if it changed. */
@@ -192,29 +212,30 @@ refresh_cache(worker_t *w)
 	struct list_node *pos;
 	size_t n = 0;
 
-	if (w->lcache_ver == atomic_load_explicit(&w->lver,
+	if (w->listen.cache_ver == atomic_load_explicit(&w->listen.version,
 	    memory_order_acquire))
 		return;
-	pthread_mutex_lock(&w->llock);
-	list_for_each(pos, &w->listeners)
+	pthread_mutex_lock(&w->listen.llock);
+	list_for_each(pos, &w->listen.list)
 		n++;
-	if (n > w->lcache_cap) {
-		struct listener **c = realloc(w->lcache, n * sizeof(*c));
+	if (n > w->listen.cache_cap) {
+		struct listener **c = realloc(w->listen.cache, n * sizeof(*c));
 
 		if (c == NULL) {
 			fprintf(stderr, "libworker: out of memory in "
 			    "dispatch\n");
 			abort();
 		}
-		w->lcache = c;
-		w->lcache_cap = n;
+		w->listen.cache = c;
+		w->listen.cache_cap = n;
 	}
 	n = 0;
-	list_for_each(pos, &w->listeners)
-		w->lcache[n++] = container_of(pos, struct listener, link);
-	w->lcache_len = n;
-	w->lcache_ver = atomic_load_explicit(&w->lver, memory_order_relaxed);
-	pthread_mutex_unlock(&w->llock);
+	list_for_each(pos, &w->listen.list)
+		w->listen.cache[n++] = container_of(pos, struct listener, link);
+	w->listen.cache_len = n;
+	w->listen.cache_ver = atomic_load_explicit(&w->listen.version,
+	    memory_order_relaxed);
+	pthread_mutex_unlock(&w->listen.llock);
 }
 
 static bool
@@ -259,11 +280,11 @@ claim(worker_t *w, struct listener *l)
 {
 	bool won;
 
-	pthread_mutex_lock(&w->llock);
+	pthread_mutex_lock(&w->listen.llock);
 	won = !atomic_load_explicit(&l->removed, memory_order_relaxed);
 	if (won)
 		remove_locked(w, l);
-	pthread_mutex_unlock(&w->llock);
+	pthread_mutex_unlock(&w->listen.llock);
 	return won;
 }
 
@@ -274,8 +295,8 @@ snapshot(struct dispatch *d)
 	worker_t *w = d->w;
 
 	refresh_cache(w);
-	for (size_t i = 0; i < w->lcache_len; i++) {
-		struct listener *l = w->lcache[i];
+	for (size_t i = 0; i < w->listen.cache_len; i++) {
+		struct listener *l = w->listen.cache[i];
 
 		if (!listener_matches(l, d->ev))
 			continue;
@@ -284,7 +305,7 @@ snapshot(struct dispatch *d)
 		else if (claim(w, l))
 			snapshot_push(d, l, true);
 	}
-	w->ldepth++;
+	w->listen.depth++;
 }
 
 static void
@@ -292,7 +313,7 @@ dispatch_end(struct dispatch *d)
 {
 	worker_t *w = d->w;
 
-	if (--w->ldepth == 0)
+	if (--w->listen.depth == 0)
 		worker__free_garbage(w);
 	if (d->snap != d->stack)
 		free(d->snap);
@@ -305,7 +326,7 @@ dispatch_unwound(void *arg)
 	struct dispatch *d = arg;
 
 	dispatch_end(d);
-	worker__event_free(d->ev);
+	worker__event_free(NULL, d->ev);
 }
 
 /* The data of a LISTENER_ERROR, with the failed event's name. */
@@ -344,9 +365,9 @@ listener_failed(worker_t *w, const struct wevent *ev, int rc)
 }
 
 /*
- * Hands ev to w's listeners, then runs its built-in action.  Owner thread
- * only.  Either returns with ev still owned by the caller, or unwinds with
- * ev freed.
+ * Hands ev to w's listeners, then runs its built-in action (control.c).
+ * Owner thread only.  Either returns with ev still owned by the caller,
+ * or unwinds with ev freed.
  */
 void
 worker__dispatch(worker_t *w, struct wevent *ev)
@@ -362,7 +383,7 @@ worker__dispatch(worker_t *w, struct wevent *ev)
 	d.snap = d.stack;
 	snapshot(&d);
 	if (ev->kind == KIND_STOP)
-		w->stopping++;
+		w->control.stopping++;
 	worker__hook_push(w, &hook, dispatch_unwound, &d);
 	for (size_t i = 0; i < d.n; i++) {
 		struct listener *l = d.snap[i].l;
@@ -375,9 +396,9 @@ worker__dispatch(worker_t *w, struct wevent *ev)
 			listener_failed(w, ev, rc);
 	}
 	if (ev->kind != KIND_USER)
-		worker__builtin(w, ev);
+		worker__control(w, ev);
 	worker__hook_pop(w, &hook);
 	if (ev->kind == KIND_STOP)
-		w->stopping--;
+		w->control.stopping--;
 	dispatch_end(&d);
 }

@@ -1,15 +1,16 @@
 /*
- * loop.c - the breakpoints: the loop every wait runs, and the built-in
- * actions of STOP_THREAD, PAUSE_THREAD and EXECUTE.
+ * loop.c - the breakpoints: the loop every wait runs, PAUSE_THREAD's
+ * nested loop, worker_update(), and the last round of the end sequence.
  *
  * DESIGN
  *
  * Every wait is one call of worker__loop() on the calling thread's worker.
- * The loop handles the batch (queue.c) event by event, checks what the
- * wait is waiting for after each, runs the due timers (timer.c) between
- * batches, and sleeps on the worker's futex word (queue.c) when the queue is
- * empty, until an event, a wake (another worker's state changed), the
- * nearest timer or the deadline.  Deadlines use CLOCK_MONOTONIC.
+ * The loop handles the batch (send.c) event by event, checks what the
+ * wait is waiting for after each, runs the due timers (timer.c) and the
+ * ready descriptors (watch.c) between batches, and sleeps (wake.c) when
+ * nothing is queued, until an event, a wake (another worker's state
+ * changed), the nearest timer or the deadline.  Deadlines use
+ * CLOCK_MONOTONIC.
  *
  * Pause is a nested loop that waits for RESUME_THREAD.  While it runs,
  * the events it hands to listeners are also kept, in order, in the pause
@@ -17,18 +18,48 @@
  * does not miss an event that came during the pause.
  *
  * The data a wait returns may have a destructor (worker_fire_ex).  The
- * worker then keeps a reference on that payload in w->held until its next
- * breakpoint, so the data stays valid after the wait returns.  Only the
+ * worker then keeps a reference on that payload in w->loop.held until its
+ * next breakpoint, so the data stays valid after the wait returns.  Only the
  * payload is kept, not the event: an event holds its sender, and a wait
  * must not keep a finished sender and its parents alive.
  *
  * All the state here is the owner thread's: no lock but the queue's.
  */
 #include <errno.h>
-#include <math.h>
-#include <string.h>
 
 #include "internal.h"
+
+void
+worker__loop_init(struct worker__loop_part *lp)
+{
+	list_init(&lp->cache);
+	lp->held = NULL;
+	atomic_init(&lp->paused, 0);
+}
+
+void
+worker__loop_fini(worker_t *w)
+{
+	worker__drop_events(&w->loop.cache);
+	worker__payload_put(w->loop.held);
+	w->loop.held = NULL;
+}
+
+/*
+ * Owner, qlock held, nothing queued: sleeps until until, on the ring slot
+ * it waits for if the ring is open (ring.c), else on its own word.
+ */
+static int
+sleep_until(worker_t *w, uint64_t until)
+{
+	bool published;
+	unsigned val = 0;
+	atomic_uint *word = worker__ring_mark_locked(w, &val, &published);
+
+	if (published)
+		return 0;
+	return worker__sleep_locked(w, word, val, until);
+}
 
 /*
  * Takes the queued events into the batch, first sleeping until there are
@@ -41,30 +72,31 @@
 static void
 block(worker_t *w, uint64_t deadline)
 {
-	uint64_t due = atomic_load_explicit(&w->next_due,
+	uint64_t due = atomic_load_explicit(&w->wake.next_due,
 	    memory_order_relaxed);
 
 	worker__unref_flush(w);
 	/* A worker with descriptors sleeps in ppoll() instead (watch.c). */
-	if (atomic_load_explicit(&w->nwatch, memory_order_relaxed) > 0) {
+	if (atomic_load_explicit(&w->watches.count,
+	    memory_order_relaxed) > 0) {
 		worker__watches_run(w, true, due < deadline ? due : deadline);
 		worker__take_batch(w);
 		return;
 	}
-	worker__spin(w, due < deadline ? due : deadline);
+	worker__spin(w, due < deadline ? due : deadline, worker__has_queued);
 	pthread_mutex_lock(&w->qlock);
-	while (worker__queue_empty_locked(w) && !w->woken) {
-		uint64_t until = atomic_load_explicit(&w->next_due,
+	while (!worker__pending_locked(w) && !w->wake.woken) {
+		uint64_t until = atomic_load_explicit(&w->wake.next_due,
 		    memory_order_relaxed);
 
 		if (deadline < until)
 			until = deadline;
 		if (until != UINT64_MAX && worker__now_ns() >= until)
 			break;
-		if (worker__sleep_locked(w, until) == ETIMEDOUT)
+		if (sleep_until(w, until) == ETIMEDOUT)
 			break;
 	}
-	w->woken = false;
+	w->wake.woken = false;
 	worker__take_locked(w);
 	pthread_mutex_unlock(&w->qlock);
 }
@@ -72,18 +104,18 @@ block(worker_t *w, uint64_t deadline)
 static void
 release_held(worker_t *w)
 {
-	worker__payload_put(w->held);
-	w->held = NULL;
+	worker__payload_put(w->loop.held);
+	w->loop.held = NULL;
 }
 
 static int
 found(worker_t *w, struct worker__wait *wt, struct wevent *ev)
 {
 	release_held(w);
-	if ((w->held = ev->payload) != NULL)
-		atomic_fetch_add(&w->held->refs, 1);
+	w->loop.held = ev->payload;
+	worker__payload_hold(w->loop.held);
 	wt->data = ev->pub.data;
-	worker__event_done(w, ev);
+	worker__event_free(w, ev);
 	return 0;
 }
 
@@ -109,11 +141,11 @@ wait_matches(const struct worker__wait *wt, const struct wevent *ev)
 static void
 settle(worker_t *w, struct wevent *ev)
 {
-	if (atomic_load_explicit(&w->paused, memory_order_relaxed) &&
+	if (atomic_load_explicit(&w->loop.paused, memory_order_relaxed) &&
 	    ev->kind != KIND_RESUME)
-		list_append(&w->cache, &ev->link);
+		list_append(&w->loop.cache, &ev->link);
 	else
-		worker__event_done(w, ev);
+		worker__event_free(w, ev);
 }
 
 static struct wevent *
@@ -121,10 +153,56 @@ cache_pop(worker_t *w)
 {
 	struct list_node *n;
 
-	if (atomic_load_explicit(&w->paused, memory_order_relaxed))
+	if (atomic_load_explicit(&w->loop.paused, memory_order_relaxed))
 		return NULL;
-	n = list_pop(&w->cache);
+	n = list_pop(&w->loop.cache);
 	return n != NULL ? container_of(n, struct wevent, link) : NULL;
+}
+
+static int
+is_resume(const worker_event_t *ev, void *ctx)
+{
+	(void)ctx;
+	return container_of(ev, struct wevent, pub)->kind == KIND_RESUME;
+}
+
+/* PAUSE_THREAD's action: a nested loop until RESUME_THREAD. */
+static void
+pause_action(worker_t *w)
+{
+	struct worker__wait wt = { .match = is_resume, .timeout = -1 };
+
+	if (w->control.ending || atomic_load_explicit(&w->loop.paused,
+	    memory_order_relaxed))
+		return;
+	atomic_store_explicit(&w->loop.paused, 1, memory_order_relaxed);
+	/* A stopped root leaves the pause; its outer wait must see it too. */
+	if (worker__loop(w, &wt) == ECANCELED && !w->control.ending)
+		w->control.canceled = true;
+	atomic_store_explicit(&w->loop.paused, 0, memory_order_relaxed);
+}
+
+static void
+event_unwound(void *ev)
+{
+	worker__event_free(NULL, ev);
+}
+
+/*
+ * Hands ev to the listeners and the built-in actions.  Either returns with
+ * ev still owned by the caller, or unwinds with ev freed.
+ */
+static void
+handle(worker_t *w, struct wevent *ev)
+{
+	struct worker__hook hook;
+
+	worker__dispatch(w, ev);
+	if (ev->kind != KIND_PAUSE)
+		return;
+	worker__hook_push(w, &hook, event_unwound, ev);
+	pause_action(w);
+	worker__hook_pop(w, &hook);
 }
 
 /*
@@ -141,7 +219,7 @@ handle_queued(worker_t *w)
 
 	worker__take_batch(w);
 	while ((ev = worker__next(w)) != NULL) {
-		worker__dispatch(w, ev);
+		handle(w, ev);
 		settle(w, ev);
 		count++;
 	}
@@ -158,23 +236,19 @@ loop_run(worker_t *w, struct worker__wait *wt)
 
 	release_held(w);
 	for (;;) {
-		if (w->ending)
+		if (w->control.ending || worker__stop_seen(w))
 			return ECANCELED;
-		if (w->canceled) {
-			w->canceled = false;
-			return ECANCELED;
-		}
 		if ((ev = cache_pop(w)) != NULL) {
 			if (wait_matches(wt, ev))
 				return found(w, wt, ev);
-			worker__event_done(w, ev);
+			worker__event_free(w, ev);
 			continue;
 		}
 		if (wait_done(wt)) {
 			handle_queued(w);
 			return 0;
 		}
-		if (list_empty(&w->batch)) {
+		if (list_empty(&w->inbox.batch)) {
 			/* Timers and descriptors are served between batches;
 			 * either may end the wait. */
 			int ran = worker__timers_run(w);
@@ -189,11 +263,11 @@ loop_run(worker_t *w, struct worker__wait *wt)
 				return ETIMEDOUT;
 			block(w, deadline);
 			took_batch = true;
-			if (list_empty(&w->batch))
+			if (list_empty(&w->inbox.batch))
 				continue;
 		}
 		ev = worker__next(w);
-		worker__dispatch(w, ev);
+		handle(w, ev);
 		if (wait_matches(wt, ev))
 			return found(w, wt, ev);
 		settle(w, ev);
@@ -215,68 +289,6 @@ worker__loop(worker_t *w, struct worker__wait *wt)
 	return rc;
 }
 
-static int
-is_resume(const worker_event_t *ev, void *ctx)
-{
-	(void)ctx;
-	return container_of(ev, struct wevent, pub)->kind == KIND_RESUME;
-}
-
-static void
-pause_action(worker_t *w)
-{
-	struct worker__wait wt = { .match = is_resume, .timeout = -1 };
-
-	if (w->ending || atomic_load_explicit(&w->paused,
-	    memory_order_relaxed))
-		return;
-	atomic_store_explicit(&w->paused, 1, memory_order_relaxed);
-	/* A stopped root leaves the pause; its outer wait must see it too. */
-	if (worker__loop(w, &wt) == ECANCELED && !w->ending)
-		w->canceled = true;
-	atomic_store_explicit(&w->paused, 0, memory_order_relaxed);
-}
-
-/*
- * A STOP_THREAD handled while the listeners of an earlier one still run
- * (one of them waits, say to finish an orderly shutdown) does not cut that
- * shutdown short: the earlier stop unwinds when its listeners are done.
- */
-static void
-stop_action(worker_t *w)
-{
-	if (w->ending || (!w->is_root && w->stopping > 1))
-		return;
-	if (w->is_root) {
-		w->canceled = true;
-		worker__stop_children(w);
-		return;
-	}
-	worker__throw(w, OUTCOME_STOP);
-}
-
-/* The built-in listener of ev, run after the user's listeners. */
-void
-worker__builtin(worker_t *w, struct wevent *ev)
-{
-	const worker_execute_t *x;
-
-	switch (ev->kind) {
-	case KIND_STOP:
-		stop_action(w);
-		break;
-	case KIND_PAUSE:
-		pause_action(w);
-		break;
-	case KIND_EXECUTE:
-		if ((x = ev->pub.data) != NULL && x->fn != NULL)
-			x->fn(x->arg);
-		break;
-	default:
-		break;
-	}
-}
-
 static void
 drain_one(void *ev)
 {
@@ -293,98 +305,28 @@ worker__drain(worker_t *w)
 {
 	struct wevent *ev;
 
-	w->ending = true;
-	w->stopping = 0;
+	w->control.ending = true;
+	w->control.stopping = 0;
 	release_held(w);
-	worker__drop_events(&w->cache);
+	worker__drop_events(&w->loop.cache);
 	worker__take_batch(w);
 	while ((ev = worker__next(w)) != NULL)
 		if (worker__protect(w, drain_one, ev) == OUTCOME_DONE)
-			worker__event_free(ev);
-	atomic_store(&w->paused, 0);
-	w->canceled = false;
+			worker__event_free(NULL, ev);
+	atomic_store(&w->loop.paused, 0);
+	w->control.canceled = false;
 }
 
-/* ---- The public waits ----------------------------------------------- */
-
-struct name_match {
-	const char *name;
-	const worker_t *source;
-};
-
-static int
-match_name(const worker_event_t *ev, void *ctx)
-{
-	const struct name_match *m = ctx;
-
-	return strcmp(ev->name, m->name) == 0 &&
-	    (m->source == NULL || ev->source == m->source);
-}
-
-static int
-wait_for(int (*match)(const worker_event_t *, void *), void *ctx,
-    double timeout, void **data)
-{
-	struct worker__wait wt = {
-		.match = match, .match_ctx = ctx, .timeout = timeout
-	};
-	worker_t *w;
-	int rc;
-
-	if (isnan(timeout))
-		return EINVAL;
-	if ((w = worker__current()) == NULL)
-		return ENOMEM;
-	rc = worker__loop(w, &wt);
-	if (rc == 0 && data != NULL)
-		*data = wt.data;
-	return rc;
-}
-
+/*
+ * worker_update(): handles what is queued and due now, without blocking;
+ * returns how many events, timers and callbacks ran.
+ */
 int
-worker_wait_event(const char *name, worker_t *source, double timeout,
-    void **data)
+worker__update(worker_t *w)
 {
-	struct name_match m = { .name = name, .source = source };
-
-	if (name == NULL || name[0] == '\0')
-		return EINVAL;
-	return wait_for(match_name, &m, timeout, data);
-}
-
-int
-worker_wait_until(int (*cond)(const worker_event_t *ev, void *ctx),
-    void *ctx, double timeout, void **data)
-{
-	if (cond == NULL)
-		return EINVAL;
-	return wait_for(cond, ctx, timeout, data);
-}
-
-int
-worker_sleep(double seconds)
-{
-	int rc;
-
-	if (isnan(seconds) || seconds < 0)
-		return EINVAL;
-	rc = wait_for(NULL, NULL, seconds, NULL);
-	return rc == ETIMEDOUT ? 0 : rc;
-}
-
-void
-worker_wait_forever(void)
-{
-	wait_for(NULL, NULL, -1, NULL);
-}
-
-int
-worker_update(void)
-{
-	worker_t *w = worker__current();
 	int count;
 
-	if (w == NULL || w->ending)
+	if (w->control.ending)
 		return 0;
 	release_held(w);
 	worker__fd_clear(w);
@@ -395,3 +337,4 @@ worker_update(void)
 	worker__fd_rearm(w);
 	return count;
 }
+

@@ -8,23 +8,24 @@
  * producer claims a position with one compare-and-swap on the ring's
  * tail, writes the event into the slot (name, data, source, payload) and
  * publishes it with one atomic exchange on the slot's sequence word.  The
- * owner copies published slots into event nodes of its own (pool.c) and
+ * owner copies published slots into event nodes of its own (event.c) and
  * frees the slots.  No lock, no allocation in the producer, and producer
  * and consumer share only the slot's line: the locked queue (queue.c)
  * cost each event the mutex, a node allocated on one CPU and freed on
  * another, and a counter both sides wrote.
  *
  * The locked queue stays for everything the ring does not do: names longer
- * than RING_NAME_MAX, workers with queue_max (admission needs the count
- * under the lock), workers that watch descriptors or have a worker_fd()
- * (their wake-up is an eventfd write), workers that are not running, and
- * a ring that stays full for FULL_WAIT.  Both ways keep one order, because
- * the tail carries a bit, RING_LOCKED, that sends every producer to the
- * locked queue:
+ * than RING_NAME_MAX, workers that are not running, a ring that stays
+ * full for FULL_WAIT, and workers that hold the ring closed
+ * (w->rout.holds): those with queue_max (admission needs the count under
+ * the lock), and those that watch descriptors or have a worker_fd()
+ * (their wake-up is an eventfd write: watch.c and embed.c take a hold).
+ * Both ways keep one order, because the tail carries a bit, RING_LOCKED,
+ * that sends every producer to the locked queue:
  *
  *   - it is set, under qlock, by the first producer that has to take the
  *     locked path, and at the end of a run; tail then holds the position
- *     where the ring stopped (w->locked_at) and no compare-and-swap on it
+ *     where the ring stopped (w->rout.locked_at) and no compare-and-swap on it
  *     can succeed;
  *   - the owner takes what the ring holds below locked_at (waiting for
  *     producers that claimed a slot before the bit and have not yet
@@ -41,7 +42,7 @@
  * that publishes the slot returns the mark, so the producer knows it must
  * wake the owner without reading anything else of the worker: after the
  * exchange the owner may handle the event, end and free the worker, and
- * a private futex wake touches no memory.  Other wakers (queue.c) clear
+ * a private futex wake touches no memory.  Other wakers (wake.c) clear
  * the mark under qlock before they wake the same word.
  *
  * Sequence words count laps, as Vyukov's do, in steps of 4: a slot is free
@@ -65,7 +66,7 @@ enum {
 };
 
 #define RING_LOCKED	((uint64_t)1 << 63)	/* in tail */
-#define SLOT_SLEEPER	1u			/* in a slot's seq */
+#define SLOT_SLEEPER	WORKER_WAKE_MARK	/* in a slot's seq */
 
 struct ring_slot {
 	atomic_uint seq;
@@ -104,7 +105,7 @@ slot_at(struct worker__ring *r, uint64_t pos)
 static struct worker__ring *
 ring_of(const worker_t *w)
 {
-	return atomic_load_explicit(&w->ring, memory_order_acquire);
+	return atomic_load_explicit(&w->rin.ring, memory_order_acquire);
 }
 
 /*
@@ -159,28 +160,38 @@ claim(struct worker__ring *r, uint64_t *posp)
 	}
 }
 
+void
+worker__ring_init(worker_t *w)
+{
+	atomic_init(&w->rin.ring, NULL);
+	atomic_init(&w->rin.locked, false);
+	atomic_init(&w->rout.head, 0);
+	w->rout.locked_at = 0;
+	/* A bounded queue counts its events under the lock. */
+	w->rout.holds = w->queue.max != 0;
+}
+
 bool
-worker__ring_send(worker_t *source, worker_t *w, const char *name,
-    size_t len, uint32_t hash, unsigned kind, void *data,
-    struct payload *pl, unsigned flags)
+worker__ring_send(worker_t *source, worker_t *w, const struct event_name *n,
+    void *data, struct payload *pl, unsigned flags)
 {
 	struct worker__ring *r = ring_of(w);
 	struct ring_slot *s;
 	uint64_t pos;
 	unsigned old;
 
-	if (r == NULL || len > RING_NAME_MAX || (s = claim(r, &pos)) == NULL)
+	if (r == NULL || n->len > RING_NAME_MAX ||
+	    (s = claim(r, &pos)) == NULL)
 		return false;
-	s->hash = hash;
-	s->kind = (uint8_t)kind;
+	s->hash = n->hash;
+	s->kind = (uint8_t)n->kind;
 	s->flags = (uint8_t)flags;
-	s->len = (uint8_t)len;
-	memcpy(s->name, name, len + 1);
+	s->len = (uint8_t)n->len;
+	memcpy(s->name, n->name, n->len + 1);
 	s->data = data;
 	s->source = worker__source_ref(source);
 	s->payload = pl;
-	if (pl != NULL)
-		atomic_fetch_add(&pl->refs, 1);
+	worker__payload_hold(pl);
 	old = atomic_exchange_explicit(&s->seq, lap_seq(pos) + 2,
 	    memory_order_release);
 	/* From here on w may be gone: only its address is used. */
@@ -197,11 +208,11 @@ head_published(struct worker__ring *r, uint64_t head)
 	    memory_order_acquire) == lap_seq(head) + 2;
 }
 
-/* Owner: moves the published slot at the head into the batch. */
+/* Owner: moves the published slot at the head to the end of into. */
 static bool
-take_head(worker_t *w, struct worker__ring *r)
+take_head(worker_t *w, struct worker__ring *r, list_t *into)
 {
-	uint64_t head = atomic_load_explicit(&w->ring_head,
+	uint64_t head = atomic_load_explicit(&w->rout.head,
 	    memory_order_relaxed);
 	struct ring_slot *s = slot_at(r, head);
 	struct wevent *ev = worker__event_node(w);
@@ -220,14 +231,17 @@ take_head(worker_t *w, struct worker__ring *r)
 	ev->payload = s->payload;
 	atomic_store_explicit(&s->seq, lap_seq(head + RING_SIZE),
 	    memory_order_release);
-	atomic_store_explicit(&w->ring_head, head + 1, memory_order_relaxed);
-	list_append(&w->batch, &ev->link);
+	atomic_store_explicit(&w->rout.head, head + 1, memory_order_relaxed);
+	list_append(into, &ev->link);
 	return true;
 }
 
-/* Owner: takes up to RING_TAKE published events; returns how many. */
+/*
+ * Owner: moves up to RING_TAKE published events to the end of into;
+ * returns how many.
+ */
 size_t
-worker__ring_take(worker_t *w)
+worker__ring_take(worker_t *w, list_t *into)
 {
 	struct worker__ring *r = ring_of(w);
 	size_t n = 0;
@@ -235,7 +249,7 @@ worker__ring_take(worker_t *w)
 	if (r == NULL)
 		return 0;
 	for (;;) {
-		uint64_t head = atomic_load_explicit(&w->ring_head,
+		uint64_t head = atomic_load_explicit(&w->rout.head,
 		    memory_order_relaxed);
 
 		if (n >= RING_TAKE || !head_published(r, head))
@@ -245,7 +259,7 @@ worker__ring_take(worker_t *w)
 		 * the one after next now overlaps its miss with this copy.
 		 */
 		__builtin_prefetch(slot_at(r, head + 2));
-		if (!take_head(w, r))
+		if (!take_head(w, r, into))
 			break;
 		n++;
 	}
@@ -253,21 +267,21 @@ worker__ring_take(worker_t *w)
 }
 
 /*
- * Is RING_LOCKED set?  The owner asks w->ring_locked, a copy kept under
- * qlock next to w->ring, rather than the tail: the tail's cache line is
+ * Is RING_LOCKED set?  The owner asks w->rin.locked, a copy kept under
+ * qlock next to w->rin.ring, rather than the tail: the tail's cache line is
  * the producers', and reading it per batch would take it from them.
  * Exact under qlock; without it, a hint that may lag.
  */
 static bool
 is_locked(const worker_t *w)
 {
-	return atomic_load_explicit(&w->ring_locked, memory_order_acquire);
+	return atomic_load_explicit(&w->rin.locked, memory_order_acquire);
 }
 
 static void
 set_locked(worker_t *w, bool locked)
 {
-	atomic_store_explicit(&w->ring_locked, locked, memory_order_release);
+	atomic_store_explicit(&w->rin.locked, locked, memory_order_release);
 }
 
 /* Owner: true if the ring may hold events and the bit is clear. */
@@ -286,7 +300,7 @@ worker__ring_open(const worker_t *w)
  * can only be descheduled).
  */
 void
-worker__ring_take_locked(worker_t *w)
+worker__ring_take_locked(worker_t *w, list_t *into)
 {
 	struct worker__ring *r = ring_of(w);
 	uint64_t head;
@@ -294,12 +308,12 @@ worker__ring_take_locked(worker_t *w)
 	if (r == NULL)
 		return;
 	if (!is_locked(w)) {
-		worker__ring_take(w);
+		worker__ring_take(w, into);
 		return;
 	}
-	while ((head = atomic_load_explicit(&w->ring_head,
-	    memory_order_relaxed)) != w->locked_at) {
-		if (!head_published(r, head) || !take_head(w, r))
+	while ((head = atomic_load_explicit(&w->rout.head,
+	    memory_order_relaxed)) != w->rout.locked_at) {
+		if (!head_published(r, head) || !take_head(w, r, into))
 			worker__relax();
 	}
 }
@@ -308,9 +322,25 @@ worker__ring_take_locked(worker_t *w)
 static bool
 ring_allowed_locked(const worker_t *w)
 {
-	return w->phase == PHASE_RUNNING && w->queue_max == 0 &&
-	    atomic_load_explicit(&w->nwatch, memory_order_relaxed) == 0 &&
-	    w->epfd < 0;
+	return w->phase == PHASE_RUNNING && w->rout.holds == 0;
+}
+
+/*
+ * Keeps producers on the locked path until the matching release (a
+ * watch, worker_fd()); qlock held.
+ */
+void
+worker__ring_hold_locked(worker_t *w)
+{
+	w->rout.holds++;
+	worker__ring_close_locked(w);
+}
+
+/* The reason of a hold is gone; the owner reopens the ring.  qlock held. */
+void
+worker__ring_release_locked(worker_t *w)
+{
+	w->rout.holds--;
 }
 
 /* Sends producers to the locked queue from now on; qlock held. */
@@ -320,7 +350,7 @@ worker__ring_close_locked(worker_t *w)
 	struct worker__ring *r = ring_of(w);
 
 	if (r != NULL && !is_locked(w)) {
-		w->locked_at = atomic_fetch_or(&r->tail, RING_LOCKED);
+		w->rout.locked_at = atomic_fetch_or(&r->tail, RING_LOCKED);
 		set_locked(w, true);
 	}
 }
@@ -334,10 +364,10 @@ worker__ring_reopen_locked(worker_t *w)
 {
 	struct worker__ring *r = ring_of(w);
 
-	if (r != NULL && is_locked(w) && list_empty(&w->queue) &&
-	    atomic_load_explicit(&w->ring_head, memory_order_relaxed) ==
-	    w->locked_at && ring_allowed_locked(w)) {
-		atomic_store(&r->tail, w->locked_at);
+	if (r != NULL && is_locked(w) && worker__queue_empty_locked(w) &&
+	    atomic_load_explicit(&w->rout.head, memory_order_relaxed) ==
+	    w->rout.locked_at && ring_allowed_locked(w)) {
+		atomic_store(&r->tail, w->rout.locked_at);
 		set_locked(w, false);
 	}
 }
@@ -351,16 +381,16 @@ worker__ring_locked_send(worker_t *w)
 {
 	struct worker__ring *r = ring_of(w);
 
-	if (r == NULL && atomic_load_explicit(&w->admitted,
+	if (r == NULL && atomic_load_explicit(&w->queue.admitted,
 	    memory_order_relaxed) >= RING_AFTER && ring_allowed_locked(w) &&
 	    (r = aligned_alloc(alignof(struct worker__ring),
 	    sizeof(*r))) != NULL) {
 		memset(r, 0, sizeof(*r));
 		/* Locked until the owner has taken the locked queue. */
 		atomic_store(&r->tail, RING_LOCKED);
-		w->locked_at = 0;
+		w->rout.locked_at = 0;
 		set_locked(w, true);
-		atomic_store_explicit(&w->ring, r, memory_order_release);
+		atomic_store_explicit(&w->rin.ring, r, memory_order_release);
 	}
 	worker__ring_close_locked(w);
 }
@@ -374,9 +404,9 @@ worker__ring_pending_locked(const worker_t *w)
 
 	if (r == NULL)
 		return false;
-	head = atomic_load_explicit(&w->ring_head, memory_order_relaxed);
+	head = atomic_load_explicit(&w->rout.head, memory_order_relaxed);
 	if (is_locked(w))
-		return head != w->locked_at;
+		return head != w->rout.locked_at;
 	return head_published(r, head);
 }
 
@@ -387,7 +417,7 @@ worker__ring_ready(const worker_t *w)
 	struct worker__ring *r = ring_of(w);
 
 	return r != NULL && head_published(r, atomic_load_explicit(
-	    &w->ring_head, memory_order_relaxed));
+	    &w->rout.head, memory_order_relaxed));
 }
 
 /* Events that ever went into the ring (claimed positions). */
@@ -403,7 +433,7 @@ worker__ring_admitted(const worker_t *w)
 /*
  * Owner, qlock held, about to sleep: marks the slot it waits for.  Returns
  * its word and the value to sleep on, or NULL if the ring is not in use
- * (sleep on w->wake_seq) and *published if the slot was published
+ * (sleep on the worker's own word) and *published if the slot was published
  * meanwhile (do not sleep).
  */
 atomic_uint *
@@ -417,40 +447,28 @@ worker__ring_mark_locked(worker_t *w, unsigned *val, bool *published)
 	*published = false;
 	if (r == NULL || is_locked(w))
 		return NULL;
-	head = atomic_load_explicit(&w->ring_head, memory_order_relaxed);
+	head = atomic_load_explicit(&w->rout.head, memory_order_relaxed);
 	s = slot_at(r, head);
 	free_seq = lap_seq(head);
-	if (!atomic_compare_exchange_strong(&s->seq, &free_seq,
-	    free_seq | SLOT_SLEEPER)) {
+	if (!worker__mark(&s->seq, free_seq, val)) {
 		*published = true;
 		return NULL;
 	}
-	*val = free_seq | SLOT_SLEEPER;
 	return &s->seq;
-}
-
-/*
- * The owner no longer sleeps on word (from worker__ring_mark_locked):
- * removes the mark unless a producer replaced it.  Returns true if it was
- * still there, so the caller is the one to wake the owner.
- */
-bool
-worker__ring_unmark(atomic_uint *word, unsigned val)
-{
-	return atomic_compare_exchange_strong(word, &val,
-	    val & ~SLOT_SLEEPER);
 }
 
 /* The worker is freed: drops what its ring still holds, frees it. */
 void
-worker__ring_free(worker_t *w)
+worker__ring_fini(worker_t *w)
 {
 	struct worker__ring *r = ring_of(w);
+	list_t left;
 
 	if (r == NULL)
 		return;
-	while (worker__ring_take(w) != 0)
+	list_init(&left);
+	while (worker__ring_take(w, &left) != 0)
 		;
-	worker__drop_events(&w->batch);
+	worker__drop_events(&left);
 	free(r);
 }

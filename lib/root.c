@@ -1,5 +1,6 @@
 /*
- * root.c - the calling thread's worker, and root workers.
+ * root.c - the calling thread's worker, and root workers.  Uses gettid(),
+ * a Linux call, to tell the main thread.
  *
  * DESIGN
  *
@@ -13,7 +14,10 @@
  *
  * A root worker is always running while its thread lives.  It has no
  * frame to unwind to: a STOP_THREAD makes its wait return ECANCELED
- * instead (loop.c), and worker_exit() on it only ends its children.
+ * instead (control.c), and worker_exit() on it only ends its children.
+ *
+ * Allocating and ending a root are worker.c's (worker__alloc,
+ * worker__end): the two calls of this layer that go up (internal.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -57,10 +61,6 @@ root_create(void)
 		snprintf(name, sizeof(name), "thread-%ld", (long)gettid());
 	if ((w = worker__alloc(name, true)) == NULL)
 		return NULL;
-	w->phase = PHASE_RUNNING;
-	w->starts = 1;
-	w->thread = pthread_self();
-	atomic_store(&w->running, 1);
 	atomic_store(&w->on_main, is_main);
 	if (!is_main) {
 		pthread_once(&root_once, root_key_create);
@@ -86,6 +86,12 @@ root_thread_exit(void *arg)
 	worker_unref(w);
 }
 
+void
+worker__thread_init(struct worker__thread_part *t)
+{
+	t->prev_current = NULL;
+}
+
 worker_t *
 worker__current(void)
 {
@@ -102,6 +108,33 @@ void
 worker__set_current(worker_t *w)
 {
 	tls_current = w;
+}
+
+/* True if w is running on the calling thread, as its worker or below. */
+bool
+worker__on_this_thread(const worker_t *w)
+{
+	for (worker_t *c = tls_current; c != NULL;
+	    c = c->thread.prev_current)
+		if (c == w)
+			return true;
+	return false;
+}
+
+/*
+ * True if waiting for w's end from this thread can never return: w runs
+ * here, or is an ancestor of a worker that runs here, and an ancestor
+ * waits for its children before it ends.
+ */
+bool
+worker__waits_for_itself(const worker_t *w)
+{
+	for (worker_t *c = tls_current; c != NULL;
+	    c = c->thread.prev_current)
+		for (const worker_t *a = c; a != NULL; a = a->parent)
+			if (a == w)
+				return true;
+	return false;
 }
 
 worker_t *

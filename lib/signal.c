@@ -12,7 +12,7 @@
  * stops the worker, whose end sequence stops its children in turn.  The
  * signalfd lives as long as the worker.
  *
- * w->sigfd and w->sig_stop are guarded by w->qlock.
+ * w->signals.fd and w->signals.stop are guarded by w->qlock.
  */
 #include <errno.h>
 #include <sys/signalfd.h>
@@ -29,12 +29,14 @@ on_signal(int fd, unsigned revents, void *ctx)
 
 	(void)revents;
 	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		worker_fire(w, WORKER_SIGNAL, (void *)(intptr_t)si.ssi_signo);
+		worker__send(w, w, WORKER_SIGNAL,
+		    (void *)(intptr_t)si.ssi_signo, NULL, 0, false);
 		pthread_mutex_lock(&w->qlock);
-		stop = sigismember(&w->sig_stop, (int)si.ssi_signo) == 1;
+		stop = sigismember(&w->signals.stop, (int)si.ssi_signo) == 1;
 		pthread_mutex_unlock(&w->qlock);
 		if (stop)
-			worker_stop(w);
+			worker__send(w, w, WORKER_STOP_THREAD, NULL, NULL, 0,
+			    false);
 	}
 }
 
@@ -53,7 +55,7 @@ worker_signals(worker_t *w, const sigset_t *stop, const sigset_t *notify)
 	    sigisemptyset(&all))
 		return EINVAL;
 	pthread_mutex_lock(&w->qlock);
-	rc = w->sigfd >= 0 ? EBUSY : 0;
+	rc = w->signals.fd >= 0 ? EBUSY : 0;
 	pthread_mutex_unlock(&w->qlock);
 	if (rc != 0)
 		return rc;
@@ -62,14 +64,14 @@ worker_signals(worker_t *w, const sigset_t *stop, const sigset_t *notify)
 	if ((fd = signalfd(-1, &all, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
 		return errno;
 	pthread_mutex_lock(&w->qlock);
-	w->sigfd = fd;
-	w->sig_stop = *stop;
+	w->signals.fd = fd;
+	w->signals.stop = *stop;
 	pthread_mutex_unlock(&w->qlock);
 	/* Not running yet: worker__signals_watch() does it at the start. */
 	if ((rc = worker__signals_watch(w)) == ESRCH)
 		rc = 0;
 	if (rc != 0)
-		worker__signals_close(w);
+		worker__signals_fini(w);
 	return rc;
 }
 
@@ -80,22 +82,29 @@ worker__signals_watch(worker_t *w)
 	int fd;
 
 	pthread_mutex_lock(&w->qlock);
-	fd = w->sigfd;
+	fd = w->signals.fd;
 	pthread_mutex_unlock(&w->qlock);
 	if (fd < 0)
 		return 0;
 	return worker_watch(w, fd, WORKER_READABLE, on_signal, w, NULL);
 }
 
+void
+worker__signals_init(struct worker__signal_part *s)
+{
+	s->fd = -1;
+	sigemptyset(&s->stop);
+}
+
 /* The worker is freed: close the signalfd. */
 void
-worker__signals_close(worker_t *w)
+worker__signals_fini(worker_t *w)
 {
 	int fd;
 
 	pthread_mutex_lock(&w->qlock);
-	fd = w->sigfd;
-	w->sigfd = -1;
+	fd = w->signals.fd;
+	w->signals.fd = -1;
 	pthread_mutex_unlock(&w->qlock);
 	if (fd >= 0)
 		close(fd);

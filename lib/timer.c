@@ -9,8 +9,8 @@
  * scheduled, and in a small chained hash table from id to timer, so a
  * cancel finds its timer in O(1) and removes it in O(log n).  No thread
  * per timer: the loop (loop.c) runs the due timers between batches of
- * events and sleeps no longer than the nearest deadline.  w->next_due
- * mirrors the nearest deadline so the loop can look without the lock.
+ * events and sleeps no longer than the nearest deadline, which wake.c
+ * keeps (w->wake.next_due) so the loop can look without the lock.
  * A round of due timers yields to queued events every TIMER_ROUND
  * timers: a thread that schedules timers faster than the worker runs them
  * must not keep STOP_THREAD or any other event waiting behind them.
@@ -23,12 +23,13 @@
  * the free to the owner when the call returns.  If the call unwinds (the
  * callback exits the worker), a hook frees the timer.
  *
- * Times are CLOCK_MONOTONIC nanoseconds.  A deadline is rounded up, so a
- * timer never runs early.
+ * Times are CLOCK_MONOTONIC nanoseconds (clock.h).  A deadline is rounded
+ * up, so a timer never runs early.
  */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -50,33 +51,13 @@ struct timer {
 
 static atomic_uint_least64_t next_timer_id = 1;
 
-uint64_t
-worker__now_ns(void)
+void
+worker__timers_init(struct worker__timer_part *t)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-struct timespec
-worker__timespec(uint64_t ns)
-{
-	struct timespec ts = {
-		.tv_sec = (time_t)(ns / 1000000000u),
-		.tv_nsec = (long)(ns % 1000000000u)
-	};
-
-	return ts;
-}
-
-/* now + seconds, rounded up; a century is as good as forever. */
-uint64_t
-worker__deadline_ns(double seconds)
-{
-	if (seconds > 3e9)
-		seconds = 3e9;
-	return worker__now_ns() + (uint64_t)ceil(seconds * 1e9);
+	memset(&t->heap, 0, sizeof(t->heap));
+	t->map = NULL;
+	t->map_size = 0;
+	t->count = 0;
 }
 
 /* ---- The id table (qlock) ---------------------------------------- */
@@ -86,22 +67,22 @@ slot(const worker_t *w, uint64_t id)
 {
 	/* Ids are sequential: a multiplicative mix spreads them. */
 	return (size_t)((id * 0x9e3779b97f4a7c15u) >> 32) &
-	    (w->tmap_size - 1);
+	    (w->timers.map_size - 1);
 }
 
 static void
 table_grow(worker_t *w)
 {
-	size_t size = w->tmap_size != 0 ? 2 * w->tmap_size : 64;
-	struct timer **old = w->tmap;
-	size_t old_size = w->tmap_size;
+	size_t size = w->timers.map_size != 0 ? 2 * w->timers.map_size : 64;
+	struct timer **old = w->timers.map;
+	size_t old_size = w->timers.map_size;
 	struct timer **map = calloc(size, sizeof(*map));
 
 	/* Without memory, chains only get longer: still correct. */
 	if (map == NULL)
 		return;
-	w->tmap = map;
-	w->tmap_size = size;
+	w->timers.map = map;
+	w->timers.map_size = size;
 	for (size_t i = 0; i < old_size; i++) {
 		struct timer *t = old[i];
 
@@ -122,14 +103,14 @@ table_add(worker_t *w, struct timer *t)
 {
 	size_t s;
 
-	if (w->ntimers >= w->tmap_size)
+	if (w->timers.count >= w->timers.map_size)
 		table_grow(w);
-	if (w->tmap_size == 0)
+	if (w->timers.map_size == 0)
 		return false;
 	s = slot(w, t->id);
-	t->hnext = w->tmap[s];
-	w->tmap[s] = t;
-	w->ntimers++;
+	t->hnext = w->timers.map[s];
+	w->timers.map[s] = t;
+	w->timers.count++;
 	return true;
 }
 
@@ -138,9 +119,9 @@ table_find(worker_t *w, uint64_t id)
 {
 	struct timer **p;
 
-	if (w->tmap_size == 0)
+	if (w->timers.map_size == 0)
 		return NULL;
-	for (p = &w->tmap[slot(w, id)]; *p != NULL; p = &(*p)->hnext)
+	for (p = &w->timers.map[slot(w, id)]; *p != NULL; p = &(*p)->hnext)
 		if ((*p)->id == id)
 			return p;
 	return NULL;
@@ -153,26 +134,19 @@ table_remove(worker_t *w, struct timer *t)
 
 	if (p != NULL) {
 		*p = t->hnext;
-		w->ntimers--;
+		w->timers.count--;
 	}
 }
 
 /* ---- Scheduling --------------------------------------------------- */
 
-/* Publishes the nearest deadline; wakes the owner if it moved closer. */
+/* Publishes the nearest deadline (wake.c wakes whoever must know). */
 static void
 update_next_due(worker_t *w)
 {
-	struct heap_node *min = worker__heap_min(&w->timers);
-	uint64_t due = min != NULL ? min->key : UINT64_MAX;
-	uint64_t old = atomic_load_explicit(&w->next_due,
-	    memory_order_relaxed);
+	struct heap_node *min = worker__heap_min(&w->timers.heap);
 
-	atomic_store_explicit(&w->next_due, due, memory_order_relaxed);
-	if (due < old)
-		worker__signal_locked(w);
-	if (due != old && w->epfd >= 0)
-		worker__fd_timer_locked(w, due);
+	worker__due_locked(w, min != NULL ? min->key : UINT64_MAX);
 }
 
 static int
@@ -204,7 +178,7 @@ schedule(worker_t *w, void (*fn)(void *), void *arg, double delay,
 		free(t);
 		return ENOMEM;
 	}
-	if (worker__heap_push(&w->timers, &t->hn) != 0) {
+	if (worker__heap_push(&w->timers.heap, &t->hn) != 0) {
 		table_remove(w, t);
 		pthread_mutex_unlock(&w->qlock);
 		free(t);
@@ -260,12 +234,12 @@ worker_cancel(worker_t *w, uint64_t id)
 	}
 	t = *p;
 	*p = t->hnext;
-	w->ntimers--;
+	w->timers.count--;
 	if (t->running) {
 		t->cancelled = true;	/* the owner frees it after the call */
 		t = NULL;
 	} else {
-		worker__heap_remove(&w->timers, &t->hn);
+		worker__heap_remove(&w->timers.heap, &t->hn);
 		update_next_due(w);
 	}
 	pthread_mutex_unlock(&w->qlock);
@@ -298,14 +272,14 @@ take_due(worker_t *w, uint64_t now, bool yield)
 	struct timer *t;
 
 	pthread_mutex_lock(&w->qlock);
-	min = worker__heap_min(&w->timers);
+	min = worker__heap_min(&w->timers.heap);
 	if (min == NULL || min->key > now ||
-	    (yield && !worker__queue_empty_locked(w))) {
+	    (yield && worker__pending_locked(w))) {
 		pthread_mutex_unlock(&w->qlock);
 		return NULL;
 	}
 	t = timer_of(min);
-	worker__heap_remove(&w->timers, min);
+	worker__heap_remove(&w->timers.heap, min);
 	if (t->interval == 0)
 		table_remove(w, t);
 	else
@@ -330,7 +304,7 @@ finish(worker_t *w, struct timer *t)
 	keep = !t->cancelled && w->phase == PHASE_RUNNING;
 	if (keep) {
 		t->hn.key = next_deadline(t, worker__now_ns());
-		keep = worker__heap_push(&w->timers, &t->hn) == 0;
+		keep = worker__heap_push(&w->timers.heap, &t->hn) == 0;
 		if (keep)
 			update_next_due(w);
 	}
@@ -370,7 +344,7 @@ worker__timers_run(worker_t *w)
 	struct timer *t;
 	int count = 0;
 
-	if (atomic_load_explicit(&w->next_due, memory_order_relaxed) ==
+	if (atomic_load_explicit(&w->wake.next_due, memory_order_relaxed) ==
 	    UINT64_MAX)
 		return 0;
 	now = worker__now_ns();
@@ -393,23 +367,23 @@ worker__timers_drop(worker_t *w)
 	struct heap_node *min;
 
 	pthread_mutex_lock(&w->qlock);
-	while ((min = worker__heap_min(&w->timers)) != NULL) {
-		worker__heap_remove(&w->timers, min);
+	while ((min = worker__heap_min(&w->timers.heap)) != NULL) {
+		worker__heap_remove(&w->timers.heap, min);
 		table_remove(w, timer_of(min));
 		free(timer_of(min));
 	}
-	atomic_store_explicit(&w->next_due, UINT64_MAX,
+	atomic_store_explicit(&w->wake.next_due, UINT64_MAX,
 	    memory_order_relaxed);
 	pthread_mutex_unlock(&w->qlock);
 }
 
 /* Frees what the timers used; at worker_free(), nothing is pending. */
 void
-worker__timers_free(worker_t *w)
+worker__timers_fini(worker_t *w)
 {
 	worker__timers_drop(w);
-	worker__heap_free(&w->timers);
-	free(w->tmap);
-	w->tmap = NULL;
-	w->tmap_size = 0;
+	worker__heap_free(&w->timers.heap);
+	free(w->timers.map);
+	w->timers.map = NULL;
+	w->timers.map_size = 0;
 }

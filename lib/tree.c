@@ -1,5 +1,6 @@
 /*
- * tree.c - parents and children: links, walks, stopping a subtree, dumps.
+ * tree.c - parents and children: links, walks, an event fired along the
+ * tree (bubble, broadcast), stopping the children.
  *
  * DESIGN
  *
@@ -15,6 +16,17 @@
  * zero.  While tree_lock is held, a linked child cannot be freed (its free
  * waits for the lock to unlink), so events may be queued on it directly.
  *
+ * Propagation happens at fire time, as in pyThreadWorker: a bubbling event
+ * is queued on the target and on each of its ancestors at once, and a
+ * broadcast on every running descendant.  Copies go out top down (the
+ * oldest ancestor first, a parent before its children), so a worker that
+ * reacts to its copy by firing at a parent finds the parent's copy queued
+ * before its own message.  The return value is the first target's
+ * answer; a copy that an ancestor or descendant refuses is dropped
+ * without an EVENT_REJECT, since the sender did not aim at that worker.
+ * Ancestors need no lock: a worker's parent never changes and is kept
+ * alive by the child.
+ *
  * Lock order: tree_lock before any qlock.
  */
 #include <errno.h>
@@ -25,7 +37,15 @@
 
 pthread_mutex_t worker__tree_lock = PTHREAD_MUTEX_INITIALIZER;
 
-#define child_of(n) container_of(n, worker_t, sibling)
+#define child_of(n) container_of(n, worker_t, tree.sibling)
+
+void
+worker__tree_init(struct worker__tree_part *t)
+{
+	list_init(&t->sibling);
+	list_init(&t->children);
+	t->in_parent = false;
+}
 
 void
 worker__tree_link(worker_t *child)
@@ -33,9 +53,10 @@ worker__tree_link(worker_t *child)
 	if (child->parent == NULL)
 		return;
 	pthread_mutex_lock(&worker__tree_lock);
-	if (!child->in_parent) {
-		list_append(&child->parent->children, &child->sibling);
-		child->in_parent = true;
+	if (!child->tree.in_parent) {
+		list_append(&child->parent->tree.children,
+		    &child->tree.sibling);
+		child->tree.in_parent = true;
 	}
 	pthread_mutex_unlock(&worker__tree_lock);
 }
@@ -44,9 +65,9 @@ void
 worker__tree_unlink(worker_t *child)
 {
 	pthread_mutex_lock(&worker__tree_lock);
-	if (child->in_parent) {
-		list_remove(&child->sibling);
-		child->in_parent = false;
+	if (child->tree.in_parent) {
+		list_remove(&child->tree.sibling);
+		child->tree.in_parent = false;
 	}
 	pthread_mutex_unlock(&worker__tree_lock);
 }
@@ -60,11 +81,11 @@ fire_locked(worker_t *w, bool deep, worker_t *source, const char *name,
 	bool accepted = false;
 	int first_err = 0;
 
-	list_for_each(n, &w->children) {
+	list_for_each(n, &w->tree.children) {
 		worker_t *c = child_of(n);
 		int rc;
 
-		if (!worker_is_running(c))
+		if (!worker__running(c))
 			continue;
 		rc = worker__send(source, c, name, data, pl, flags, false);
 		if (rc == 0)
@@ -94,53 +115,41 @@ worker__tree_fire(worker_t *w, bool deep, worker_t *source, const char *name,
 	return rc;
 }
 
+/* Queues a copy on up and its ancestors, the oldest first. */
+static void
+send_up(worker_t *source, worker_t *up, const char *name, void *data,
+    struct payload *pl, unsigned flags)
+{
+	if (up == NULL)
+		return;
+	send_up(source, up->parent, name, data, pl, flags);
+	if (worker__running(up))
+		worker__send(source, up, name, data, pl, flags, false);
+}
+
+/*
+ * Fires at w, and with WORKER_BUBBLE at its ancestors, with
+ * WORKER_BROADCAST at its descendants.  Returns w's answer.
+ */
+int
+worker__fire_from(worker_t *source, worker_t *w, const char *name,
+    void *data, struct payload *pl, unsigned flags, bool notify)
+{
+	int rc;
+
+	if (flags & WORKER_BUBBLE)
+		send_up(source, w->parent, name, data, pl, flags);
+	rc = worker__send(source, w, name, data, pl, flags, notify);
+	if (flags & WORKER_BROADCAST)
+		worker__tree_fire(w, true, source, name, data, pl, flags);
+	return rc;
+}
+
 /* Fires STOP_THREAD at every running child of w, with w as source. */
 void
 worker__stop_children(worker_t *w)
 {
 	worker__tree_fire(w, false, w, WORKER_STOP_THREAD, NULL, NULL, 0);
-}
-
-/* A running or ending non-daemon child of w, referenced, or NULL. */
-static worker_t *
-next_to_join(worker_t *w)
-{
-	struct list_node *n;
-	worker_t *found = NULL;
-
-	pthread_mutex_lock(&worker__tree_lock);
-	list_for_each(n, &w->children) {
-		worker_t *c = child_of(n);
-		bool busy;
-
-		if (c->daemon)
-			continue;
-		pthread_mutex_lock(&c->qlock);
-		busy = c->phase != PHASE_IDLE;
-		pthread_mutex_unlock(&c->qlock);
-		if (busy && worker__tryref(c)) {
-			found = c;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&worker__tree_lock);
-	return found;
-}
-
-/*
- * Joins the non-daemon children of w one at a time.  A joined child has
- * left the list, so the loop ends; a child restarted meanwhile is joined
- * again, as it should be.
- */
-void
-worker__join_children(worker_t *w)
-{
-	worker_t *c;
-
-	while ((c = next_to_join(w)) != NULL) {
-		worker_join(c);
-		worker_unref(c);
-	}
 }
 
 worker_t *
@@ -154,7 +163,7 @@ worker_find_child(const worker_t *w, const char *name)
 		return NULL;
 	}
 	pthread_mutex_lock(&worker__tree_lock);
-	list_for_each(n, &w->children) {
+	list_for_each(n, &w->tree.children) {
 		worker_t *c = child_of(n);
 
 		if (strcmp(c->name, name) == 0 && worker__tryref(c)) {
@@ -168,54 +177,3 @@ worker_find_child(const worker_t *w, const char *name)
 	return found;
 }
 
-static const char *
-state_name(worker_t *w)
-{
-	int phase;
-	unsigned starts;
-
-	if (w->is_root)
-		return worker_is_running(w) ? "root" : "ended";
-	pthread_mutex_lock(&w->qlock);
-	phase = w->phase;
-	starts = w->starts;
-	pthread_mutex_unlock(&w->qlock);
-	switch (phase) {
-	case PHASE_RUNNING:
-		return atomic_load(&w->paused) ? "paused" : "running";
-	case PHASE_ENDING:
-		return "ending";
-	default:
-		return starts == 0 ? "new" : "ended";
-	}
-}
-
-static int
-dump_locked(FILE *out, worker_t *w, int depth)
-{
-	struct list_node *n;
-
-	if (fprintf(out, "%*s%s [%s] daemon=%s queued=%zu\n", 2 * depth, "",
-	    w->name, state_name(w), w->daemon ? "yes" : "no",
-	    worker__queued(w)) < 0)
-		return EIO;
-	list_for_each(n, &w->children)
-		if (dump_locked(out, child_of(n), depth + 1) != 0)
-			return EIO;
-	return 0;
-}
-
-int
-worker_dump(FILE *out, const worker_t *root)
-{
-	int rc;
-
-	if (out == NULL || root == NULL)
-		return EINVAL;
-	pthread_mutex_lock(&worker__tree_lock);
-	rc = dump_locked(out, (worker_t *)root, 0);
-	pthread_mutex_unlock(&worker__tree_lock);
-	if (rc == 0 && fflush(out) != 0)
-		rc = EIO;
-	return rc;
-}

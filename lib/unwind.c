@@ -1,10 +1,11 @@
 /*
- * unwind.c - frames, cleanup handlers, worker_exit() and worker_fail().
+ * unwind.c - frames, hooks and the cleanup stack: how a worker unwinds.
+ * The public calls that unwind are in exit.c.
  *
  * DESIGN
  *
  * As in Lua's ldo.c, each thread keeps a chain of frames, here per worker
- * (w->frame): worker__protect() opens one around a call and is the only
+ * (w->unwind.frame): worker__protect() opens one around a call and is the only
  * function that calls sigsetjmp(); worker__throw() is the only one that
  * calls siglongjmp().  A frame remembers how many cleanup handlers and
  * hooks were older than itself, so a throw runs exactly those pushed
@@ -12,8 +13,8 @@
  * (listen.c, waitq.c, timer.c...) in one order: a hook remembers how many
  * handlers were pushed before it.  So a handler pushed before a wait runs
  * after the wait has let go of what it used, and may free it (a defer, a
- * worker it waited for).  No library lock is ever held across a call that may throw, so a
- * jump never leaves a mutex locked.
+ * worker it waited for).  No library lock is ever held across a call
+ * that may throw, so a jump never leaves a mutex locked.
  *
  * sigsetjmp(env, 0) does not save the signal mask: a worker's mask is its
  * own business and saving it would cost a system call per frame.
@@ -25,19 +26,37 @@
 
 #include "internal.h"
 
+void
+worker__unwind_init(struct worker__unwind_part *u)
+{
+	u->frame = NULL;
+	u->hooks = NULL;
+	u->cleanups = NULL;
+	u->ncleanup = 0;
+	u->capcleanup = 0;
+}
+
+void
+worker__unwind_fini(struct worker__unwind_part *u)
+{
+	free(u->cleanups);
+	u->cleanups = NULL;
+}
+
 int
 worker__protect(worker_t *w, void (*fn)(void *), void *arg)
 {
+	struct worker__unwind_part *u = &w->unwind;
 	struct worker__frame frame;
 
-	frame.prev = w->frame;
-	frame.hooks = w->hooks;
-	frame.ncleanup = w->ncleanup;
+	frame.prev = u->frame;
+	frame.hooks = u->hooks;
+	frame.ncleanup = u->ncleanup;
 	frame.outcome = OUTCOME_DONE;
-	w->frame = &frame;
+	u->frame = &frame;
 	if (sigsetjmp(frame.env, 0) == 0)
 		fn(arg);
-	w->frame = frame.prev;
+	u->frame = frame.prev;
 	return frame.outcome;
 }
 
@@ -45,17 +64,17 @@ worker__protect(worker_t *w, void (*fn)(void *), void *arg)
 void
 worker__run_cleanups(worker_t *w, size_t down_to)
 {
-	while (w->ncleanup > down_to) {
-		struct cleanup c = w->cleanups[--w->ncleanup];
+	struct cleanup c;
 
+	while (w->unwind.ncleanup > down_to && worker__cleanup_pop(w, &c))
 		c.fn(c.arg);
-	}
 }
 
 _Noreturn void
 worker__throw(worker_t *w, int outcome)
 {
-	struct worker__frame *frame = w->frame;
+	struct worker__unwind_part *u = &w->unwind;
+	struct worker__frame *frame = u->frame;
 
 	if (frame == NULL) {
 		fprintf(stderr, "libworker: worker %s unwinds with no frame "
@@ -63,14 +82,14 @@ worker__throw(worker_t *w, int outcome)
 		abort();
 	}
 	for (;;) {
-		struct worker__hook *h = w->hooks;
+		struct worker__hook *h = u->hooks;
+		struct cleanup c;
 
-		if (h != frame->hooks && h->ncleanup >= w->ncleanup) {
-			w->hooks = h->prev;
+		if (h != frame->hooks && h->ncleanup >= u->ncleanup) {
+			u->hooks = h->prev;
 			h->fn(h->arg);
-		} else if (w->ncleanup > frame->ncleanup) {
-			struct cleanup c = w->cleanups[--w->ncleanup];
-
+		} else if (u->ncleanup > frame->ncleanup &&
+		    worker__cleanup_pop(w, &c)) {
 			c.fn(c.arg);
 		} else {
 			break;
@@ -81,78 +100,38 @@ worker__throw(worker_t *w, int outcome)
 	siglongjmp(frame->env, 1);
 }
 
-/* A root worker never unwinds: it ends its children and goes on. */
-static void
-root_exit(worker_t *w)
-{
-	worker__stop_children(w);
-	worker__join_children(w);
-}
-
-void
-worker_exit(void)
-{
-	worker_t *w = worker__current();
-
-	if (w == NULL)
-		return;
-	if (w->is_root)
-		root_exit(w);
-	else
-		worker__throw(w, OUTCOME_STOP);
-}
-
+/*
+ * Pushes fn(arg) on w's cleanup stack; ENOMEM if the stack cannot grow,
+ * and then nothing is pushed.
+ */
 int
-worker_fail(int err)
+worker__cleanup_push(worker_t *w, void (*fn)(void *), void *arg)
 {
-	worker_t *w;
+	struct worker__unwind_part *u = &w->unwind;
 
-	if (err < 0)
-		return EINVAL;
-	if ((w = worker__current()) == NULL)
-		return ENOMEM;
-	if (w->is_root || err == 0) {
-		worker_exit();
-		return 0;
+	if (u->ncleanup == u->capcleanup) {
+		size_t cap = u->capcleanup != 0 ? 2 * u->capcleanup : 8;
+		struct cleanup *c = realloc(u->cleanups, cap * sizeof(*c));
+
+		if (c == NULL)
+			return ENOMEM;
+		u->cleanups = c;
+		u->capcleanup = cap;
 	}
-	w->fail_err = err;
-	worker__throw(w, OUTCOME_FAIL);
+	u->cleanups[u->ncleanup].fn = fn;
+	u->cleanups[u->ncleanup].arg = arg;
+	u->ncleanup++;
+	return 0;
 }
 
-void
-worker_cleanup_push(void (*fn)(void *), void *arg)
+/* Takes the newest handler off w's stack into *c; false if it is empty. */
+bool
+worker__cleanup_pop(worker_t *w, struct cleanup *c)
 {
-	worker_t *w = worker__current();
+	struct worker__unwind_part *u = &w->unwind;
 
-	if (w == NULL || fn == NULL)
-		return;
-	if (w->ncleanup == w->capcleanup) {
-		size_t cap = w->capcleanup != 0 ? 2 * w->capcleanup : 8;
-		struct cleanup *c = realloc(w->cleanups, cap * sizeof(*c));
-
-		/* Without the handler the task would leak or worse. */
-		if (c == NULL) {
-			fprintf(stderr, "libworker: out of memory in "
-			    "worker_cleanup_push\n");
-			abort();
-		}
-		w->cleanups = c;
-		w->capcleanup = cap;
-	}
-	w->cleanups[w->ncleanup].fn = fn;
-	w->cleanups[w->ncleanup].arg = arg;
-	w->ncleanup++;
-}
-
-void
-worker_cleanup_pop(int execute)
-{
-	worker_t *w = worker__current();
-	struct cleanup c;
-
-	if (w == NULL || w->ncleanup == 0)
-		return;
-	c = w->cleanups[--w->ncleanup];
-	if (execute)
-		c.fn(c.arg);
+	if (u->ncleanup == 0)
+		return false;
+	*c = u->cleanups[--u->ncleanup];
+	return true;
 }

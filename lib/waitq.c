@@ -39,7 +39,7 @@ worker__waiter_add(list_t *l, worker_t *w)
 	if (wt == NULL)
 		return NULL;
 	atomic_init(&wt->refs, 2);
-	wt->worker = worker_ref(w);
+	wt->worker = worker__ref(w);
 	wt->linked = true;
 	list_append(l, &wt->link);
 	return wt;

@@ -29,6 +29,10 @@
  * The OS thread is joined by the first worker_join() after the run, by
  * the next worker_start(), or when the worker is freed; a worker freed on
  * its own thread detaches it.
+ *
+ * A worker is made of parts, one per module (internal.h): worker__alloc()
+ * gives each module its part with that module's init, and worker_free()
+ * hands it back with its fini.  Nothing here sets another module's fields.
  */
 #include <errno.h>
 #include <limits.h>
@@ -43,6 +47,22 @@
 #define XSTR(x) STR(x)
 
 static atomic_uint_least64_t next_id = 1;
+
+/* The run part; a root worker runs from its birth on its own thread. */
+static void
+run_init(worker_t *w)
+{
+	struct worker__run_part *r = &w->run;
+
+	pthread_cond_init(&r->end_cond, NULL);
+	list_init(&r->waiters);
+	if (w->is_root) {
+		w->phase = PHASE_RUNNING;
+		atomic_init(&w->running, 1);
+		r->starts = 1;
+		r->thread = pthread_self();
+	}
+}
 
 const char *
 worker_version(void)
@@ -72,25 +92,24 @@ worker__alloc(const char *name, bool is_root)
 	}
 	atomic_init(&w->refs, 1);
 	w->is_root = is_root;
-	list_init(&w->children);
-	list_init(&w->sibling);
-	list_init(&w->queue);
-	list_init(&w->waiters);
-	list_init(&w->listeners);
-	list_init(&w->garbage);
-	list_init(&w->batch);
-	list_init(&w->cache);
-	list_init(&w->subscriptions);
-	list_init(&w->watches);
-	w->efd = -1;
-	w->xfd = -1;
-	w->tfd = -1;
-	w->epfd = -1;
-	w->sigfd = -1;
-	atomic_init(&w->next_due, UINT64_MAX);
 	pthread_mutex_init(&w->qlock, NULL);
-	pthread_mutex_init(&w->llock, NULL);
-	pthread_cond_init(&w->end_cond, NULL);
+	worker__thread_init(&w->thread);
+	worker__wake_init(&w->wake);
+	worker__unwind_init(&w->unwind);
+	worker__events_init(&w->events);
+	worker__queue_init(&w->queue, 0);
+	worker__ring_init(w);
+	worker__inbox_init(&w->inbox);
+	worker__embed_init(&w->embed);
+	worker__timers_init(&w->timers);
+	worker__watches_init(&w->watches);
+	worker__tree_init(&w->tree);
+	worker__control_init(&w->control);
+	worker__listen_init(&w->listen);
+	worker__loop_init(&w->loop);
+	worker__signals_init(&w->signals);
+	worker__channels_init(&w->channels);
+	run_init(w);
 	return w;
 }
 
@@ -135,14 +154,15 @@ worker_new(worker_fn fn, void *arg, const worker_attr_t *attr)
 	}
 	w->fn = fn;
 	w->arg = arg;
-	w->parent = worker_ref(choose_parent(attr));
+	w->parent = worker__ref(choose_parent(attr));
 	if (attr->daemon == WORKER_DAEMON_INHERIT)
 		w->daemon = w->parent != NULL && w->parent->daemon;
 	else
 		w->daemon = attr->daemon == WORKER_DAEMON_YES;
 	w->quiet = attr->quiet != 0;
 	w->stack_size = attr->stack_size;
-	w->queue_max = attr->queue_max;
+	worker__queue_init(&w->queue, attr->queue_max);
+	worker__ring_init(w);
 	worker__tree_link(w);
 	return w;
 }
@@ -173,12 +193,13 @@ set_thread_name(const char *name)
 static void
 call_task(void *arg)
 {
+	struct worker__wait forever = { .timeout = -1 };
 	worker_t *w = arg;
 
 	if (w->fn != NULL)
-		w->task_ret = w->fn(w->arg);
+		w->run.task_ret = w->fn(w->arg);
 	else
-		worker_wait_forever();
+		worker__loop(w, &forever);
 	/* Handlers the task left pushed still run, once, as after a throw. */
 	worker__run_cleanups(w, 0);
 }
@@ -195,7 +216,7 @@ report_outcome(worker_t *w, int outcome, int err)
 {
 	switch (outcome) {
 	case OUTCOME_DONE:
-		notify_parent(w, WORKER_CHILD_THREAD_DONE, w->task_ret);
+		notify_parent(w, WORKER_CHILD_THREAD_DONE, w->run.task_ret);
 		break;
 	case OUTCOME_STOP:
 		notify_parent(w, WORKER_CHILD_THREAD_STOP, NULL);
@@ -217,9 +238,11 @@ report_outcome(worker_t *w, int outcome, int err)
 static void
 publish_result(worker_t *w)
 {
+	struct worker__run_part *r = &w->run;
+
 	pthread_mutex_lock(&w->qlock);
-	w->result = w->outcome == OUTCOME_FAIL ? w->fail_err : 0;
-	w->ret = w->outcome == OUTCOME_DONE ? w->task_ret : NULL;
+	r->result = r->outcome == OUTCOME_FAIL ? r->fail_err : 0;
+	r->ret = r->outcome == OUTCOME_DONE ? r->task_ret : NULL;
 	pthread_mutex_unlock(&w->qlock);
 }
 
@@ -244,8 +267,8 @@ worker__end(worker_t *w)
 
 	list_init(&woken);
 	pthread_mutex_lock(&w->qlock);
-	atomic_fetch_add(&w->ends, 1);
-	worker__waiters_take(&woken, &w->waiters);
+	atomic_fetch_add(&w->run.ends, 1);
+	worker__waiters_take(&woken, &w->run.waiters);
 	pthread_mutex_unlock(&w->qlock);
 	worker__waiters_wake(&woken);
 
@@ -256,12 +279,12 @@ worker__end(worker_t *w)
 	worker__source_settle(w);
 
 	/* Reset the owner's state before a restart can reuse it. */
-	w->ending = false;
-	w->task_ret = NULL;
-	w->fail_err = 0;
+	w->control.ending = false;
+	w->run.task_ret = NULL;
+	w->run.fail_err = 0;
 	pthread_mutex_lock(&w->qlock);
 	w->phase = PHASE_IDLE;
-	pthread_cond_broadcast(&w->end_cond);
+	pthread_cond_broadcast(&w->run.end_cond);
 	pthread_mutex_unlock(&w->qlock);
 }
 
@@ -273,7 +296,7 @@ worker__end(worker_t *w)
 static void
 run_worker(worker_t *w, bool rename)
 {
-	w->prev_current = worker__get_current();
+	w->thread.prev_current = worker__get_current();
 	worker__set_current(w);
 	if (rename)
 		set_thread_name(w->name);
@@ -282,13 +305,13 @@ run_worker(worker_t *w, bool rename)
 		    "signals\n", w->name);
 	notify_parent(w, WORKER_CHILD_THREAD_START, NULL);
 
-	w->outcome = worker__protect(w, call_task, w);
+	w->run.outcome = worker__protect(w, call_task, w);
 	publish_result(w);
-	report_outcome(w, w->outcome, w->fail_err);
+	report_outcome(w, w->run.outcome, w->run.fail_err);
 	worker__end(w);
 
-	worker__set_current(w->prev_current);
-	w->prev_current = NULL;
+	worker__set_current(w->thread.prev_current);
+	w->thread.prev_current = NULL;
 }
 
 static void *
@@ -318,16 +341,16 @@ begin_run(worker_t *w)
 		pthread_mutex_unlock(&w->qlock);
 		return EBUSY;
 	}
-	join_old = w->thread_joinable;
-	old = w->thread;
-	w->thread_joinable = false;
+	join_old = w->run.thread_joinable;
+	old = w->run.thread;
+	w->run.thread_joinable = false;
 	w->phase = PHASE_RUNNING;
-	w->starts++;
+	w->run.starts++;
 	atomic_store(&w->running, 1);
 	pthread_mutex_unlock(&w->qlock);
 	if (join_old)
 		pthread_join(old, NULL);
-	worker_ref(w);		/* the run's own reference */
+	worker__ref(w);		/* the run's own reference */
 	worker__tree_link(w);
 	return 0;
 }
@@ -339,9 +362,9 @@ abort_run(worker_t *w)
 	worker__tree_unlink(w);
 	pthread_mutex_lock(&w->qlock);
 	w->phase = PHASE_IDLE;
-	w->starts--;
+	w->run.starts--;
 	atomic_store(&w->running, 0);
-	pthread_cond_broadcast(&w->end_cond);
+	pthread_cond_broadcast(&w->run.end_cond);
 	pthread_mutex_unlock(&w->qlock);
 	worker_unref(w);
 }
@@ -359,8 +382,8 @@ worker_start(worker_t *w)
 		pthread_attr_setstacksize(&attr, w->stack_size);
 	/* Under qlock, so a joiner never sees the run without its thread. */
 	pthread_mutex_lock(&w->qlock);
-	rc = pthread_create(&w->thread, &attr, thread_main, w);
-	w->thread_joinable = rc == 0;
+	rc = pthread_create(&w->run.thread, &attr, thread_main, w);
+	w->run.thread_joinable = rc == 0;
 	pthread_mutex_unlock(&w->qlock);
 	pthread_attr_destroy(&attr);
 	if (rc != 0)
@@ -388,33 +411,6 @@ worker_start_overlay(worker_t *w)
 	return 0;
 }
 
-/* True if w is running on the calling thread, as its worker or below. */
-bool
-worker__on_this_thread(const worker_t *w)
-{
-	for (worker_t *c = worker__get_current(); c != NULL;
-	    c = c->prev_current)
-		if (c == w)
-			return true;
-	return false;
-}
-
-/*
- * True if waiting for w's end from this thread can never return: w runs
- * here, or is an ancestor of a worker that runs here, and an ancestor
- * waits for its children before it ends.
- */
-static bool
-waits_for_itself(const worker_t *w)
-{
-	for (worker_t *c = worker__get_current(); c != NULL;
-	    c = c->prev_current)
-		for (const worker_t *a = c; a != NULL; a = a->parent)
-			if (a == w)
-				return true;
-	return false;
-}
-
 int
 worker_join(worker_t *w)
 {
@@ -423,54 +419,60 @@ worker_join(worker_t *w)
 
 	if (w == NULL)
 		return EINVAL;
-	if (waits_for_itself(w))
+	if (worker__waits_for_itself(w))
 		return EDEADLK;
 	pthread_mutex_lock(&w->qlock);
 	while (w->phase != PHASE_IDLE)
-		pthread_cond_wait(&w->end_cond, &w->qlock);
-	join = w->thread_joinable;
-	thread = w->thread;
-	w->thread_joinable = false;
+		pthread_cond_wait(&w->run.end_cond, &w->qlock);
+	join = w->run.thread_joinable;
+	thread = w->run.thread;
+	w->run.thread_joinable = false;
 	pthread_mutex_unlock(&w->qlock);
 	if (join)
 		pthread_join(thread, NULL);
 	return 0;
 }
 
-struct thread_wait {
-	worker_t *target;
-	unsigned run;		/* the run to wait for */
-};
-
-static int
-thread_ended(void *ctx)
+/* A running or ending non-daemon child of w, referenced, or NULL. */
+static worker_t *
+next_to_join(worker_t *w)
 {
-	struct thread_wait *tw = ctx;
+	struct list_node *n;
+	worker_t *found = NULL;
 
-	return atomic_load(&tw->target->ends) >= tw->run;
+	pthread_mutex_lock(&worker__tree_lock);
+	list_for_each(n, &w->tree.children) {
+		worker_t *c = container_of(n, worker_t, tree.sibling);
+		bool busy;
+
+		if (c->daemon)
+			continue;
+		pthread_mutex_lock(&c->qlock);
+		busy = c->phase != PHASE_IDLE;
+		pthread_mutex_unlock(&c->qlock);
+		if (busy && worker__tryref(c)) {
+			found = c;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&worker__tree_lock);
+	return found;
 }
 
-int
-worker_wait_thread(worker_t *w, void **ret)
+/*
+ * Joins the non-daemon children of w one at a time.  A joined child has
+ * left the list, so the loop ends; a child restarted meanwhile is joined
+ * again, as it should be.
+ */
+void
+worker__join_children(worker_t *w)
 {
-	struct thread_wait tw = { .target = w };
-	worker_t *self;
-	int rc;
+	worker_t *c;
 
-	if (w == NULL)
-		return EINVAL;
-	if ((self = worker__current()) == NULL)
-		return ENOMEM;
-	if (worker__on_this_thread(w))
-		return EDEADLK;
-	pthread_mutex_lock(&w->qlock);
-	tw.run = w->starts;
-	pthread_mutex_unlock(&w->qlock);
-	rc = worker__wait_on(self, &w->qlock, &w->waiters, thread_ended, &tw,
-	    -1);
-	if (rc != 0)
-		return rc;
-	return worker_result(w, ret);
+	while ((c = next_to_join(w)) != NULL) {
+		worker_join(c);
+		worker_unref(c);
+	}
 }
 
 int
@@ -482,9 +484,9 @@ worker_result(const worker_t *w, void **ret)
 	if (w == NULL)
 		return EINVAL;
 	pthread_mutex_lock(&mw->qlock);
-	result = w->result;
+	result = w->run.result;
 	if (ret != NULL)
-		*ret = w->ret;
+		*ret = w->run.ret;
 	pthread_mutex_unlock(&mw->qlock);
 	return result;
 }
@@ -492,7 +494,7 @@ worker_result(const worker_t *w, void **ret)
 int
 worker_is_running(const worker_t *w)
 {
-	return w != NULL && atomic_load(&w->running);
+	return w != NULL && worker__running(w);
 }
 
 int
@@ -522,21 +524,7 @@ worker_name(const worker_t *w)
 worker_t *
 worker_ref(worker_t *w)
 {
-	if (w != NULL)
-		atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
-	return w;
-}
-
-/* A reference unless w is already being freed; tree walks need this. */
-bool
-worker__tryref(worker_t *w)
-{
-	unsigned n = atomic_load(&w->refs);
-
-	while (n != 0)
-		if (atomic_compare_exchange_weak(&w->refs, &n, n + 1))
-			return true;
-	return false;
+	return worker__ref(w);
 }
 
 static void
@@ -545,34 +533,34 @@ worker_free(worker_t *w)
 	worker_t *parent = w->parent;
 
 	worker__tree_unlink(w);
-	worker__channels_leave(w);
-	if (w->thread_joinable) {
-		if (pthread_equal(w->thread, pthread_self()))
-			pthread_detach(w->thread);
+	worker__channels_fini(w);
+	if (w->run.thread_joinable) {
+		if (pthread_equal(w->run.thread, pthread_self()))
+			pthread_detach(w->run.thread);
 		else
-			pthread_join(w->thread, NULL);
+			pthread_join(w->run.thread, NULL);
 	}
 	worker__wakers_wait(w);
-	worker__ring_free(w);
-	worker__drop_events(&w->queue);
-	worker__drop_events(&w->batch);
-	worker__drop_events(&w->cache);
-	worker__payload_put(w->held);
-	worker__pool_free(w);
-	worker__free_listeners(w);
-	worker__timers_free(w);
-	worker__watches_free(w);
-	worker__signals_close(w);
-	free(w->cleanups);
+	worker__ring_fini(w);
+	worker__queue_fini(&w->queue);
+	worker__inbox_fini(w);
+	worker__loop_fini(w);
+	worker__events_fini(&w->events);
+	worker__listen_fini(w);
+	worker__timers_fini(w);
+	worker__watches_fini(w);
+	worker__embed_fini(w);
+	worker__wake_fini(&w->wake);
+	worker__signals_fini(w);
+	worker__unwind_fini(&w->unwind);
 	pthread_mutex_destroy(&w->qlock);
-	pthread_mutex_destroy(&w->llock);
-	pthread_cond_destroy(&w->end_cond);
+	pthread_cond_destroy(&w->run.end_cond);
 	free(w->name);
 	free(w);
 	worker_unref(parent);
 }
 
-/* Drops n references at once (pool.c pays its debts with it). */
+/* Drops n references at once (event.c pays its debts with it). */
 void
 worker__unref_many(worker_t *w, unsigned n)
 {

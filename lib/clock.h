@@ -1,0 +1,48 @@
+/*
+ * clock.h - the one clock of libworker: CLOCK_MONOTONIC in nanoseconds.
+ *
+ * DESIGN: every deadline (waits, timers, the spin before a sleep) is a
+ * uint64_t of CLOCK_MONOTONIC nanoseconds, UINT64_MAX meaning none, so a
+ * wall-clock change never fires a timer early or stretches a wait.  A
+ * deadline is rounded up: nothing happens early.
+ */
+#ifndef WORKER_CLOCK_H
+#define WORKER_CLOCK_H
+
+#include <math.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Seconds accepted as a time; beyond this (about 95 years), "forever". */
+#define WORKER_SECONDS_MAX 3e9
+
+static inline uint64_t
+worker__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline struct timespec
+worker__timespec(uint64_t ns)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(ns / 1000000000u),
+		.tv_nsec = (long)(ns % 1000000000u)
+	};
+
+	return ts;
+}
+
+/* now + seconds, rounded up; a century is as good as forever. */
+static inline uint64_t
+worker__deadline_ns(double seconds)
+{
+	if (seconds > WORKER_SECONDS_MAX)
+		seconds = WORKER_SECONDS_MAX;
+	return worker__now_ns() + (uint64_t)ceil(seconds * 1e9);
+}
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * dump.c - worker_dump(): the trees as text, for people.
+ *
+ * DESIGN: the whole walk holds tree_lock, so no worker of the tree can be
+ * freed under it (tree.c); each worker's run state is read under its
+ * qlock, one at a time (tree_lock before a qlock).
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+static const char *
+state_name(worker_t *w)
+{
+	int phase;
+	unsigned starts;
+
+	if (w->is_root)
+		return worker__running(w) ? "root" : "ended";
+	pthread_mutex_lock(&w->qlock);
+	phase = w->phase;
+	starts = w->run.starts;
+	pthread_mutex_unlock(&w->qlock);
+	switch (phase) {
+	case PHASE_RUNNING:
+		return atomic_load(&w->loop.paused) ? "paused" : "running";
+	case PHASE_ENDING:
+		return "ending";
+	default:
+		return starts == 0 ? "new" : "ended";
+	}
+}
+
+static int
+dump_locked(FILE *out, worker_t *w, int depth)
+{
+	struct list_node *n;
+
+	if (fprintf(out, "%*s%s [%s] daemon=%s queued=%zu\n", 2 * depth, "",
+	    w->name, state_name(w), w->daemon ? "yes" : "no",
+	    worker__queued(w)) < 0)
+		return EIO;
+	list_for_each(n, &w->tree.children)
+		if (dump_locked(out, container_of(n, worker_t,
+		    tree.sibling), depth + 1) != 0)
+			return EIO;
+	return 0;
+}
+
+int
+worker_dump(FILE *out, const worker_t *root)
+{
+	int rc;
+
+	if (out == NULL || root == NULL)
+		return EINVAL;
+	pthread_mutex_lock(&worker__tree_lock);
+	rc = dump_locked(out, (worker_t *)root, 0);
+	pthread_mutex_unlock(&worker__tree_lock);
+	if (rc == 0 && fflush(out) != 0)
+		rc = EIO;
+	return rc;
+}
