@@ -48,7 +48,6 @@
 #include "worker.h"
 
 #define IO_TIMEOUT	30		/* seconds a socket call may block */
-#define PROBLEMS_SHOWN	10		/* problems printed in full */
 
 /*
  * The run: options, set before any worker starts, and what each client
@@ -86,9 +85,16 @@ struct load {
 	atomic_bool sub_gone;	/* the subscriber's connection is closed */
 };
 
-/* main.c: a line "relay-load: ..." on standard error; the monotonic
- * clock. */
+/* A line "relay-load: ..." on standard error (main.c). */
 void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Counts a problem in *count and prints "WHO: PROBLEM" for the first few
+ * only, so that a run gone wrong names its first problems and does not
+ * bury them (main.c).
+ */
+void vproblem(uint64_t *count, const char *who, const char *fmt,
+    va_list ap) __attribute__((format(printf, 3, 0)));
+/* The monotonic clock in nanoseconds, for rates and deadlines (main.c). */
 uint64_t now_ns(void);
 
 /* ---- Payloads (payload.c) -------------------------------------------- */
@@ -138,13 +144,16 @@ void *sender_task(void *arg);
 
 /* ---- Subscribers (subscribers.c) ------------------------------------- */
 
+/* A subscriber's state; run() owns it, its worker uses it meanwhile. */
 struct subscriber;
 
+/* A new subscriber's state, or NULL without memory; sub_free() frees. */
 struct subscriber *sub_new(struct load *ld);
 void sub_free(struct subscriber *s);
 /* Starts "subscriber", or with slow "slow", and waits until it has
  * subscribed; NULL if it did not. */
 worker_t *start_sub(struct subscriber *s, bool slow);
+/* The verdicts, printed once the worker has ended; true if good. */
 bool sub_report(const struct load *ld, const struct subscriber *s,
     uint64_t total, double secs);
 bool slow_report(const struct subscriber *s);

@@ -1,6 +1,6 @@
 /*
  * main.c - relay-load's entry: the options, then a run or a check; and the
- * two helpers every file uses, complain() and now_ns().
+ * helpers every file uses: complain(), vproblem() and now_ns().
  *
  * Usage: relay-load -p PORT [-s SUBPORT] [options]	a run
  *	  relay-load --verify --db FILE --record FILE [--partial]
@@ -15,6 +15,8 @@
 
 #include "load.h"
 
+#define PROBLEMS_SHOWN	10		/* problems printed in full */
+
 void
 complain(const char *fmt, ...)
 {
@@ -23,6 +25,17 @@ complain(const char *fmt, ...)
 	va_start(ap, fmt);
 	relay_vlog("relay-load", fmt, ap);
 	va_end(ap);
+}
+
+void
+vproblem(uint64_t *count, const char *who, const char *fmt, va_list ap)
+{
+	char line[256];
+
+	if ((*count)++ >= PROBLEMS_SHOWN)
+		return;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	complain("%s: %s", who, line);
 }
 
 uint64_t

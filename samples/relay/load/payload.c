@@ -18,6 +18,10 @@ next_rand(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
+/*
+ * The state of a generator for (client, index): salt 0 draws a payload,
+ * salt 1 (index 0) the packet sizes of a client.
+ */
 uint64_t
 seed_of(const struct load *ld, uint32_t client, uint32_t index,
     uint64_t salt)

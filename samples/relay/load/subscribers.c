@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,18 +43,15 @@ static void
 sub_problem(struct subscriber *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A frame the subscriber got is wrong: one more bad one. */
 static void
 sub_problem(struct subscriber *s, const char *fmt, ...)
 {
-	char line[256];
 	va_list ap;
 
-	if (s->bad++ >= PROBLEMS_SHOWN)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vproblem(&s->bad, "subscriber", fmt, ap);
 	va_end(ap);
-	complain("subscriber: %s", line);
 }
 
 /* Checks one frame the subscriber got. */

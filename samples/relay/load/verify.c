@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,18 +58,15 @@ struct check {
 static void problem(struct check *ck, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The database is not what was sent: one more problem. */
 static void
 problem(struct check *ck, const char *fmt, ...)
 {
-	char line[256];
 	va_list ap;
 
-	if (ck->problems++ >= PROBLEMS_SHOWN)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vproblem(&ck->problems, ck->ld->db, fmt, ap);
 	va_end(ap);
-	complain("%s: %s", ck->ld->db, line);
 }
 
 /*
