@@ -211,9 +211,9 @@ void *listener_task(void *arg);
 void *store_task(void *arg);
 void *fanout_task(void *arg);
 /*
- * Starts a conn, a child of the calling worker, for the client on fd,
- * numbered *next_id (conn.c).  The conn owns fd from then on, started or
- * not.  True if it started.
+ * Starts a conn, a child of the calling worker, for the client on fd, and
+ * numbers it *next_id (conn.c).  fd is the conn's from then on: closed if
+ * the conn cannot start.  True if it started.
  */
 bool conn_start(int fd, uint64_t *next_id);
 /* A conn's framer (framer.c); arg is the connection's credit, with a
