@@ -16,22 +16,22 @@ fi
 status=0
 
 echo "== samples/tree: events up and down a tree of workers"
-$limit samples/tree || status=1
+$limit build/samples/tree || status=1
 
 echo
 echo "== samples/increaser 0.1 < samples/increaser.txt: a counter worker"
-$limit samples/increaser 0.1 < samples/increaser.txt || status=1
+$limit build/samples/increaser 0.1 < samples/increaser.txt || status=1
 
 echo
 echo "== samples/hello: a task that reschedules itself, stopped by its master"
-$limit samples/hello || status=1
+$limit build/samples/hello || status=1
 
 echo
 echo "== samples/channel: one event published to every subscriber"
-$limit samples/channel || status=1
+$limit build/samples/channel || status=1
 
 echo
 echo "== samples/relayd under samples/relay-load: 50 clients for ten seconds"
-sh samples/relay-demo.sh || status=1
+sh samples/relay/demo.sh || status=1
 
 exit $status

@@ -4,7 +4,8 @@
 # indentation, no placeholder comments, every public prototype exported.
 status=0
 files=$(ls include/*.h lib/*.c lib/*.h test/*.c test/*.h samples/*.c samples/*.h \
-    bench/*.c 2>/dev/null)
+    samples/relay/*.c samples/relay/*.h samples/relay/load/*.c \
+    samples/relay/load/*.h bench/*.c 2>/dev/null)
 
 complain() {
 	echo "lint: $*"

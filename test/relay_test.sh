@@ -1,10 +1,11 @@
 #!/bin/sh
-# relay_test.sh - end-to-end tests of samples/relayd with samples/relay-load
-# ("make relaytest"): real sockets on 127.0.0.1, a real SQLite file.
+# relay_test.sh - end-to-end tests of build/samples/relayd with
+# build/samples/relay-load ("make relaytest"): real sockets on 127.0.0.1, a
+# real SQLite file.
 #
-# Run from anywhere after "make"; it builds nothing.  Runs the cases named
-# as arguments, or all.  Prints one line per case and then "N passed, M
-# failed"; exits nonzero if a case failed.
+# Run from anywhere after "make samples"; it builds nothing.  Runs the
+# cases named as arguments, or all.  Prints one line per case and then "N
+# passed, M failed"; exits nonzero if a case failed.
 # Each relayd takes free ports (--port 0) and a database in a directory of
 # its own, so runs in parallel do not collide, and timeout(1) bounds each
 # process.  The "cycles" case runs relayd under valgrind, if installed.
@@ -31,7 +32,7 @@ start() {
 	log=$dir/relayd.log
 	shift
 	mkdir "$dir" || return 1
-	timeout -k 30 $life $wrap samples/relayd --port 0 --sub-port 0 \
+	timeout -k 30 $life $wrap build/samples/relayd --port 0 --sub-port 0 \
 	    --db "$dir/relay.db" "$@" 2>"$log" &
 	pid=$!
 	port=
@@ -66,7 +67,7 @@ stop() {
 
 # load ARGS...: relay-load against the relayd started last.
 load() {
-	samples/relay-load --port "$port" --record "$dir/record" "$@" \
+	build/samples/relay-load --port "$port" --record "$dir/record" "$@" \
 	    >"$dir/load.out" 2>&1 && return 0
 	why="relay-load failed: $(grep -v '^relay-load: [0-9]* clients sent' \
 	    "$dir/load.out" | head -n 3 | tr '\n' ' ')"
@@ -75,7 +76,7 @@ load() {
 
 # verify [--partial]: the database against the record.
 verify() {
-	samples/relay-load --verify --db "$dir/relay.db" \
+	build/samples/relay-load --verify --db "$dir/relay.db" \
 	    --record "$dir/record" "$@" >"$dir/verify.out" 2>&1 && return 0
 	why="$(head -n 3 "$dir/verify.out" | tr '\n' ' ')"
 	return 1
@@ -158,9 +159,9 @@ case_sigterm_acked() {
 # keep frames in the master's backlog while it drains.
 case_sigterm_midstream() {
 	start sigterm_midstream --queue 16 || return 1
-	samples/relay-load --port "$port" --sub-port "$sub" --clients 40 \
-	    --duration 8 --max-size 2048 --tolerate --record "$dir/record" \
-	    >"$dir/load.out" 2>&1 &
+	build/samples/relay-load --port "$port" --sub-port "$sub" \
+	    --clients 40 --duration 8 --max-size 2048 --tolerate \
+	    --record "$dir/record" >"$dir/load.out" 2>&1 &
 	lpid=$!
 	sleep 2
 	stop || { wait $lpid; return 1; }

@@ -1,0 +1,144 @@
+/*
+ * frame.c - relayd's frames, their connections' credit, and a queue of
+ * frames: the data every role passes around, owned by no worker.
+ *
+ * A frame and a credit are shared between threads and counted: whoever
+ * drops the last reference frees it.  A fifo belongs to one worker, which
+ * alone touches it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relayd.h"
+
+/* ---- Credit ---------------------------------------------------------- */
+
+struct credit *
+credit_new(uint64_t conn)
+{
+	struct credit *cr = malloc(sizeof(*cr));
+
+	if (cr == NULL)
+		return NULL;
+	atomic_init(&cr->refs, 1);
+	atomic_init(&cr->used, 0);
+	cr->conn = conn;
+	return cr;
+}
+
+struct credit *
+credit_ref(struct credit *cr)
+{
+	atomic_fetch_add_explicit(&cr->refs, 1, memory_order_relaxed);
+	return cr;
+}
+
+void
+credit_unref(struct credit *cr)
+{
+	if (cr != NULL && atomic_fetch_sub_explicit(&cr->refs, 1,
+	    memory_order_acq_rel) == 1)
+		free(cr);
+}
+
+/* ---- Frames ---------------------------------------------------------- */
+
+struct frame *
+frame_new(uint32_t len)
+{
+	struct frame *f = malloc(sizeof(*f) + len);
+
+	if (f == NULL)
+		return NULL;
+	atomic_init(&f->refs, 1);
+	atomic_init(&f->owed, 3);
+	f->credit = NULL;
+	f->len = len;
+	put_be32(f->head, len);
+	return f;
+}
+
+struct frame *
+frame_ref(struct frame *f)
+{
+	atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+	return f;
+}
+
+/* Drops one reference: the data_free of the frames fired down. */
+void
+frame_unref(void *p)
+{
+	struct frame *f = p;
+
+	if (f != NULL && atomic_fetch_sub_explicit(&f->refs, 1,
+	    memory_order_acq_rel) == 1) {
+		credit_unref(f->credit);
+		free(f);
+	}
+}
+
+/*
+ * One of the three conditions of the payback is met: the way up is done,
+ * the store has written the frame, the fanout has queued it (or either
+ * will never see it).  The third pays.
+ */
+void
+frame_pay(struct frame *f)
+{
+	if (atomic_fetch_sub_explicit(&f->owed, 1, memory_order_acq_rel) == 1)
+		atomic_fetch_sub_explicit(&f->credit->used,
+		    FRAME_COST + (size_t)f->len, memory_order_relaxed);
+}
+
+/* ---- A queue of frames ----------------------------------------------- */
+
+/* Appends f, taking over the caller's reference; ENOMEM keeps it his. */
+int
+fifo_push(struct fifo *q, struct frame *f)
+{
+	if (q->len == q->cap) {
+		size_t cap = q->cap != 0 ? 2 * q->cap : 64;
+		struct frame **v = malloc(cap * sizeof(*v));
+
+		if (v == NULL)
+			return ENOMEM;
+		for (size_t i = 0; i < q->len; i++)
+			v[i] = q->v[(q->head + i) & (q->cap - 1)];
+		free(q->v);
+		q->v = v;
+		q->head = 0;
+		q->cap = cap;
+	}
+	q->v[(q->head + q->len) & (q->cap - 1)] = f;
+	q->len++;
+	return 0;
+}
+
+/* The i-th frame from the front, still queued. */
+struct frame *
+fifo_peek(const struct fifo *q, size_t i)
+{
+	return q->v[(q->head + i) & (q->cap - 1)];
+}
+
+/* Takes the oldest frame out; the caller gets its reference. */
+struct frame *
+fifo_pop(struct fifo *q)
+{
+	struct frame *f = q->v[q->head];
+
+	q->head = (q->head + 1) & (q->cap - 1);
+	q->len--;
+	return f;
+}
+
+void
+fifo_clear(struct fifo *q)
+{
+	while (q->len > 0)
+		frame_unref(fifo_pop(q));
+	free(q->v);
+	memset(q, 0, sizeof(*q));
+}
