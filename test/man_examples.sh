@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.." || exit 1
 
 CC=${CC:-cc}
 OUT=test/examples.out
-LIB=lib/libworker.a
+LIB=build/lib/libworker.a
 TIMEOUT=${EXAMPLES_TIMEOUT:-20}
 
 if [ ! -f "$LIB" ]; then
