@@ -1,5 +1,5 @@
 # libworker - see README.  Targets: all tools samples test tsan asan
-# valgrind fuzz bench bench-deps demo relaytest lint install uninstall
+# valgrind bench bench-deps demo relaytest lint install uninstall
 # installcheck clean.  Everything built lands under build/.
 .DELETE_ON_ERROR:
 .SUFFIXES:
@@ -168,11 +168,15 @@ installcheck: all
 	sh test/install_check.sh
 
 # mandoc's STYLE level, but for the cross-references to pages that are
-# only found once installed (ours, and libc's on a machine without them).
+# only found once installed (ours, and libc's on a machine without them)
+# and the complaints about this machine's own man page index.
 lint: $(LIB_OBJ)
-	mandoc -Tlint -Wstyle $(MAN1) $(MAN3) $(MAN7) 2>&1 | \
-	    grep -v 'referenced manual not found' | \
-	    { if grep .; then exit 1; else exit 0; fi; }
+	@mkdir -p $(B)
+	-mandoc -Tlint -Wstyle $(MAN1) $(MAN3) $(MAN7) >$(B)mandoc.out \
+	    2>$(B)mandoc.err
+	@cat $(B)mandoc.out $(B)mandoc.err | \
+	    grep -v -e 'referenced manual not found' -e 'mandoc\.db' | \
+	    { if grep .; then exit 1; else echo "mandoc: clean"; fi; }
 	sh test/lint.sh
 	sh test/layers.sh $(B)
 

@@ -5,7 +5,7 @@
 # For each page in man/man3 and man/man7 that has an EXAMPLES section, the
 # code of the section's first literal display (.Bd -literal ... .Ed) is
 # unescaped from mdoc, written to test/examples.out/PAGE.c, compiled against
-# lib/libworker.a with the project's warning flags, and run under a
+# build/lib/libworker.a with the project's warning flags, and run under a
 # timeout.  A page fails if its example does not compile or does not exit
 # with status 0.  Run from anywhere; it works in the repository root.
 
