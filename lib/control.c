@@ -65,13 +65,3 @@ worker__control(worker_t *w, struct wevent *ev)
 		break;
 	}
 }
-
-/* Did a stop cancel the root's wait since the last look?  Clears it. */
-bool
-worker__stop_seen(worker_t *w)
-{
-	if (!w->control.canceled)
-		return false;
-	w->control.canceled = false;
-	return true;
-}

@@ -67,32 +67,7 @@ worker__events_fini(struct worker__event_part *e)
 	e->nnodes = 0;
 }
 
-/* ---- Names and payloads --------------------------------------------- */
-
-/* FNV-1a: names are short, and a hash check saves most strcmp calls. */
-uint32_t
-worker__hash(const char *name, size_t len)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)name[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
-void
-worker__name_init(struct event_name *n, const char *name)
-{
-	const struct builtin_name *b = worker__builtin_of(name);
-
-	n->name = name;
-	n->len = strlen(name);
-	n->hash = worker__hash(name, n->len);
-	n->kind = b != NULL ? b->kind : KIND_USER;
-	n->always_admitted = b != NULL && b->always_admitted;
-}
+/* ---- Payloads ------------------------------------------------------- */
 
 struct payload *
 worker__payload_new(void *data, void (*data_free)(void *))
@@ -105,13 +80,6 @@ worker__payload_new(void *data, void (*data_free)(void *))
 	pl->data = data;
 	pl->data_free = data_free;
 	return pl;
-}
-
-void
-worker__payload_hold(struct payload *pl)
-{
-	if (pl != NULL)
-		atomic_fetch_add(&pl->refs, 1);
 }
 
 void
@@ -224,7 +192,9 @@ node_done(worker_t *w, struct wevent *ev)
 void
 worker__event_free(worker_t *w, struct wevent *ev)
 {
-	worker__payload_put(ev->payload);
+	/* Most events have no payload: skip the call. */
+	if (ev->payload != NULL)
+		worker__payload_put(ev->payload);
 	if (w == NULL) {
 		worker_unref(ev->pub.source);
 		free(ev);

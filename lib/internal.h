@@ -491,12 +491,43 @@ struct event_name {
 	bool always_admitted;
 };
 
+/* FNV-1a: names are short, and a hash check saves most strcmp calls. */
+static inline uint32_t
+worker__hash(const char *name, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)name[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* Measures, hashes and classifies a name, once per fire. */
+static inline void
+worker__name_init(struct event_name *n, const char *name)
+{
+	const struct builtin_name *b = worker__builtin_of(name);
+
+	n->name = name;
+	n->len = strlen(name);
+	n->hash = worker__hash(name, n->len);
+	n->kind = b != NULL ? b->kind : KIND_USER;
+	n->always_admitted = b != NULL && b->always_admitted;
+}
+
+/* One more copy of an event shares pl (NULL: no payload). */
+static inline void
+worker__payload_hold(struct payload *pl)
+{
+	if (pl != NULL)
+		atomic_fetch_add(&pl->refs, 1);
+}
+
 void worker__events_init(struct worker__event_part *e);
 void worker__events_fini(struct worker__event_part *e);
-uint32_t worker__hash(const char *name, size_t len);
-void worker__name_init(struct event_name *n, const char *name);
 struct payload *worker__payload_new(void *data, void (*data_free)(void *));
-void worker__payload_hold(struct payload *pl);
 void worker__payload_put(struct payload *pl);
 struct wevent *worker__event_new(worker_t *source, const struct event_name *n,
     void *data, struct payload *pl, unsigned flags);
@@ -581,7 +612,16 @@ void worker__stop_children(worker_t *w);
 
 void worker__control_init(struct worker__control_part *c);
 void worker__control(worker_t *w, struct wevent *ev);
-bool worker__stop_seen(worker_t *w);
+
+/* Did a stop cancel the root's wait since the last look?  Clears it. */
+static inline bool
+worker__stop_seen(worker_t *w)
+{
+	if (!w->control.canceled)
+		return false;
+	w->control.canceled = false;
+	return true;
+}
 
 /* ---- dispatch: listen.c -------------------------------------------- */
 

@@ -176,18 +176,19 @@ worker__ring_send(worker_t *source, worker_t *w, const struct event_name *n,
     void *data, struct payload *pl, unsigned flags)
 {
 	struct worker__ring *r = ring_of(w);
+	/* A local, so the copy below knows it is short and stays inline. */
+	size_t len = n->len;
 	struct ring_slot *s;
 	uint64_t pos;
 	unsigned old;
 
-	if (r == NULL || n->len > RING_NAME_MAX ||
-	    (s = claim(r, &pos)) == NULL)
+	if (r == NULL || len > RING_NAME_MAX || (s = claim(r, &pos)) == NULL)
 		return false;
 	s->hash = n->hash;
 	s->kind = (uint8_t)n->kind;
 	s->flags = (uint8_t)flags;
-	s->len = (uint8_t)n->len;
-	memcpy(s->name, n->name, n->len + 1);
+	s->len = (uint8_t)len;
+	memcpy(s->name, n->name, len + 1);
 	s->data = data;
 	s->source = worker__source_ref(source);
 	s->payload = pl;
