@@ -5,11 +5,12 @@
  * and nested waits; no code past the wait a stopped worker was in;
  * handlers that free what the wait they interrupted used (a defer, the
  * last reference to a worker waited for) and their order across nested
- * waits.
+ * waits; worker_fail's codes, negative ones included.
  *
  * Cleanup handlers append to a trail that the test reads after the join.
  * Steps are ordered with semaphores and events.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -925,6 +926,149 @@ START_TEST(test_cleanup_order_nested)
 }
 END_TEST
 
+/*
+ * worker_fail(err): a negative err is EINVAL in the caller's thread,
+ * without unwinding, and the task goes on; 0 is worker_exit(); a positive
+ * err is the fail code.  The worker's parent, main's root, sees how it
+ * ended.
+ */
+struct fail_case {
+	int code;
+	int unwinds;		/* worker_fail() does not return */
+	const char *end_event;	/* what the parent gets */
+	void *end_data;
+	int result;		/* worker_result() */
+	void *ret;
+};
+
+static const struct fail_case fail_cases[] = {
+	{ -7, 0, WORKER_CHILD_THREAD_DONE, (void *)0x55, 0, (void *)0x55 },
+	{ INT_MIN, 0, WORKER_CHILD_THREAD_DONE, (void *)0x55, 0, (void *)0x55 },
+	{ 0, 1, WORKER_CHILD_THREAD_STOP, NULL, 0, NULL },
+	{ 5, 1, WORKER_CHILD_THREAD_ERROR, (void *)(intptr_t)5, 5, NULL },
+};
+
+struct failer {
+	struct trail t;
+	struct step s;
+	int code;
+	int rc;			/* what worker_fail() returned */
+	int mid;		/* handlers run by then */
+	atomic_int after;
+};
+
+static void *
+task_fail_code(void *arg)
+{
+	struct failer *f = arg;
+
+	worker_cleanup_push(note, &f->s);
+	f->rc = worker_fail(f->code);
+	f->mid = f->t.n;
+	atomic_store(&f->after, 1);
+	/* Returning would run the handler: drop it to tell the two ends
+	 * apart. */
+	worker_cleanup_pop(0);
+	return (void *)0x55;
+}
+
+/* Which of CHILD_THREAD_DONE, _STOP and _ERROR w sent its parent. */
+struct end_of {
+	worker_t *w;
+	const char *name;
+};
+
+static int
+is_end_of(const worker_event_t *ev, void *ctx)
+{
+	static const char *const ends[] = {
+		WORKER_CHILD_THREAD_DONE, WORKER_CHILD_THREAD_STOP,
+		WORKER_CHILD_THREAD_ERROR,
+	};
+	struct end_of *e = ctx;
+
+	if (ev->source != e->w)
+		return 0;
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
+		if (strcmp(ev->name, ends[i]) == 0) {
+			e->name = ends[i];
+			return 1;
+		}
+	return 0;
+}
+
+START_TEST(test_fail_codes)
+{
+	const struct fail_case *fc = &fail_cases[_i];
+	worker_attr_t attr = { .quiet = 1 };
+	struct failer f;
+	struct end_of end;
+	worker_t *w;
+	void *data = &f, *ret = &f;
+
+	memset(&f, 0, sizeof(f));
+	f.s.t = &f.t;
+	f.s.id = 1;
+	f.code = fc->code;
+	f.rc = -1;
+	attr.parent = worker_current();
+	w = worker_create(task_fail_code, &f, &attr);
+	ck_assert_ptr_nonnull(w);
+	end.w = w;
+	end.name = NULL;
+	CHECK_OK(worker_wait_until(is_end_of, &end, wait_limit(), &data));
+	ck_assert_msg(strcmp(end.name, fc->end_event) == 0, "worker_fail(%d):"
+	    " the parent got %s, want %s", fc->code, end.name, fc->end_event);
+	ck_assert_msg(data == fc->end_data, "worker_fail(%d): %s data %p, "
+	    "want %p", fc->code, fc->end_event, data, fc->end_data);
+	CHECK_OK(worker_wait_event(WORKER_CHILD_THREAD_END, w, wait_limit(),
+	    NULL));
+	CHECK_OK(worker_join(w));
+	if (fc->unwinds) {
+		/* The handler ran on the way out; nothing after the call. */
+		ck_assert_int_eq(atomic_load(&f.after), 0);
+		ck_assert_int_eq(f.t.n, 1);
+	} else {
+		CHECK_RC(f.rc, EINVAL);
+		ck_assert_int_eq(atomic_load(&f.after), 1);
+		ck_assert_int_eq(f.mid, 0);
+		ck_assert_int_eq(f.t.n, 0);
+	}
+	CHECK_RC(worker_result(w, &ret), fc->result);
+	ck_assert_ptr_eq(ret, fc->ret);
+	worker_unref(w);
+}
+END_TEST
+
+/* On a root worker a negative code is EINVAL too, and not worker_exit():
+ * the root's child keeps running and its handler stays. */
+START_TEST(test_fail_negative_root)
+{
+	struct trail t = { .n = 0 };
+	struct step s = { .t = &t, .id = 1 };
+	worker_attr_t attr = { .name = "root-kid" };
+	worker_t *root = worker_current(), *c;
+
+	ck_assert_ptr_nonnull(root);
+	attr.parent = root;
+	c = worker_create(NULL, NULL, &attr);
+	ck_assert_ptr_nonnull(c);
+	worker_cleanup_push(note, &s);
+	CHECK_RC(worker_fail(-1), EINVAL);
+	CHECK_RC(worker_fail(INT_MIN), EINVAL);
+	ck_assert_int_eq(t.n, 0);
+	ck_assert_ptr_eq(worker_current(), root);
+	ck_assert_int_eq(worker_is_running(c), 1);
+	worker_cleanup_pop(0);
+	ck_assert_int_eq(t.n, 0);
+	CHECK_OK(worker_stop(c));
+	CHECK_OK(worker_wait_event(WORKER_CHILD_THREAD_END, c, wait_limit(),
+	    NULL));
+	CHECK_OK(worker_join(c));
+	worker_unref(c);
+}
+END_TEST
+
 Suite *
 suite_unwind(void)
 {
@@ -956,5 +1100,9 @@ suite_unwind(void)
 	    test_cleanup_drops_waited);
 	tcase_add_test(test_case(s, "cleanup_order_nested"),
 	    test_cleanup_order_nested);
+	tcase_add_loop_test(test_case(s, "fail_codes"), test_fail_codes, 0,
+	    (int)(sizeof(fail_cases) / sizeof(fail_cases[0])));
+	tcase_add_test(test_case(s, "fail_negative_root"),
+	    test_fail_negative_root);
 	return s;
 }
