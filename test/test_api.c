@@ -188,6 +188,8 @@ START_TEST(api_new_einval)
 	expect_bad_attr(&attr, "daemon 7");
 	attr.daemon = -2;	/* 0.2: -1 is WORKER_DAEMON_NO */
 	expect_bad_attr(&attr, "daemon -2");
+	attr.daemon = 2;	/* 0.1's WORKER_DAEMON_YES */
+	expect_bad_attr(&attr, "daemon 2");
 
 	attr.daemon = WORKER_DAEMON_INHERIT;
 	attr.no_parent = 1;

@@ -1,7 +1,7 @@
 /*
  * test_tree.c - parents and children: stopping with the parent, the
- * daemon rules, the default parent, worker_find_child, the CHILD_THREAD_*
- * events, worker_dump and the order of the end sequence.
+ * daemon rules and values, the default parent, worker_find_child, the
+ * CHILD_THREAD_* events, worker_dump and the order of the end sequence.
  *
  * Workers only record what they saw; the test's own thread asserts after
  * it joined them.  Steps are ordered with semaphores and events.
@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -779,6 +780,58 @@ START_TEST(test_drain_after_return)
 }
 END_TEST
 
+/*
+ * The 0.2 daemon values: WORKER_DAEMON_NO is -1, INHERIT 0, YES 1, so
+ * `.daemon = true` means a daemon.  Written with plain values, as a
+ * program that does not use the names would.
+ */
+START_TEST(test_daemon_values)
+{
+	worker_attr_t attr;
+	worker_t *dp, *np, *c_no, *c_inh, *c_inh_np, *c_true_np;
+
+	ck_assert_int_eq(WORKER_DAEMON_NO, -1);
+	ck_assert_int_eq(WORKER_DAEMON_INHERIT, 0);
+	ck_assert_int_eq(WORKER_DAEMON_YES, 1);
+
+	memset(&attr, 0, sizeof(attr));
+	attr.daemon = true;
+	dp = worker_new(NULL, NULL, &attr);
+	attr.daemon = 0;
+	np = worker_new(NULL, NULL, &attr);
+	ck_assert_ptr_nonnull(dp);
+	ck_assert_ptr_nonnull(np);
+	ck_assert_int_eq(worker_is_daemon(dp), 1);
+	ck_assert_int_eq(worker_is_daemon(np), 0);
+
+	/* -1 is no daemon even under a daemon parent; 0 inherits. */
+	attr.parent = dp;
+	attr.daemon = -1;
+	c_no = worker_new(NULL, NULL, &attr);
+	attr.daemon = 0;
+	c_inh = worker_new(NULL, NULL, &attr);
+	attr.parent = np;
+	c_inh_np = worker_new(NULL, NULL, &attr);
+	attr.daemon = true;
+	c_true_np = worker_new(NULL, NULL, &attr);
+	ck_assert_ptr_nonnull(c_no);
+	ck_assert_ptr_nonnull(c_inh);
+	ck_assert_ptr_nonnull(c_inh_np);
+	ck_assert_ptr_nonnull(c_true_np);
+	ck_assert_int_eq(worker_is_daemon(c_no), 0);
+	ck_assert_int_eq(worker_is_daemon(c_inh), 1);
+	ck_assert_int_eq(worker_is_daemon(c_inh_np), 0);
+	ck_assert_int_eq(worker_is_daemon(c_true_np), 1);
+
+	worker_unref(c_no);
+	worker_unref(c_inh);
+	worker_unref(c_inh_np);
+	worker_unref(c_true_np);
+	worker_unref(dp);
+	worker_unref(np);
+}
+END_TEST
+
 Suite *
 suite_tree(void)
 {
@@ -803,5 +856,6 @@ suite_tree(void)
 	    test_drain_behind_stop);
 	tcase_add_test(test_case(s, "drain_after_return"),
 	    test_drain_after_return);
+	tcase_add_test(test_case(s, "daemon_values"), test_daemon_values);
 	return s;
 }
