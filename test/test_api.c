@@ -212,6 +212,7 @@ START_TEST(api_null_answers)
 	worker_unref(NULL);
 	ck_assert_ptr_null(worker_name(NULL));
 	ck_assert_ptr_null(worker_parent(NULL));
+	ck_assert_ptr_null(worker_arg(NULL));
 
 	expect_no_child(NULL, "x", EINVAL);
 	expect_no_child(w, NULL, EINVAL);

@@ -1,7 +1,8 @@
 /*
  * test_tree.c - parents and children: stopping with the parent, the
  * daemon rules and values, the default parent, worker_find_child, the
- * CHILD_THREAD_* events, worker_dump and the order of the end sequence.
+ * CHILD_THREAD_* events, worker_arg through their source, worker_dump and
+ * the order of the end sequence.
  *
  * Workers only record what they saw; the test's own thread asserts after
  * it joined them.  Steps are ordered with semaphores and events.
@@ -832,6 +833,79 @@ START_TEST(test_daemon_values)
 }
 END_TEST
 
+/* What the parent's CHILD_THREAD_START listener found through
+ * ev->source. */
+struct argmap {
+	worker_t *source[NKIDS];
+	void *arg[NKIDS];
+	int n;
+	sem_t started;
+};
+
+static int
+on_start_arg(const worker_event_t *ev, void *ctx)
+{
+	struct argmap *m = ctx;
+
+	if (m->n < NKIDS) {
+		m->source[m->n] = ev->source;
+		m->arg[m->n] = worker_arg(ev->source);
+	}
+	m->n++;
+	sem_post(&m->started);
+	return 0;
+}
+
+static void *
+task_idle(void *arg)
+{
+	(void)arg;
+	worker_wait_forever();
+	return NULL;
+}
+
+/* A parent reaches each child's state from the events the child sends. */
+START_TEST(test_child_arg_from_source)
+{
+	int tok[2];
+	struct argmap m;
+	worker_attr_t attr;
+	worker_t *p, *c[2];
+	int i, j;
+
+	memset(&m, 0, sizeof(m));
+	ck_assert_int_eq(sem_init(&m.started, 0, 0), 0);
+	p = idle_new("arg-parent", NULL, NULL);
+	CHECK_OK(worker_listen(p, WORKER_CHILD_THREAD_START, on_start_arg,
+	    &m, NULL));
+	CHECK_OK(worker_start(p));
+	memset(&attr, 0, sizeof(attr));
+	attr.parent = p;
+	c[0] = worker_create(NULL, &tok[0], &attr);
+	c[1] = worker_create(task_idle, &tok[1], &attr);
+	ck_assert_ptr_nonnull(c[0]);
+	ck_assert_ptr_nonnull(c[1]);
+	sem_wait_ok(&m.started, "the first CHILD_THREAD_START");
+	sem_wait_ok(&m.started, "the second CHILD_THREAD_START");
+	CHECK_OK(worker_stop(p));
+	CHECK_OK(worker_join(p));
+
+	ck_assert_int_eq(m.n, 2);
+	/* The children start in any order. */
+	for (i = 0; i < 2; i++) {
+		j = m.source[0] == c[i] ? 0 : 1;
+		ck_assert_ptr_eq(m.source[j], c[i]);
+		ck_assert_ptr_eq(m.arg[j], &tok[i]);
+	}
+	for (i = 0; i < 2; i++) {
+		CHECK_OK(worker_join(c[i]));
+		worker_unref(c[i]);
+	}
+	worker_unref(p);
+	sem_destroy(&m.started);
+}
+END_TEST
+
 Suite *
 suite_tree(void)
 {
@@ -857,5 +931,7 @@ suite_tree(void)
 	tcase_add_test(test_case(s, "drain_after_return"),
 	    test_drain_after_return);
 	tcase_add_test(test_case(s, "daemon_values"), test_daemon_values);
+	tcase_add_test(test_case(s, "child_arg_from_source"),
+	    test_child_arg_from_source);
 	return s;
 }

@@ -1,7 +1,7 @@
 /*
  * test_worker.c - the life of one worker: new, create, start, overlay,
- * restart, results, joins, references, names, running state, pause and
- * stop, waits on plain pthreads, and pyThreadWorker's counter.
+ * restart, results, joins, references, names, worker_arg, running state,
+ * pause and stop, waits on plain pthreads, and pyThreadWorker's counter.
  *
  * Workers only record what they saw (plain fields published by a join or
  * a semaphore, atomics where the test reads while the worker runs); the
@@ -957,6 +957,57 @@ START_TEST(test_counter)
 }
 END_TEST
 
+/* ---- worker_arg ------------------------------------------------------ */
+
+static void *
+task_own_arg(void *arg)
+{
+	void **seen = arg;
+
+	*seen = worker_arg(worker_current());
+	return NULL;
+}
+
+START_TEST(test_arg)
+{
+	void *seen = NULL;
+	int tok;
+	worker_t *w, *c, *z, *a;
+	void *ret = NULL;
+
+	/* From worker_new() on, before and after the run, and in it. */
+	w = worker_new(task_own_arg, &seen, NULL);
+	ck_assert_ptr_nonnull(w);
+	ck_assert_ptr_eq(worker_arg(w), &seen);
+	CHECK_OK(worker_start(w));
+	CHECK_OK(worker_join(w));
+	ck_assert_ptr_eq(seen, &seen);
+	ck_assert_ptr_eq(worker_arg(w), &seen);
+
+	c = worker_create(NULL, &tok, NULL);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_eq(worker_arg(c), &tok);
+	stop_join(c);
+
+	z = worker_new(NULL, NULL, NULL);
+	ck_assert_ptr_nonnull(z);
+	ck_assert_ptr_null(worker_arg(z));
+
+	a = worker_async(task_own_arg, &seen);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_eq(worker_arg(a), &seen);
+	CHECK_OK(worker_async_get(a, &ret));
+
+	ck_assert_ptr_null(worker_arg(NULL));
+	/* A root worker was given no arg. */
+	ck_assert_ptr_null(worker_arg(worker_current()));
+	worker_unref(a);
+	worker_unref(z);
+	worker_unref(c);
+	worker_unref(w);
+}
+END_TEST
+
 Suite *
 suite_worker(void)
 {
@@ -988,5 +1039,6 @@ suite_worker(void)
 	tcase_add_test(test_case(s, "stop_paused"), test_stop_paused);
 	tcase_add_test(test_case(s, "plain_thread"), test_plain_thread);
 	tcase_add_test(test_case(s, "counter"), test_counter);
+	tcase_add_test(test_case(s, "arg"), test_arg);
 	return s;
 }
