@@ -188,6 +188,8 @@ START_TEST(api_new_einval)
 	expect_bad_attr(&attr, "daemon 7");
 	attr.daemon = -2;	/* 0.2: -1 is WORKER_DAEMON_NO */
 	expect_bad_attr(&attr, "daemon -2");
+	attr.daemon = 2;	/* 0.1's WORKER_DAEMON_YES */
+	expect_bad_attr(&attr, "daemon 2");
 
 	attr.daemon = WORKER_DAEMON_INHERIT;
 	attr.no_parent = 1;
@@ -210,6 +212,7 @@ START_TEST(api_null_answers)
 	worker_unref(NULL);
 	ck_assert_ptr_null(worker_name(NULL));
 	ck_assert_ptr_null(worker_parent(NULL));
+	ck_assert_ptr_null(worker_arg(NULL));
 
 	expect_no_child(NULL, "x", EINVAL);
 	expect_no_child(w, NULL, EINVAL);

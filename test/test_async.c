@@ -5,7 +5,8 @@
  * it waits); deferred values (settled before and after the wait, from
  * workers, plain threads and timers, many waiters, timeouts); channels
  * (many subscribers, unsubscribing, subscribers that end or are freed,
- * freeing a channel with live subscribers).
+ * freeing a channel with live subscribers, worker_channel_pub_ex's owned
+ * payload).
  *
  * Workers only record what they saw; the test's own thread asserts after
  * joining them.  Steps are ordered with semaphores, events and timers:
@@ -19,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -1225,6 +1227,312 @@ START_TEST(channel_pub_races_free)
 }
 END_TEST
 
+/* ---- worker_channel_pub_ex ------------------------------------------ */
+
+#define N_EX_SUBS	3	/* subscribers of one owned payload */
+
+/* What happened to one owned payload and its copies. */
+struct ex_rec {
+	atomic_int freed;	/* data_free calls */
+	atomic_int handled;	/* listener calls, all subscribers */
+	atomic_int early;	/* listener calls that came after the free */
+	atomic_int rejects;	/* EVENT_REJECTs that carried the payload */
+	int handled_at_free;	/* handled when data_free ran */
+	sem_t freed_sem;
+};
+
+/* The payload: malloc'ed, so that ASan and valgrind see a use after the
+ * free or a second free. */
+struct ex_news {
+	struct ex_rec *rec;
+	int token;
+};
+
+static void
+ex_rec_init(struct ex_rec *r)
+{
+	memset(r, 0, sizeof(*r));
+	ck_assert_int_eq(sem_init(&r->freed_sem, 0, 0), 0);
+}
+
+static struct ex_news *
+ex_news_new(struct ex_rec *r, int token)
+{
+	struct ex_news *n = malloc(sizeof(*n));
+
+	ck_assert_ptr_nonnull(n);
+	n->rec = r;
+	n->token = token;
+	return n;
+}
+
+static void
+ex_free(void *data)
+{
+	struct ex_news *n = data;
+	struct ex_rec *r = n->rec;
+
+	r->handled_at_free = atomic_load(&r->handled);
+	free(n);
+	atomic_fetch_add(&r->freed, 1);
+	sem_post(&r->freed_sem);
+}
+
+/* One subscriber: what its listeners saw. */
+struct ex_sub {
+	sem_t *seen;		/* posted by its last listener */
+	sem_t holding;		/* its HOLD listener runs */
+	sem_t release;		/* lets the HOLD listener return */
+	int token;		/* read from the payload by each listener */
+};
+
+/* Checks the payload is still there and reads it. */
+static void
+ex_look(const worker_event_t *ev, struct ex_sub *s)
+{
+	struct ex_news *n = ev->data;
+
+	if (atomic_load(&n->rec->freed) != 0)
+		atomic_fetch_add(&n->rec->early, 1);
+	s->token = n->token;
+	atomic_fetch_add(&n->rec->handled, 1);
+}
+
+static int
+on_ex_first(const worker_event_t *ev, void *ctx)
+{
+	ex_look(ev, ctx);
+	return 0;
+}
+
+static int
+on_ex_last(const worker_event_t *ev, void *ctx)
+{
+	struct ex_sub *s = ctx;
+
+	ex_look(ev, s);
+	sem_post(s->seen);
+	return 0;
+}
+
+static int
+on_ex_hold(const worker_event_t *ev, void *ctx)
+{
+	struct ex_sub *s = ctx;
+
+	(void)ev;
+	sem_post(&s->holding);
+	sem_wait_bounded(&s->release);
+	return 0;
+}
+
+/*
+ * Three subscribers, two listeners each: data_free runs once, after the
+ * last listener of the last subscriber.  The third subscriber is held
+ * busy while the other two handle their copies completely, so a free
+ * after the first subscriber, or after each, would show.
+ */
+START_TEST(channel_pub_ex_three)
+{
+	worker_listen_opts_t last = { .priority = -1 };
+	struct ex_sub s[N_EX_SUBS];
+	worker_t *w[N_EX_SUBS];
+	sem_t fs[N_EX_SUBS];
+	worker_channel_t *ch = worker_channel_new();
+	struct ex_rec r;
+	sem_t seen;
+	int i;
+
+	ck_assert_ptr_nonnull(ch);
+	ex_rec_init(&r);
+	ck_assert_int_eq(sem_init(&seen, 0, 0), 0);
+	memset(s, 0, sizeof(s));
+	for (i = 0; i < N_EX_SUBS; i++) {
+		s[i].seen = &seen;
+		ck_assert_int_eq(sem_init(&s[i].holding, 0, 0), 0);
+		ck_assert_int_eq(sem_init(&s[i].release, 0, 0), 0);
+		ck_assert_int_eq(sem_init(&fs[i], 0, 0), 0);
+		w[i] = idle_new("ex-sub", NULL, &fs[i]);
+		CHECK_OK(worker_listen(w[i], "NEWS", on_ex_first, &s[i],
+		    NULL));
+		CHECK_OK(worker_listen(w[i], "NEWS", on_ex_last, &s[i],
+		    &last));
+		CHECK_OK(worker_listen(w[i], "HOLD", on_ex_hold, &s[i],
+		    NULL));
+		CHECK_OK(worker_start(w[i]));
+		CHECK_OK(worker_channel_sub(ch, w[i]));
+	}
+	CHECK_OK(worker_fire(w[2], "HOLD", NULL));
+	sem_wait_ok(&s[2].holding, "the third subscriber held");
+
+	CHECK_OK(worker_channel_pub_ex(ch, "NEWS", ex_news_new(&r, 42),
+	    ex_free));
+	sem_wait_ok(&seen, "a first subscriber's listeners");
+	sem_wait_ok(&seen, "a second subscriber's listeners");
+	/* Both have finished with their copies, not the held one. */
+	fence(w[0], &fs[0]);
+	fence(w[1], &fs[1]);
+	CHECK_ATOMIC(&r.handled, 4);
+	CHECK_ATOMIC(&r.freed, 0);
+
+	sem_post(&s[2].release);
+	sem_wait_ok(&r.freed_sem, "the payload's data_free");
+	sem_wait_ok(&seen, "the third subscriber's listeners");
+	for (i = 0; i < N_EX_SUBS; i++)
+		stop_join(w[i]);
+	CHECK_ATOMIC(&r.freed, 1);
+	CHECK_ATOMIC(&r.handled, 2 * N_EX_SUBS);
+	CHECK_ATOMIC(&r.early, 0);
+	ck_assert_int_eq(r.handled_at_free, 2 * N_EX_SUBS);
+	for (i = 0; i < N_EX_SUBS; i++) {
+		ck_assert_int_eq(s[i].token, 42);
+		worker_unref(w[i]);
+		sem_destroy(&s[i].holding);
+		sem_destroy(&s[i].release);
+		sem_destroy(&fs[i]);
+	}
+	worker_channel_free(ch);
+	sem_destroy(&seen);
+	sem_destroy(&r.freed_sem);
+}
+END_TEST
+
+/* The payload is the library's from the call on: freed once also when
+ * the call fails or has nobody to deliver to. */
+START_TEST(channel_pub_ex_einval_empty)
+{
+	worker_channel_t *ch = worker_channel_new();
+	struct ex_rec r;
+
+	ck_assert_ptr_nonnull(ch);
+	ex_rec_init(&r);
+	CHECK_RC(worker_channel_pub_ex(NULL, "NEWS", ex_news_new(&r, 1),
+	    ex_free), EINVAL);
+	sem_wait_ok(&r.freed_sem, "the free after a NULL channel");
+	CHECK_ATOMIC(&r.freed, 1);
+	CHECK_RC(worker_channel_pub_ex(ch, "", ex_news_new(&r, 2), ex_free),
+	    EINVAL);
+	sem_wait_ok(&r.freed_sem, "the free after an empty name");
+	CHECK_ATOMIC(&r.freed, 2);
+	CHECK_RC(worker_channel_pub_ex(ch, NULL, ex_news_new(&r, 3),
+	    ex_free), EINVAL);
+	sem_wait_ok(&r.freed_sem, "the free after a NULL name");
+	CHECK_ATOMIC(&r.freed, 3);
+	/* No subscribers: delivered to nobody, which is no error. */
+	CHECK_OK(worker_channel_pub_ex(ch, "NEWS", ex_news_new(&r, 4),
+	    ex_free));
+	sem_wait_ok(&r.freed_sem, "the free with no subscribers");
+	CHECK_ATOMIC(&r.freed, 4);
+	/* Nothing was queued anywhere: main's root got nothing. */
+	ck_assert_int_eq(worker_update(), 0);
+	CHECK_ATOMIC(&r.freed, 4);
+	CHECK_ATOMIC(&r.handled, 0);
+	worker_channel_free(ch);
+	sem_destroy(&r.freed_sem);
+}
+END_TEST
+
+/* An EVENT_REJECT carries the rejected copy, payload included. */
+static int
+on_ex_reject(const worker_event_t *ev, void *ctx)
+{
+	const worker_event_t *rejected = ev->data;
+	struct ex_rec *r = ctx;
+	struct ex_news *n;
+
+	if (rejected == NULL || rejected->name == NULL ||
+	    strcmp(rejected->name, "NEWS") != 0)
+		return 0;
+	n = rejected->data;
+	if (atomic_load(&r->freed) != 0 || n->rec != r || n->token != 5)
+		atomic_fetch_add(&r->early, 1);
+	atomic_fetch_add(&r->rejects, 1);
+	return 0;
+}
+
+/* Every subscriber is not running: ESRCH, the publisher (main's root)
+ * hears EVENT_REJECT for each copy, and data_free runs once, after the
+ * last of them. */
+START_TEST(channel_pub_ex_none_running)
+{
+	worker_channel_t *ch = worker_channel_new();
+	worker_t *fresh, *ended;
+	struct ex_rec r;
+
+	ck_assert_ptr_nonnull(ch);
+	ex_rec_init(&r);
+	fresh = worker_new(NULL, NULL, NULL);
+	ended = worker_create(NULL, NULL, NULL);
+	ck_assert_ptr_nonnull(fresh);
+	ck_assert_ptr_nonnull(ended);
+	stop_join(ended);
+	CHECK_OK(worker_channel_sub(ch, fresh));
+	CHECK_OK(worker_channel_sub(ch, ended));
+	CHECK_OK(worker_listen(worker_current(), WORKER_EVENT_REJECT,
+	    on_ex_reject, &r, NULL));
+
+	CHECK_RC(worker_channel_pub_ex(ch, "NEWS", ex_news_new(&r, 5),
+	    ex_free), ESRCH);
+	ck_assert_int_eq(worker_update(), 2);
+	CHECK_ATOMIC(&r.rejects, 2);
+	CHECK_ATOMIC(&r.early, 0);
+	sem_wait_ok(&r.freed_sem, "the payload's data_free");
+	CHECK_ATOMIC(&r.freed, 1);
+
+	CHECK_OK(worker_unlisten(worker_current(), on_ex_reject, &r));
+	worker_unref(fresh);
+	worker_unref(ended);
+	CHECK_ATOMIC(&r.freed, 1);
+	worker_channel_free(ch);
+	sem_destroy(&r.freed_sem);
+}
+END_TEST
+
+/* With data_free NULL, pub_ex is worker_channel_pub(): data is the
+ * caller's, and the errors are the same. */
+START_TEST(channel_pub_ex_unowned)
+{
+	worker_channel_t *ch = worker_channel_new();
+	struct sub s;
+	sem_t seen;
+	worker_t *w, *fresh;
+	int token;
+
+	ck_assert_ptr_nonnull(ch);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(sem_init(&seen, 0, 0), 0);
+	s.seen = &seen;
+	w = worker_new(NULL, NULL, NULL);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_listen(w, "NEWS", on_news, &s, NULL));
+	CHECK_OK(worker_start(w));
+	CHECK_OK(worker_channel_sub(ch, w));
+	CHECK_OK(worker_channel_pub_ex(ch, "NEWS", &token, NULL));
+	sem_wait_ok(&seen, "the subscriber's listener");
+	stop_join(w);
+	CHECK_ATOMIC(&s.got, 1);
+	ck_assert_ptr_eq(s.data, &token);
+	ck_assert_ptr_eq(s.source, worker_current());
+
+	CHECK_RC(worker_channel_pub_ex(NULL, "NEWS", &token, NULL), EINVAL);
+	CHECK_RC(worker_channel_pub_ex(ch, "", &token, NULL), EINVAL);
+	CHECK_RC(worker_channel_pub_ex(ch, NULL, &token, NULL), EINVAL);
+	/* w has ended but is still subscribed: it rejects its copy. */
+	CHECK_OK(worker_channel_unsub(ch, w));
+	fresh = worker_new(NULL, NULL, NULL);
+	ck_assert_ptr_nonnull(fresh);
+	CHECK_OK(worker_channel_sub(ch, fresh));
+	CHECK_RC(worker_channel_pub_ex(ch, "NEWS", &token, NULL), ESRCH);
+	/* The EVENT_REJECT that main's root got. */
+	ck_assert_int_eq(worker_update(), 1);
+	worker_unref(fresh);
+	CHECK_OK(worker_channel_pub_ex(ch, "NEWS", &token, NULL));
+	worker_unref(w);
+	worker_channel_free(ch);
+	sem_destroy(&seen);
+}
+END_TEST
+
 Suite *
 suite_async(void)
 {
@@ -1265,6 +1573,12 @@ suite_async(void)
 	tcase_add_test(tc, channel_ended_subscriber);
 	tcase_add_test(tc, channel_free_with_subscribers);
 	tcase_add_test(tc, channel_pub_races_free);
+
+	tc = test_case(s, "channel_pub_ex");
+	tcase_add_test(tc, channel_pub_ex_three);
+	tcase_add_test(tc, channel_pub_ex_einval_empty);
+	tcase_add_test(tc, channel_pub_ex_none_running);
+	tcase_add_test(tc, channel_pub_ex_unowned);
 
 	return s;
 }

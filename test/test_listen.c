@@ -2,7 +2,8 @@
  * test_listen.c - listeners: priority order, once, transient and
  * permanent across a restart, the source filter, unlisten, listeners
  * that change the listener set while an event is being dispatched,
- * LISTENER_ERROR, EXECUTE and a nested wait inside a listener.
+ * LISTENER_ERROR and its data (code and event name), EXECUTE and a nested
+ * wait inside a listener.
  *
  * Listeners run in the worker's thread and record into plain fields that
  * the test reads only after a semaphore post or a join (both order the
@@ -740,6 +741,168 @@ START_TEST(listen_error_no_loop)
 }
 END_TEST
 
+/* ---- LISTENER_ERROR's data -------------------------------------------- */
+
+#define NLERR 4
+#define LONG_NAME 300	/* bytes of a long event name, past any inline copy */
+
+/* Every LISTENER_ERROR one worker saw: the data is read during the
+ * listener, which is as long as it is valid. */
+struct lerrs {
+	int n;
+	int rc[NLERR];
+	char event[NLERR][LONG_NAME + 8];
+	worker_t *source[NLERR];
+	sem_t got;
+};
+
+static void
+lerrs_init(struct lerrs *l)
+{
+	memset(l, 0, sizeof(*l));
+	sem_init(&l->got, 0, 0);
+}
+
+static int
+on_lerrs(const worker_event_t *ev, void *ctx)
+{
+	struct lerrs *l = ctx;
+	const worker_listener_error_t *e = ev->data;
+
+	if (l->n < NLERR) {
+		l->rc[l->n] = e != NULL ? e->rc : -1;
+		snprintf(l->event[l->n], sizeof(l->event[0]), "%s",
+		    e != NULL && e->event != NULL ? e->event : "(none)");
+		l->source[l->n] = ev->source;
+	}
+	l->n++;
+	sem_post(&l->got);
+	return 0;
+}
+
+/* Fails with the code in ctx. */
+static int
+on_fail_with(const worker_event_t *ev, void *ctx)
+{
+	(void)ev;
+	return (int)(intptr_t)ctx;
+}
+
+/* The one entry of l for event, which must have code rc and come from
+ * source. */
+static void
+expect_lerr(const struct lerrs *l, const char *who, const char *event,
+    int rc, worker_t *source)
+{
+	int i, found = -1;
+
+	for (i = 0; i < l->n && i < NLERR; i++) {
+		if (strcmp(l->event[i], event) != 0)
+			continue;
+		ck_assert_msg(found < 0, "%s: two LISTENER_ERRORs for %.20s",
+		    who, event);
+		found = i;
+	}
+	ck_assert_msg(found >= 0, "%s: no LISTENER_ERROR for %.20s... "
+	    "(%zu bytes)", who, event, strlen(event));
+	ck_assert_msg(l->rc[found] == rc, "%s: %.20s failed with %d, want %d",
+	    who, event, l->rc[found], rc);
+	ck_assert_ptr_eq(l->source[found], source);
+}
+
+/* A child and its parent, each recording its LISTENER_ERRORs. */
+struct lerr_pair {
+	struct lerrs at_child, at_parent;
+	sem_t pfs, cfs;
+	worker_t *p, *c;
+};
+
+static void
+lerr_pair_up(struct lerr_pair *lp)
+{
+	lerrs_init(&lp->at_child);
+	lerrs_init(&lp->at_parent);
+	sem_init(&lp->pfs, 0, 0);
+	sem_init(&lp->cfs, 0, 0);
+	lp->p = idle_new("parent", NULL, &lp->pfs);
+	CHECK_OK(worker_listen(lp->p, WORKER_LISTENER_ERROR, on_lerrs,
+	    &lp->at_parent, NULL));
+	CHECK_OK(worker_start(lp->p));
+	lp->c = idle_new("child", lp->p, &lp->cfs);
+	CHECK_OK(worker_listen(lp->c, WORKER_LISTENER_ERROR, on_lerrs,
+	    &lp->at_child, NULL));
+}
+
+/* Waits for n LISTENER_ERRORs at each, then for nothing more. */
+static void
+lerr_pair_wait(struct lerr_pair *lp, int n)
+{
+	for (int i = 0; i < n; i++) {
+		sem_wait_ok(&lp->at_child.got, "LISTENER_ERROR at the child");
+		sem_wait_ok(&lp->at_parent.got,
+		    "LISTENER_ERROR at the parent");
+	}
+	fence(lp->c, &lp->cfs);
+	fence(lp->p, &lp->pfs);
+	ck_assert_int_eq(lp->at_child.n, n);
+	ck_assert_int_eq(lp->at_parent.n, n);
+}
+
+static void
+lerr_pair_down(struct lerr_pair *lp)
+{
+	stop_join_unref(lp->p);
+	CHECK_OK(worker_join(lp->c));
+	worker_unref(lp->c);
+	sem_destroy(&lp->at_child.got);
+	sem_destroy(&lp->at_parent.got);
+	sem_destroy(&lp->pfs);
+	sem_destroy(&lp->cfs);
+}
+
+/* Two events fail with two codes: each report names its own. */
+START_TEST(listen_error_two_events)
+{
+	struct lerr_pair lp;
+
+	lerr_pair_up(&lp);
+	CHECK_OK(worker_listen(lp.c, "A", on_fail_with, (void *)11, NULL));
+	CHECK_OK(worker_listen(lp.c, "B", on_fail_with, (void *)22, NULL));
+	CHECK_OK(worker_start(lp.c));
+	CHECK_OK(worker_fire(lp.c, "A", NULL));
+	CHECK_OK(worker_fire(lp.c, "B", NULL));
+	lerr_pair_wait(&lp, 2);
+
+	expect_lerr(&lp.at_child, "child", "A", 11, lp.c);
+	expect_lerr(&lp.at_child, "child", "B", 22, lp.c);
+	expect_lerr(&lp.at_parent, "parent", "A", 11, lp.c);
+	expect_lerr(&lp.at_parent, "parent", "B", 22, lp.c);
+	lerr_pair_down(&lp);
+}
+END_TEST
+
+/* The report carries the whole name of an event with a long one. */
+START_TEST(listen_error_long_name)
+{
+	char name[LONG_NAME + 1];
+	struct lerr_pair lp;
+
+	memset(name, 'L', LONG_NAME);
+	/* A distinct end, so a cut name cannot pass for the whole. */
+	memcpy(name + LONG_NAME - 4, "-END", 5);
+	ck_assert_uint_eq(strlen(name), LONG_NAME);
+	lerr_pair_up(&lp);
+	CHECK_OK(worker_listen(lp.c, name, on_fail_with, (void *)33, NULL));
+	CHECK_OK(worker_start(lp.c));
+	CHECK_OK(worker_fire(lp.c, name, NULL));
+	lerr_pair_wait(&lp, 1);
+
+	expect_lerr(&lp.at_child, "child", name, 33, lp.c);
+	expect_lerr(&lp.at_parent, "parent", name, 33, lp.c);
+	lerr_pair_down(&lp);
+}
+END_TEST
+
 /* ---- EXECUTE ---------------------------------------------------------- */
 
 struct exec {
@@ -912,6 +1075,10 @@ suite_listen(void)
 	tcase_add_test(tc, listen_add_during_dispatch);
 	tcase_add_test(tc, listen_unlisten_later);
 	tcase_add_test(tc, listen_concurrent_flood);
+
+	tc = test_case(s, "error_data");
+	tcase_add_test(tc, listen_error_two_events);
+	tcase_add_test(tc, listen_error_long_name);
 
 	tc = test_case(s, "builtin");
 	tcase_add_test(tc, listen_error_bubbles);

@@ -1,7 +1,8 @@
 /*
  * test_tree.c - parents and children: stopping with the parent, the
- * daemon rules, the default parent, worker_find_child, the CHILD_THREAD_*
- * events, worker_dump and the order of the end sequence.
+ * daemon rules and values, the default parent, worker_find_child, the
+ * CHILD_THREAD_* events, worker_arg through their source, worker_dump and
+ * the order of the end sequence.
  *
  * Workers only record what they saw; the test's own thread asserts after
  * it joined them.  Steps are ordered with semaphores and events.
@@ -9,6 +10,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -779,6 +781,131 @@ START_TEST(test_drain_after_return)
 }
 END_TEST
 
+/*
+ * The 0.2 daemon values: WORKER_DAEMON_NO is -1, INHERIT 0, YES 1, so
+ * `.daemon = true` means a daemon.  Written with plain values, as a
+ * program that does not use the names would.
+ */
+START_TEST(test_daemon_values)
+{
+	worker_attr_t attr;
+	worker_t *dp, *np, *c_no, *c_inh, *c_inh_np, *c_true_np;
+
+	ck_assert_int_eq(WORKER_DAEMON_NO, -1);
+	ck_assert_int_eq(WORKER_DAEMON_INHERIT, 0);
+	ck_assert_int_eq(WORKER_DAEMON_YES, 1);
+
+	memset(&attr, 0, sizeof(attr));
+	attr.daemon = true;
+	dp = worker_new(NULL, NULL, &attr);
+	attr.daemon = 0;
+	np = worker_new(NULL, NULL, &attr);
+	ck_assert_ptr_nonnull(dp);
+	ck_assert_ptr_nonnull(np);
+	ck_assert_int_eq(worker_is_daemon(dp), 1);
+	ck_assert_int_eq(worker_is_daemon(np), 0);
+
+	/* -1 is no daemon even under a daemon parent; 0 inherits. */
+	attr.parent = dp;
+	attr.daemon = -1;
+	c_no = worker_new(NULL, NULL, &attr);
+	attr.daemon = 0;
+	c_inh = worker_new(NULL, NULL, &attr);
+	attr.parent = np;
+	c_inh_np = worker_new(NULL, NULL, &attr);
+	attr.daemon = true;
+	c_true_np = worker_new(NULL, NULL, &attr);
+	ck_assert_ptr_nonnull(c_no);
+	ck_assert_ptr_nonnull(c_inh);
+	ck_assert_ptr_nonnull(c_inh_np);
+	ck_assert_ptr_nonnull(c_true_np);
+	ck_assert_int_eq(worker_is_daemon(c_no), 0);
+	ck_assert_int_eq(worker_is_daemon(c_inh), 1);
+	ck_assert_int_eq(worker_is_daemon(c_inh_np), 0);
+	ck_assert_int_eq(worker_is_daemon(c_true_np), 1);
+
+	worker_unref(c_no);
+	worker_unref(c_inh);
+	worker_unref(c_inh_np);
+	worker_unref(c_true_np);
+	worker_unref(dp);
+	worker_unref(np);
+}
+END_TEST
+
+/* What the parent's CHILD_THREAD_START listener found through
+ * ev->source. */
+struct argmap {
+	worker_t *source[NKIDS];
+	void *arg[NKIDS];
+	int n;
+	sem_t started;
+};
+
+static int
+on_start_arg(const worker_event_t *ev, void *ctx)
+{
+	struct argmap *m = ctx;
+
+	if (m->n < NKIDS) {
+		m->source[m->n] = ev->source;
+		m->arg[m->n] = worker_arg(ev->source);
+	}
+	m->n++;
+	sem_post(&m->started);
+	return 0;
+}
+
+static void *
+task_idle(void *arg)
+{
+	(void)arg;
+	worker_wait_forever();
+	return NULL;
+}
+
+/* A parent reaches each child's state from the events the child sends. */
+START_TEST(test_child_arg_from_source)
+{
+	int tok[2];
+	struct argmap m;
+	worker_attr_t attr;
+	worker_t *p, *c[2];
+	int i, j;
+
+	memset(&m, 0, sizeof(m));
+	ck_assert_int_eq(sem_init(&m.started, 0, 0), 0);
+	p = idle_new("arg-parent", NULL, NULL);
+	CHECK_OK(worker_listen(p, WORKER_CHILD_THREAD_START, on_start_arg,
+	    &m, NULL));
+	CHECK_OK(worker_start(p));
+	memset(&attr, 0, sizeof(attr));
+	attr.parent = p;
+	c[0] = worker_create(NULL, &tok[0], &attr);
+	c[1] = worker_create(task_idle, &tok[1], &attr);
+	ck_assert_ptr_nonnull(c[0]);
+	ck_assert_ptr_nonnull(c[1]);
+	sem_wait_ok(&m.started, "the first CHILD_THREAD_START");
+	sem_wait_ok(&m.started, "the second CHILD_THREAD_START");
+	CHECK_OK(worker_stop(p));
+	CHECK_OK(worker_join(p));
+
+	ck_assert_int_eq(m.n, 2);
+	/* The children start in any order. */
+	for (i = 0; i < 2; i++) {
+		j = m.source[0] == c[i] ? 0 : 1;
+		ck_assert_ptr_eq(m.source[j], c[i]);
+		ck_assert_ptr_eq(m.arg[j], &tok[i]);
+	}
+	for (i = 0; i < 2; i++) {
+		CHECK_OK(worker_join(c[i]));
+		worker_unref(c[i]);
+	}
+	worker_unref(p);
+	sem_destroy(&m.started);
+}
+END_TEST
+
 Suite *
 suite_tree(void)
 {
@@ -803,5 +930,8 @@ suite_tree(void)
 	    test_drain_behind_stop);
 	tcase_add_test(test_case(s, "drain_after_return"),
 	    test_drain_after_return);
+	tcase_add_test(test_case(s, "daemon_values"), test_daemon_values);
+	tcase_add_test(test_case(s, "child_arg_from_source"),
+	    test_child_arg_from_source);
 	return s;
 }

@@ -2,11 +2,15 @@
  * test_unwind.c - leaving a worker early: cleanup handlers on
  * worker_exit, worker_fail, a stop and a plain return; push and pop;
  * worker_exit on root workers; exit, fail and stop from inside listeners
- * and nested waits; no code past the wait a stopped worker was in.
+ * and nested waits; no code past the wait a stopped worker was in;
+ * handlers that free what the wait they interrupted used (a defer, the
+ * last reference to a worker waited for) and their order across nested
+ * waits; worker_fail's codes, negative ones included.
  *
  * Cleanup handlers append to a trail that the test reads after the join.
  * Steps are ordered with semaphores and events.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -660,6 +664,411 @@ START_TEST(test_second_stop_waits)
 }
 END_TEST
 
+/*
+ * Cleanup handlers and the wait they interrupted (issue L1).  A handler
+ * runs after the library has let go of what the wait used, so it may free
+ * that: a defer the worker was getting, the last reference to a worker it
+ * waited for.  Before the fix the handlers ran first and the wait's own
+ * unwinding then touched freed memory (ASan: heap-use-after-free).
+ */
+struct l1 {
+	worker_defer_t *d;
+	worker_t *other;	/* the worker waited for; ours to drop */
+	sem_t in_wait;		/* the worker is inside its wait */
+	sem_t release;		/* lets the HOLD listener return */
+	atomic_int handled;	/* runs of the freeing handler */
+	atomic_int after;	/* code past the wait ran */
+};
+
+static void
+l1_init(struct l1 *l)
+{
+	memset(l, 0, sizeof(*l));
+	ck_assert_int_eq(sem_init(&l->in_wait, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&l->release, 0, 0), 0);
+}
+
+static void
+l1_fini(struct l1 *l)
+{
+	sem_destroy(&l->in_wait);
+	sem_destroy(&l->release);
+}
+
+static void
+free_defer(void *arg)
+{
+	struct l1 *l = arg;
+
+	atomic_fetch_add(&l->handled, 1);
+	worker_defer_free(l->d);
+}
+
+static void *
+task_get_then_free(void *arg)
+{
+	struct l1 *l = arg;
+
+	worker_cleanup_push(free_defer, l);
+	/* A timer with delay 0 runs at the first breakpoint: the get. */
+	worker_later(worker_current(), post_cb, &l->in_wait, 0, NULL);
+	worker_defer_get(l->d, -1, NULL);
+	atomic_store(&l->after, 1);
+	worker_cleanup_pop(0);
+	return NULL;
+}
+
+/* Stopped inside worker_defer_get(d), the handler frees d. */
+START_TEST(test_cleanup_frees_defer)
+{
+	struct l1 l;
+	worker_t *w;
+	void *ret = &l;
+
+	l1_init(&l);
+	l.d = worker_defer_new();
+	ck_assert_ptr_nonnull(l.d);
+	w = worker_create(task_get_then_free, &l, NULL);
+	ck_assert_ptr_nonnull(w);
+	sem_wait_ok(&l.in_wait, "the worker in its get");
+	CHECK_OK(worker_stop(w));
+	CHECK_OK(worker_join(w));
+	/* The handler freed d: nothing here may touch it again. */
+	CHECK_ATOMIC(&l.handled, 1);
+	CHECK_ATOMIC(&l.after, 0);
+	CHECK_OK(worker_result(w, &ret));
+	ck_assert_ptr_null(ret);
+	worker_unref(w);
+	l1_fini(&l);
+}
+END_TEST
+
+static void
+drop_other(void *arg)
+{
+	struct l1 *l = arg;
+
+	atomic_fetch_add(&l->handled, 1);
+	worker_unref(l->other);
+}
+
+/* Holds the worker inside its wait until the test lets it go. */
+static int
+on_hold(const worker_event_t *ev, void *ctx)
+{
+	struct l1 *l = ctx;
+
+	(void)ev;
+	sem_post(&l->in_wait);
+	sem_wait_bounded(&l->release);
+	return 0;
+}
+
+static void *
+task_wait_then_drop(void *arg)
+{
+	struct l1 *l = arg;
+
+	worker_cleanup_push(drop_other, l);
+	worker_wait_thread(l->other, NULL);
+	atomic_store(&l->after, 1);
+	worker_cleanup_pop(0);
+	return NULL;
+}
+
+/*
+ * Stopped inside worker_wait_thread(other), the handler drops the last
+ * reference to other.  The worker is held in a listener inside the wait
+ * while the test queues the stop, ends other and drops its own reference:
+ * when the worker goes on, other has ended, so the wait would return, but
+ * the stop queued before that is handled first and unwinds it.
+ */
+START_TEST(test_cleanup_drops_waited)
+{
+	struct l1 l;
+	worker_t *w, *other;
+
+	l1_init(&l);
+	other = worker_create(NULL, NULL, NULL);
+	ck_assert_ptr_nonnull(other);
+	l.other = worker_ref(other);	/* the handler's to drop */
+	w = worker_new(task_wait_then_drop, &l, NULL);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_listen(w, "HOLD", on_hold, &l, NULL));
+	CHECK_OK(worker_start(w));
+	/* Its only breakpoint is the wait_thread, after the push. */
+	CHECK_OK(worker_fire(w, "HOLD", NULL));
+	sem_wait_ok(&l.in_wait, "the worker held in its wait");
+	CHECK_OK(worker_stop(w));
+	/* The join also reaps other's thread, which drops its own
+	 * reference: the handler's is the last one left. */
+	CHECK_OK(worker_stop(other));
+	CHECK_OK(worker_join(other));
+	worker_unref(other);
+	sem_post(&l.release);
+	CHECK_OK(worker_join(w));
+	CHECK_ATOMIC(&l.handled, 1);
+	CHECK_ATOMIC(&l.after, 0);
+	CHECK_OK(worker_result(w, NULL));
+	worker_unref(w);
+	l1_fini(&l);
+}
+END_TEST
+
+/*
+ * The order across nesting.  The task pushes #1 and #2 and gets the
+ * outer defer; inside that wait the GO listener pushes #3 and #4 and gets
+ * the inner defer, where the stop comes.  Handlers run newest first, and
+ * each after the library let go of the wait it interrupted: #4 and #3
+ * while the GO event is still being handled (its data valid), then GO is
+ * released (its data_free notes #9), then #2 and #1.  #4 frees the inner
+ * defer and #2 the outer one, so a hook run late is a use after free.
+ */
+#define GO_FREED 9
+
+struct nest {
+	struct trail t;
+	struct step s[4];
+	struct step go_freed;
+	worker_defer_t *outer, *inner;
+	sem_t in_inner;
+	atomic_int after;
+	atomic_int after_listener;
+};
+
+static void
+nest_free_outer(void *arg)
+{
+	struct nest *n = arg;
+
+	note(&n->s[1]);
+	worker_defer_free(n->outer);
+}
+
+static void
+nest_free_inner(void *arg)
+{
+	struct nest *n = arg;
+
+	note(&n->s[3]);
+	worker_defer_free(n->inner);
+}
+
+/* GO's data_free: its data is the nest. */
+static void
+go_free(void *arg)
+{
+	struct nest *n = arg;
+
+	note(&n->go_freed);
+}
+
+static int
+on_go_nest(const worker_event_t *ev, void *ctx)
+{
+	struct nest *n = ctx;
+
+	(void)ev;
+	worker_cleanup_push(note, &n->s[2]);
+	worker_cleanup_push(nest_free_inner, n);
+	worker_later(worker_current(), post_cb, &n->in_inner, 0, NULL);
+	worker_defer_get(n->inner, -1, NULL);
+	atomic_store(&n->after_listener, 1);
+	return 0;
+}
+
+static void *
+task_nest(void *arg)
+{
+	struct nest *n = arg;
+
+	worker_cleanup_push(note, &n->s[0]);
+	worker_cleanup_push(nest_free_outer, n);
+	worker_defer_get(n->outer, -1, NULL);
+	atomic_store(&n->after, 1);
+	return NULL;
+}
+
+START_TEST(test_cleanup_order_nested)
+{
+	static const int want[] = { 4, 3, GO_FREED, 2, 1 };
+	struct nest n;
+	worker_t *w;
+	int i;
+
+	memset(&n, 0, sizeof(n));
+	for (i = 0; i < 4; i++) {
+		n.s[i].t = &n.t;
+		n.s[i].id = i + 1;
+	}
+	n.go_freed.t = &n.t;
+	n.go_freed.id = GO_FREED;
+	ck_assert_int_eq(sem_init(&n.in_inner, 0, 0), 0);
+	n.outer = worker_defer_new();
+	n.inner = worker_defer_new();
+	ck_assert_ptr_nonnull(n.outer);
+	ck_assert_ptr_nonnull(n.inner);
+	w = worker_new(task_nest, &n, NULL);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_listen(w, "GO", on_go_nest, &n, NULL));
+	CHECK_OK(worker_start(w));
+	/* Handled at the task's first breakpoint, its outer get. */
+	CHECK_OK(worker_fire_ex(w, "GO", &n, go_free, 0));
+	sem_wait_ok(&n.in_inner, "the GO listener in its get");
+	CHECK_OK(worker_stop(w));
+	CHECK_OK(worker_join(w));
+	check_trail(&n.t, want, 5);
+	CHECK_ATOMIC(&n.after, 0);
+	CHECK_ATOMIC(&n.after_listener, 0);
+	CHECK_OK(worker_result(w, NULL));
+	worker_unref(w);
+	sem_destroy(&n.in_inner);
+}
+END_TEST
+
+/*
+ * worker_fail(err): a negative err is EINVAL in the caller's thread,
+ * without unwinding, and the task goes on; 0 is worker_exit(); a positive
+ * err is the fail code.  The worker's parent, main's root, sees how it
+ * ended.
+ */
+struct fail_case {
+	int code;
+	int unwinds;		/* worker_fail() does not return */
+	const char *end_event;	/* what the parent gets */
+	void *end_data;
+	int result;		/* worker_result() */
+	void *ret;
+};
+
+static const struct fail_case fail_cases[] = {
+	{ -7, 0, WORKER_CHILD_THREAD_DONE, (void *)0x55, 0, (void *)0x55 },
+	{ INT_MIN, 0, WORKER_CHILD_THREAD_DONE, (void *)0x55, 0, (void *)0x55 },
+	{ 0, 1, WORKER_CHILD_THREAD_STOP, NULL, 0, NULL },
+	{ 5, 1, WORKER_CHILD_THREAD_ERROR, (void *)(intptr_t)5, 5, NULL },
+};
+
+struct failer {
+	struct trail t;
+	struct step s;
+	int code;
+	int rc;			/* what worker_fail() returned */
+	int mid;		/* handlers run by then */
+	atomic_int after;
+};
+
+static void *
+task_fail_code(void *arg)
+{
+	struct failer *f = arg;
+
+	worker_cleanup_push(note, &f->s);
+	f->rc = worker_fail(f->code);
+	f->mid = f->t.n;
+	atomic_store(&f->after, 1);
+	/* Returning would run the handler: drop it to tell the two ends
+	 * apart. */
+	worker_cleanup_pop(0);
+	return (void *)0x55;
+}
+
+/* Which of CHILD_THREAD_DONE, _STOP and _ERROR w sent its parent. */
+struct end_of {
+	worker_t *w;
+	const char *name;
+};
+
+static int
+is_end_of(const worker_event_t *ev, void *ctx)
+{
+	static const char *const ends[] = {
+		WORKER_CHILD_THREAD_DONE, WORKER_CHILD_THREAD_STOP,
+		WORKER_CHILD_THREAD_ERROR,
+	};
+	struct end_of *e = ctx;
+
+	if (ev->source != e->w)
+		return 0;
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
+		if (strcmp(ev->name, ends[i]) == 0) {
+			e->name = ends[i];
+			return 1;
+		}
+	return 0;
+}
+
+START_TEST(test_fail_codes)
+{
+	const struct fail_case *fc = &fail_cases[_i];
+	worker_attr_t attr = { .quiet = 1 };
+	struct failer f;
+	struct end_of end;
+	worker_t *w;
+	void *data = &f, *ret = &f;
+
+	memset(&f, 0, sizeof(f));
+	f.s.t = &f.t;
+	f.s.id = 1;
+	f.code = fc->code;
+	f.rc = -1;
+	attr.parent = worker_current();
+	w = worker_create(task_fail_code, &f, &attr);
+	ck_assert_ptr_nonnull(w);
+	end.w = w;
+	end.name = NULL;
+	CHECK_OK(worker_wait_until(is_end_of, &end, wait_limit(), &data));
+	ck_assert_msg(strcmp(end.name, fc->end_event) == 0, "worker_fail(%d):"
+	    " the parent got %s, want %s", fc->code, end.name, fc->end_event);
+	ck_assert_msg(data == fc->end_data, "worker_fail(%d): %s data %p, "
+	    "want %p", fc->code, fc->end_event, data, fc->end_data);
+	CHECK_OK(worker_wait_event(WORKER_CHILD_THREAD_END, w, wait_limit(),
+	    NULL));
+	CHECK_OK(worker_join(w));
+	if (fc->unwinds) {
+		/* The handler ran on the way out; nothing after the call. */
+		ck_assert_int_eq(atomic_load(&f.after), 0);
+		ck_assert_int_eq(f.t.n, 1);
+	} else {
+		CHECK_RC(f.rc, EINVAL);
+		ck_assert_int_eq(atomic_load(&f.after), 1);
+		ck_assert_int_eq(f.mid, 0);
+		ck_assert_int_eq(f.t.n, 0);
+	}
+	CHECK_RC(worker_result(w, &ret), fc->result);
+	ck_assert_ptr_eq(ret, fc->ret);
+	worker_unref(w);
+}
+END_TEST
+
+/* On a root worker a negative code is EINVAL too, and not worker_exit():
+ * the root's child keeps running and its handler stays. */
+START_TEST(test_fail_negative_root)
+{
+	struct trail t = { .n = 0 };
+	struct step s = { .t = &t, .id = 1 };
+	worker_attr_t attr = { .name = "root-kid" };
+	worker_t *root = worker_current(), *c;
+
+	ck_assert_ptr_nonnull(root);
+	attr.parent = root;
+	c = worker_create(NULL, NULL, &attr);
+	ck_assert_ptr_nonnull(c);
+	worker_cleanup_push(note, &s);
+	CHECK_RC(worker_fail(-1), EINVAL);
+	CHECK_RC(worker_fail(INT_MIN), EINVAL);
+	ck_assert_int_eq(t.n, 0);
+	ck_assert_ptr_eq(worker_current(), root);
+	ck_assert_int_eq(worker_is_running(c), 1);
+	worker_cleanup_pop(0);
+	ck_assert_int_eq(t.n, 0);
+	CHECK_OK(worker_stop(c));
+	CHECK_OK(worker_wait_event(WORKER_CHILD_THREAD_END, c, wait_limit(),
+	    NULL));
+	CHECK_OK(worker_join(c));
+	worker_unref(c);
+}
+END_TEST
+
 Suite *
 suite_unwind(void)
 {
@@ -685,5 +1094,15 @@ suite_unwind(void)
 	    test_stop_in_nested_wait);
 	tcase_add_loop_test(test_case(s, "no_code_after_wait"),
 	    test_no_code_after_wait, 0, IN_N);
+	tcase_add_test(test_case(s, "cleanup_frees_defer"),
+	    test_cleanup_frees_defer);
+	tcase_add_test(test_case(s, "cleanup_drops_waited"),
+	    test_cleanup_drops_waited);
+	tcase_add_test(test_case(s, "cleanup_order_nested"),
+	    test_cleanup_order_nested);
+	tcase_add_loop_test(test_case(s, "fail_codes"), test_fail_codes, 0,
+	    (int)(sizeof(fail_cases) / sizeof(fail_cases[0])));
+	tcase_add_test(test_case(s, "fail_negative_root"),
+	    test_fail_negative_root);
 	return s;
 }

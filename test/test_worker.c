@@ -1,7 +1,8 @@
 /*
  * test_worker.c - the life of one worker: new, create, start, overlay,
- * restart, results, joins, references, names, running state, pause and
- * stop, waits on plain pthreads, and pyThreadWorker's counter.
+ * restart, results, joins (of itself and of its ancestors), references,
+ * names, worker_arg, running state, pause and stop, waits on plain
+ * pthreads, and pyThreadWorker's counter.
  *
  * Workers only record what they saw (plain fields published by a join or
  * a semaphore, atomics where the test reads while the worker runs); the
@@ -957,6 +958,158 @@ START_TEST(test_counter)
 }
 END_TEST
 
+/* ---- worker_arg ------------------------------------------------------ */
+
+static void *
+task_own_arg(void *arg)
+{
+	void **seen = arg;
+
+	*seen = worker_arg(worker_current());
+	return NULL;
+}
+
+START_TEST(test_arg)
+{
+	void *seen = NULL;
+	int tok;
+	worker_t *w, *c, *z, *a;
+	void *ret = NULL;
+
+	/* From worker_new() on, before and after the run, and in it. */
+	w = worker_new(task_own_arg, &seen, NULL);
+	ck_assert_ptr_nonnull(w);
+	ck_assert_ptr_eq(worker_arg(w), &seen);
+	CHECK_OK(worker_start(w));
+	CHECK_OK(worker_join(w));
+	ck_assert_ptr_eq(seen, &seen);
+	ck_assert_ptr_eq(worker_arg(w), &seen);
+
+	c = worker_create(NULL, &tok, NULL);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_eq(worker_arg(c), &tok);
+	stop_join(c);
+
+	z = worker_new(NULL, NULL, NULL);
+	ck_assert_ptr_nonnull(z);
+	ck_assert_ptr_null(worker_arg(z));
+
+	a = worker_async(task_own_arg, &seen);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_eq(worker_arg(a), &seen);
+	CHECK_OK(worker_async_get(a, &ret));
+
+	ck_assert_ptr_null(worker_arg(NULL));
+	/* A root worker was given no arg. */
+	ck_assert_ptr_null(worker_arg(worker_current()));
+	worker_unref(a);
+	worker_unref(z);
+	worker_unref(c);
+	worker_unref(w);
+}
+END_TEST
+
+/* ---- Joining an ancestor --------------------------------------------- */
+
+/*
+ * A parent waits for its children when it ends, so a worker that joins
+ * its parent or grandparent would wait forever: EDEADLK at once.  A
+ * sibling is no ancestor: joining it waits for its end as usual.
+ */
+struct lineage {
+	worker_t *sibling;	/* set before the child is made */
+	int child_join_parent;
+	int child_join_sibling;
+	int child_join_grandchild;
+	int child_made;		/* errno of making the grandchild, or 0 */
+	int gc_join_parent;
+	int gc_join_grandparent;
+	int parent_made;	/* errno of making the children, or 0 */
+	int parent_wait;
+};
+
+static void *
+task_grandchild(void *arg)
+{
+	struct lineage *l = arg;
+	worker_t *parent = worker_parent(worker_current());
+
+	l->gc_join_parent = worker_join(parent);
+	l->gc_join_grandparent = worker_join(worker_parent(parent));
+	return NULL;
+}
+
+static void *
+task_lineage_child(void *arg)
+{
+	struct lineage *l = arg;
+	worker_t *g;
+
+	l->child_join_parent = worker_join(worker_parent(worker_current()));
+	l->child_join_sibling = worker_join(l->sibling);
+	g = worker_create(task_grandchild, l, NULL);
+	if (g == NULL) {
+		l->child_made = errno;
+		return NULL;
+	}
+	l->child_join_grandchild = worker_join(g);
+	worker_unref(g);
+	return NULL;
+}
+
+static void *
+task_return_arg(void *arg)
+{
+	return arg;
+}
+
+static void *
+task_lineage_parent(void *arg)
+{
+	struct lineage *l = arg;
+	worker_t *c;
+
+	l->sibling = worker_create(task_return_arg, NULL, NULL);
+	if (l->sibling == NULL) {
+		l->parent_made = errno;
+		return NULL;
+	}
+	c = worker_create(task_lineage_child, l, NULL);
+	if (c == NULL) {
+		l->parent_made = errno;
+		worker_unref(l->sibling);
+		return NULL;
+	}
+	l->parent_wait = worker_wait_thread(c, NULL);
+	worker_unref(c);
+	worker_unref(l->sibling);
+	return NULL;
+}
+
+START_TEST(test_deadlock_ancestors)
+{
+	struct lineage l;
+	worker_t *p;
+
+	memset(&l, -1, sizeof(l));
+	l.sibling = NULL;
+	l.child_made = l.parent_made = 0;
+	p = worker_create(task_lineage_parent, &l, NULL);
+	ck_assert_ptr_nonnull(p);
+	/* A join of an ancestor that blocked would hang here. */
+	CHECK_OK(worker_join(p));
+	CHECK_OK(l.parent_made);
+	CHECK_OK(l.child_made);
+	CHECK_OK(l.parent_wait);
+	CHECK_RC(l.child_join_parent, EDEADLK);
+	CHECK_RC(l.gc_join_parent, EDEADLK);
+	CHECK_RC(l.gc_join_grandparent, EDEADLK);
+	CHECK_OK(l.child_join_sibling);
+	CHECK_OK(l.child_join_grandchild);
+	worker_unref(p);
+}
+END_TEST
+
 Suite *
 suite_worker(void)
 {
@@ -988,5 +1141,8 @@ suite_worker(void)
 	tcase_add_test(test_case(s, "stop_paused"), test_stop_paused);
 	tcase_add_test(test_case(s, "plain_thread"), test_plain_thread);
 	tcase_add_test(test_case(s, "counter"), test_counter);
+	tcase_add_test(test_case(s, "arg"), test_arg);
+	tcase_add_test(test_case(s, "deadlock_ancestors"),
+	    test_deadlock_ancestors);
 	return s;
 }
