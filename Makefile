@@ -220,3 +220,6 @@ clean:
 -include $(wildcard $(B)lib/*.d $(B)pic/lib/*.d $(B)test/*.d \
     $(B)samples/*.d $(B)samples/relay/*.d $(B)samples/relay/load/*.d \
     $(B)tools/*.d)
+
+# ---- Fuzzing: test/fuzz/ (see its README) -------------------------------
+-include test/fuzz/fuzz.mk
