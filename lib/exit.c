@@ -8,7 +8,6 @@
  * is the calling thread's own worker's: no lock.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -61,8 +60,8 @@ worker_cleanup_push(void (*fn)(void *), void *arg)
 	/* A void call cannot refuse, and going on without the handler
 	 * would leak or worse. */
 	if (worker__cleanup_push(w, fn, arg) != 0) {
-		fprintf(stderr, "libworker: worker %s: out of memory in "
-		    "worker_cleanup_push\n", w->name);
+		worker__log(LOG_ERR, w, "worker %s: out of memory in "
+		    "worker_cleanup_push", w->name);
 		abort();
 	}
 }

@@ -25,7 +25,7 @@
  *   unwind    unwind.c     frames, hooks, the cleanup stack
  *   os        wake.c       sleeping and waking: futex, eventfd, ppoll
  *   thread    root.c       the calling thread's worker, root workers
- *   base      heap.c list.h clock.h   and the built-in names below
+ *   base      log.c heap.c list.h clock.h   and the built-in names below
  *
  * Three calls go up, all into the life of a worker object (worker.c),
  * and layers.sh knows them by name: dropping a reference
@@ -71,6 +71,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <poll.h>
+#include <syslog.h>
 
 #include "clock.h"
 #include "heap.h"
@@ -140,6 +141,12 @@ worker__builtin_of(const char *name)
 			return &b[i];
 	return NULL;
 }
+
+/* ---- base: log.c --------------------------------------------------- */
+
+/* Writes one message about w (may be NULL); level is syslog's LOG_*. */
+void worker__log(int level, const worker_t *w, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- The parts of a worker ---------------------------------------- */
 

@@ -27,7 +27,6 @@
  * goes down, garbage is freed and the event is released.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,8 +221,7 @@ refresh_cache(worker_t *w)
 		struct listener **c = realloc(w->listen.cache, n * sizeof(*c));
 
 		if (c == NULL) {
-			fprintf(stderr, "libworker: out of memory in "
-			    "dispatch\n");
+			worker__log(LOG_ERR, w, "out of memory in dispatch");
 			abort();
 		}
 		w->listen.cache = c;
@@ -254,7 +252,7 @@ snapshot_grow(struct dispatch *d)
 	struct snap_entry *bigger = malloc(2 * d->cap * sizeof(*bigger));
 
 	if (bigger == NULL) {
-		fprintf(stderr, "libworker: out of memory in dispatch\n");
+		worker__log(LOG_ERR, d->w, "out of memory in dispatch");
 		abort();
 	}
 	memcpy(bigger, d->snap, d->n * sizeof(*bigger));
@@ -344,16 +342,15 @@ listener_failed(worker_t *w, const struct wevent *ev, int rc)
 
 	/* A failing LISTENER_ERROR listener must not start a loop. */
 	if (ev->kind == KIND_LISTENER_ERROR) {
-		fprintf(stderr, "libworker: worker %s: LISTENER_ERROR "
-		    "listener failed with %d\n", w->name, rc);
+		worker__log(LOG_ERR, w, "worker %s: LISTENER_ERROR listener "
+		    "failed with %d", w->name, rc);
 		return;
 	}
 	if ((e = malloc(sizeof(*e) + len + 1)) == NULL ||
 	    (pl = worker__payload_new(e, free)) == NULL) {
 		free(e);
-		fprintf(stderr, "libworker: worker %s: a listener of %s "
-		    "failed with %d (no memory to report it)\n", w->name,
-		    ev->name, rc);
+		worker__log(LOG_ERR, w, "worker %s: a listener of %s failed "
+		    "with %d (no memory to report it)", w->name, ev->name, rc);
 		return;
 	}
 	memcpy(e->event, ev->name, len + 1);

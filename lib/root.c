@@ -37,7 +37,7 @@ static void
 root_key_create(void)
 {
 	if (pthread_key_create(&root_key, root_thread_exit) != 0) {
-		fprintf(stderr, "libworker: pthread_key_create failed\n");
+		worker__log(LOG_ERR, NULL, "pthread_key_create failed");
 		abort();
 	}
 }

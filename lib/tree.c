@@ -30,7 +30,6 @@
  * Lock order: tree_lock before any qlock.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"

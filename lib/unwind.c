@@ -20,7 +20,6 @@
  * own business and saving it would cost a system call per frame.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,8 +76,8 @@ worker__throw(worker_t *w, int outcome)
 	struct worker__frame *frame = u->frame;
 
 	if (frame == NULL) {
-		fprintf(stderr, "libworker: worker %s unwinds with no frame "
-		    "to unwind to\n", w->name);
+		worker__log(LOG_ERR, w, "worker %s unwinds with no frame to "
+		    "unwind to", w->name);
 		abort();
 	}
 	for (;;) {

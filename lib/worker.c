@@ -223,7 +223,7 @@ report_outcome(worker_t *w, int outcome, int err)
 		break;
 	default:
 		if (!w->quiet)
-			fprintf(stderr, "libworker: worker %s failed: %s\n",
+			worker__log(LOG_ERR, w, "worker %s failed: %s",
 			    w->name, strerror(err));
 		notify_parent(w, WORKER_CHILD_THREAD_ERROR,
 		    (void *)(intptr_t)err);
@@ -301,8 +301,8 @@ run_worker(worker_t *w, bool rename)
 	if (rename)
 		set_thread_name(w->name);
 	if (worker__signals_watch(w) != 0)
-		fprintf(stderr, "libworker: worker %s cannot watch its "
-		    "signals\n", w->name);
+		worker__log(LOG_WARNING, w, "worker %s cannot watch its "
+		    "signals", w->name);
 	notify_parent(w, WORKER_CHILD_THREAD_START, NULL);
 
 	w->run.outcome = worker__protect(w, call_task, w);
