@@ -7,10 +7,12 @@
  * DESIGN
  *
  * An action runs after the user's listeners of its event (listen.c), in
- * the owner's thread.  A STOP_THREAD handled while the listeners of an
+ * the owner's thread.  A STOP_THREAD that comes while the listeners of an
  * earlier one still run (one of them waits, say to finish an orderly
- * shutdown) does not cut that shutdown short: the earlier stop unwinds
- * when its listeners are done.  A root worker has no frame to unwind to:
+ * shutdown) is not handed to anyone (worker__control_redundant): it does
+ * not cut that shutdown short, and a storm of stops cannot nest one
+ * dispatch per stop.  The earlier stop unwinds when its listeners are
+ * done.  A root worker has no frame to unwind to:
  * a stop makes its current or next wait return ECANCELED and stops its
  * children.
  *
@@ -31,7 +33,7 @@ stop_action(worker_t *w)
 {
 	struct worker__control_part *c = &w->control;
 
-	if (c->ending || (!w->is_root && c->stopping > 1))
+	if (c->ending)
 		return;
 	if (w->is_root) {
 		c->canceled = true;

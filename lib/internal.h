@@ -270,6 +270,7 @@ struct worker__tree_part {
 	struct list_node sibling;	/* in parent->tree.children */
 	list_t children;
 	bool in_parent;
+	bool closing;			/* ending: takes no new child */
 };
 
 /* control.c.  Owner. */
@@ -607,8 +608,10 @@ void worker__watches_drop(worker_t *w);
 
 extern pthread_mutex_t worker__tree_lock;
 void worker__tree_init(struct worker__tree_part *t);
-void worker__tree_link(worker_t *child);
+int worker__tree_link(worker_t *child);
+int worker__tree_link_locked(worker_t *child);
 void worker__tree_unlink(worker_t *child);
+void worker__tree_close(worker_t *w, bool closing);
 int worker__tree_fire(worker_t *w, bool deep, worker_t *source,
     const char *name, void *data, struct payload *pl, unsigned flags);
 int worker__fire_from(worker_t *source, worker_t *w, const char *name,
@@ -619,6 +622,17 @@ void worker__stop_children(worker_t *w);
 
 void worker__control_init(struct worker__control_part *c);
 void worker__control(worker_t *w, struct wevent *ev);
+
+/*
+ * A STOP_THREAD that comes while the listeners of an earlier one run (one
+ * of them waits) is handled once: the worker is already stopping, and
+ * handing it over again would nest one dispatch per stop.
+ */
+static inline bool
+worker__control_redundant(const worker_t *w, const struct wevent *ev)
+{
+	return ev->kind == KIND_STOP && w->control.stopping > 0;
+}
 
 /* Did a stop cancel the root's wait since the last look?  Clears it. */
 static inline bool

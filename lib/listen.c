@@ -372,6 +372,8 @@ worker__dispatch(worker_t *w, struct wevent *ev)
 	struct dispatch d;
 	struct worker__hook hook;
 
+	if (worker__control_redundant(w, ev))
+		return;
 	/* Field by field: an initializer would zero the whole stack array. */
 	d.w = w;
 	d.ev = ev;

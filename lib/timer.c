@@ -213,8 +213,12 @@ worker_every(worker_t *w, void (*fn)(void *arg), void *arg,
 {
 	uint64_t ns;
 
-	if (w == NULL || fn == NULL || !valid_delay(interval) ||
-	    (ns = (uint64_t)ceil(interval * 1e9)) == 0)
+	if (w == NULL || fn == NULL || !valid_delay(interval))
+		return EINVAL;
+	/* Beyond this, nanoseconds overflow a deadline. */
+	if (interval > WORKER_SECONDS_MAX)
+		return ERANGE;
+	if ((ns = (uint64_t)ceil(interval * 1e9)) == 0)
 		return EINVAL;
 	return schedule(w, fn, arg, interval, ns, id);
 }

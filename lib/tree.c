@@ -44,19 +44,47 @@ worker__tree_init(struct worker__tree_part *t)
 	list_init(&t->sibling);
 	list_init(&t->children);
 	t->in_parent = false;
+	t->closing = false;
 }
 
-void
-worker__tree_link(worker_t *child)
+/*
+ * Links child into its parent's children, tree_lock held; ESRCH if the
+ * parent is ending, which takes no new child (it would stop and join its
+ * children without this one).
+ */
+int
+worker__tree_link_locked(worker_t *child)
 {
-	if (child->parent == NULL)
-		return;
-	pthread_mutex_lock(&worker__tree_lock);
+	worker_t *parent = child->parent;
+
+	if (parent == NULL)
+		return 0;
+	if (parent->tree.closing)
+		return ESRCH;
 	if (!child->tree.in_parent) {
-		list_append(&child->parent->tree.children,
-		    &child->tree.sibling);
+		list_append(&parent->tree.children, &child->tree.sibling);
 		child->tree.in_parent = true;
 	}
+	return 0;
+}
+
+int
+worker__tree_link(worker_t *child)
+{
+	int rc;
+
+	pthread_mutex_lock(&worker__tree_lock);
+	rc = worker__tree_link_locked(child);
+	pthread_mutex_unlock(&worker__tree_lock);
+	return rc;
+}
+
+/* w's end sequence begins (closing) or is over: new children or not. */
+void
+worker__tree_close(worker_t *w, bool closing)
+{
+	pthread_mutex_lock(&worker__tree_lock);
+	w->tree.closing = closing;
 	pthread_mutex_unlock(&worker__tree_lock);
 }
 

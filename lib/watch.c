@@ -23,6 +23,7 @@
  * Locks: qlock, but for the poll set (owner).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 
@@ -78,6 +79,9 @@ worker_watch(worker_t *w, int fd, unsigned events,
 	if (w == NULL || fd < 0 || cb == NULL || events == 0 ||
 	    (events & ~(unsigned)(WORKER_READABLE | WORKER_WRITABLE)) != 0)
 		return EINVAL;
+	/* ppoll() would report it ready, as POLLNVAL, for ever. */
+	if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
+		return EBADF;
 	if ((wa = malloc(sizeof(*wa))) == NULL)
 		return ENOMEM;
 	wid = atomic_fetch_add(&next_watch_id, 1);

@@ -163,7 +163,11 @@ worker_new(worker_fn fn, void *arg, const worker_attr_t *attr)
 	w->stack_size = attr->stack_size;
 	worker__queue_init(&w->queue, attr->queue_max);
 	worker__ring_init(w);
-	worker__tree_link(w);
+	if (worker__tree_link(w) != 0) {
+		worker_unref(w);
+		errno = ESRCH;
+		return NULL;
+	}
 	return w;
 }
 
@@ -252,6 +256,7 @@ worker__end(worker_t *w)
 {
 	list_t woken;
 
+	worker__tree_close(w, true);
 	pthread_mutex_lock(&w->qlock);
 	w->phase = PHASE_ENDING;
 	atomic_store(&w->running, 0);
@@ -282,6 +287,7 @@ worker__end(worker_t *w)
 	w->control.ending = false;
 	w->run.task_ret = NULL;
 	w->run.fail_err = 0;
+	worker__tree_close(w, false);
 	pthread_mutex_lock(&w->qlock);
 	w->phase = PHASE_IDLE;
 	pthread_cond_broadcast(&w->run.end_cond);
@@ -296,7 +302,10 @@ worker__end(worker_t *w)
 static void
 run_worker(worker_t *w, bool rename)
 {
-	w->thread.prev_current = worker__get_current();
+	/* A local: once the run is over, a restart may reuse w's field. */
+	worker_t *prev = worker__get_current();
+
+	w->thread.prev_current = prev;
 	worker__set_current(w);
 	if (rename)
 		set_thread_name(w->name);
@@ -310,8 +319,7 @@ run_worker(worker_t *w, bool rename)
 	report_outcome(w, w->run.outcome, w->run.fail_err);
 	worker__end(w);
 
-	worker__set_current(w->thread.prev_current);
-	w->thread.prev_current = NULL;
+	worker__set_current(prev);
 }
 
 static void *
@@ -325,21 +333,30 @@ thread_main(void *arg)
 }
 
 /*
- * Claims w for a new run: EINVAL for a root, EBUSY unless it is idle.
- * Joins the thread of a previous run if nobody did.
+ * Claims w for a new run: EINVAL for a root, EBUSY unless it is idle,
+ * ESRCH if its parent is ending.  Joins the thread of a previous run if
+ * nobody did.  The run begins under tree_lock, so a parent that begins
+ * to end either sees it running (and stops it) or refuses it.
  */
 static int
 begin_run(worker_t *w)
 {
 	pthread_t old;
 	bool join_old;
+	int rc = 0;
 
 	if (w == NULL || w->is_root)
 		return EINVAL;
+	pthread_mutex_lock(&worker__tree_lock);
 	pthread_mutex_lock(&w->qlock);
-	if (w->phase != PHASE_IDLE) {
+	if (w->phase != PHASE_IDLE)
+		rc = EBUSY;
+	else
+		rc = worker__tree_link_locked(w);
+	if (rc != 0) {
 		pthread_mutex_unlock(&w->qlock);
-		return EBUSY;
+		pthread_mutex_unlock(&worker__tree_lock);
+		return rc;
 	}
 	join_old = w->run.thread_joinable;
 	old = w->run.thread;
@@ -348,10 +365,10 @@ begin_run(worker_t *w)
 	w->run.starts++;
 	atomic_store(&w->running, 1);
 	pthread_mutex_unlock(&w->qlock);
+	pthread_mutex_unlock(&worker__tree_lock);
 	if (join_old)
 		pthread_join(old, NULL);
 	worker__ref(w);		/* the run's own reference */
-	worker__tree_link(w);
 	return 0;
 }
 
