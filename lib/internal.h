@@ -259,6 +259,7 @@ struct worker__timer_part {
 /* watch.c.  qlock, but for the owner's poll set. */
 struct worker__watch_part {
 	list_t list;
+	pthread_cond_t idle;		/* a callback returned */
 	atomic_size_t count;		/* written under qlock */
 	struct pollfd *pfds;		/* owner: the poll set */
 	uint64_t *ids;

@@ -17,8 +17,15 @@
  * or unwatch.  The owner polls from a copy it makes under the lock, and
  * before each callback looks the watch up again by id: a watch removed
  * meanwhile (also by an earlier callback of the same round) is not called.
- * The callback runs without the lock, with the values copied, so an
- * unwatch from inside it frees nothing the loop still reads.
+ *
+ * A watch whose callback runs is marked (running) until the callback
+ * returns or unwinds.  A callback that waits runs nested loops, and they
+ * leave its descriptor out of their polls: it is still unread, and would
+ * call the callback again and again, each one deeper.  An unwatch from
+ * another thread waits (watches.idle) until the callback has returned, so
+ * its caller may close the descriptor right after; from the owner's own
+ * thread it cannot wait for itself, and the callback's return frees the
+ * watch instead.
  *
  * Locks: qlock, but for the poll set (owner).
  */
@@ -33,12 +40,15 @@
 #define READY_MAX 32
 
 struct watch {
-	struct list_node link;	/* qlock: in w->watches */
+	struct list_node link;	/* qlock: in w->watches.list */
+	worker_t *owner;
 	uint64_t id;
 	int fd;
 	short events;		/* POLLIN, POLLOUT */
 	void (*cb)(int fd, unsigned revents, void *ctx);
 	void *ctx;
+	bool running;		/* qlock: its callback runs */
+	bool owner_frees;	/* qlock: unwatched from its own callback */
 };
 
 struct ready {
@@ -53,6 +63,7 @@ void
 worker__watches_init(struct worker__watch_part *wa)
 {
 	list_init(&wa->list);
+	pthread_cond_init(&wa->idle, NULL);
 	atomic_init(&wa->count, 0);
 	wa->pfds = NULL;
 	wa->ids = NULL;
@@ -85,7 +96,10 @@ worker_watch(worker_t *w, int fd, unsigned events,
 	if ((wa = malloc(sizeof(*wa))) == NULL)
 		return ENOMEM;
 	wid = atomic_fetch_add(&next_watch_id, 1);
+	wa->owner = w;
 	wa->id = wid;
+	wa->running = false;
+	wa->owner_frees = false;
 	wa->fd = fd;
 	wa->events = (short)(((events & WORKER_READABLE) ? POLLIN : 0) |
 	    ((events & WORKER_WRITABLE) ? POLLOUT : 0));
@@ -127,6 +141,12 @@ find_locked(worker_t *w, uint64_t id)
 	return NULL;
 }
 
+/*
+ * Once it returns, the callback of id is not running and never runs
+ * again, so the caller may close the descriptor and free ctx.  From the
+ * owner's own thread (the callback itself, or a wait nested in it) it
+ * cannot wait for that: the callback's return frees the watch instead.
+ */
 int
 worker_unwatch(worker_t *w, uint64_t id)
 {
@@ -135,16 +155,24 @@ worker_unwatch(worker_t *w, uint64_t id)
 	if (w == NULL || id == 0)
 		return EINVAL;
 	pthread_mutex_lock(&w->qlock);
-	if ((wa = find_locked(w, id)) != NULL) {
-		list_remove(&wa->link);
-		if (atomic_fetch_sub(&w->watches.count, 1) == 1)
-			worker__ring_release_locked(w);
-		/* A poll still waiting on the descriptor must let go of it. */
-		rethink_locked(w);
+	if ((wa = find_locked(w, id)) == NULL) {
+		pthread_mutex_unlock(&w->qlock);
+		return ENOENT;
 	}
+	list_remove(&wa->link);
+	if (atomic_fetch_sub(&w->watches.count, 1) == 1)
+		worker__ring_release_locked(w);
+	/* A poll still waiting on the descriptor must let go of it. */
+	rethink_locked(w);
+	if (wa->running && worker__on_this_thread(w)) {
+		wa->owner_frees = true;
+		wa = NULL;
+	}
+	while (wa != NULL && wa->running)
+		pthread_cond_wait(&w->watches.idle, &w->qlock);
 	pthread_mutex_unlock(&w->qlock);
 	free(wa);
-	return wa != NULL ? 0 : ENOENT;
+	return 0;
 }
 
 static unsigned
@@ -190,13 +218,16 @@ build_pollset(worker_t *w, uint64_t **ids)
 	list_for_each(pos, &ws->list) {
 		struct watch *wa = container_of(pos, struct watch, link);
 
+		/* Its callback waits: the descriptor is still unread. */
+		if (wa->running)
+			continue;
 		ws->pfds[i].fd = wa->fd;
 		ws->pfds[i].events = wa->events;
 		ws->ids[i] = wa->id;
 		i++;
 	}
 	*ids = ws->ids;
-	return n;
+	return i;
 }
 
 /*
@@ -237,27 +268,54 @@ poll_round(worker_t *w, bool wait, uint64_t until, struct ready *ready)
 	return count;
 }
 
-/* Calls the callbacks of the ready descriptors that are still watched. */
+/*
+ * The callback of wa returned or unwound: it may run again, an unwatch
+ * waiting for it may go on, or (unwatched from inside) it is freed here.
+ */
+static void
+callback_done(void *arg)
+{
+	struct watch *wa = arg;
+	worker_t *w = wa->owner;
+	bool free_it;
+
+	pthread_mutex_lock(&w->qlock);
+	wa->running = false;
+	free_it = wa->owner_frees;
+	pthread_cond_broadcast(&w->watches.idle);
+	pthread_mutex_unlock(&w->qlock);
+	if (free_it)
+		free(wa);
+}
+
+/*
+ * Calls the callbacks of the ready descriptors that are still watched and
+ * whose callback is not running already: one that waits (a nested loop)
+ * is not called again for its descriptor until it returns.
+ */
 static int
 call_ready(worker_t *w, const struct ready *ready, size_t count)
 {
 	int called = 0;
 
 	for (size_t i = 0; i < count; i++) {
-		void (*cb)(int, unsigned, void *) = NULL;
-		void *ctx = NULL;
+		struct worker__hook hook;
 		struct watch *wa;
 
 		pthread_mutex_lock(&w->qlock);
-		if ((wa = find_locked(w, ready[i].id)) != NULL) {
-			cb = wa->cb;
-			ctx = wa->ctx;
-		}
+		if ((wa = find_locked(w, ready[i].id)) != NULL &&
+		    !wa->running)
+			wa->running = true;
+		else
+			wa = NULL;
 		pthread_mutex_unlock(&w->qlock);
-		if (cb != NULL) {
-			cb(ready[i].fd, ready[i].revents, ctx);
-			called++;
-		}
+		if (wa == NULL)
+			continue;
+		worker__hook_push(w, &hook, callback_done, wa);
+		wa->cb(ready[i].fd, ready[i].revents, wa->ctx);
+		worker__hook_pop(w, &hook);
+		callback_done(wa);
+		called++;
 	}
 	return called;
 }
@@ -300,5 +358,6 @@ worker__watches_fini(worker_t *w)
 	worker__watches_drop(w);
 	free(w->watches.pfds);
 	free(w->watches.ids);
+	pthread_cond_destroy(&w->watches.idle);
 }
 
