@@ -306,6 +306,9 @@ struct worker__loop_part {
 struct worker__signal_part {
 	int fd;				/* signalfd, or -1 */
 	sigset_t stop;
+	sigset_t blocked;		/* what it blocked in its caller */
+	pthread_t thread;		/* that caller's thread */
+	worker_t *caller;		/* its worker, referenced, or NULL */
 };
 
 /* channel.c.  The channel lock. */
