@@ -23,7 +23,7 @@
 
 #include "internal.h"
 
-static pthread_mutex_t worker__channel_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t worker__channel_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct worker_channel {
 	list_t subs;		/* channel lock: struct subscription */
@@ -85,6 +85,8 @@ worker_channel_sub(worker_channel_t *ch, worker_t *w)
 		return EINVAL;
 	if (w == NULL && (w = worker__current()) == NULL)
 		return ENOMEM;
+	if (worker__gone(w))
+		return ESRCH;
 	if ((s = malloc(sizeof(*s))) == NULL)
 		return ENOMEM;
 	s->channel = ch;
@@ -111,6 +113,8 @@ worker_channel_unsub(worker_channel_t *ch, worker_t *w)
 		return EINVAL;
 	if (w == NULL && (w = worker__current()) == NULL)
 		return ENOMEM;
+	if (worker__gone(w))
+		return ESRCH;
 	pthread_mutex_lock(&worker__channel_lock);
 	if ((s = find_locked(ch, w)) != NULL)
 		unsubscribe_locked(s);

@@ -55,6 +55,8 @@ worker_dump(FILE *out, const worker_t *root)
 
 	if (out == NULL || root == NULL)
 		return EINVAL;
+	if (worker__gone(root))
+		return ESRCH;
 	pthread_mutex_lock(&worker__tree_lock);
 	rc = dump_locked(out, (worker_t *)root, 0);
 	pthread_mutex_unlock(&worker__tree_lock);

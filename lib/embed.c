@@ -81,8 +81,8 @@ worker_fd(worker_t *w)
 	int rc = 0;
 	int fd;
 
-	if (w == NULL) {
-		errno = EINVAL;
+	if (w == NULL || worker__gone(w)) {
+		errno = w == NULL ? EINVAL : ESRCH;
 		return -1;
 	}
 	pthread_mutex_lock(&w->qlock);

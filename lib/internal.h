@@ -12,7 +12,7 @@
  *
  *   api       fire.c wait.c exit.c async.c defer.c dump.c
  *   life      worker.c     new, start, run, end sequence, join, free
- *   services  channel.c signal.c
+ *   services  channel.c signal.c fork.c
  *   waiting   waitq.c      waiting in the loop for another object
  *   loop      loop.c       the breakpoints' loop, pause, worker_update
  *   dispatch  listen.c     listeners, and handing an event to them
@@ -334,6 +334,7 @@ struct worker__run_part {
 struct worker {
 	/* Immutable after worker_new(). */
 	atomic_uint refs;
+	unsigned epoch;		/* the fork generation it was made in */
 	uint64_t id;
 	char *name;
 	worker_fn fn;
@@ -373,7 +374,9 @@ struct worker {
 
 /* ---- thread: root.c ------------------------------------------------ */
 
+extern atomic_uint worker__epoch;
 void worker__thread_init(struct worker__thread_part *t);
+void worker__thread_forked(void);
 worker_t *worker__current(void);
 worker_t *worker__get_current(void);
 void worker__set_current(worker_t *w);
@@ -693,10 +696,13 @@ int worker__wait_on(worker_t *self, pthread_mutex_t *lock, list_t *l,
 
 /* ---- services: signal.c, channel.c --------------------------------- */
 
+void worker__fork_init(void);
+
 void worker__signals_init(struct worker__signal_part *s);
 void worker__signals_fini(worker_t *w);
 int worker__signals_watch(worker_t *w);
 
+extern pthread_mutex_t worker__channel_lock;
 void worker__channels_init(struct worker__channel_part *c);
 void worker__channels_fini(worker_t *w);
 
@@ -708,6 +714,17 @@ void worker__end(worker_t *w);
 void worker__join_children(worker_t *w);
 
 /* ---- Small things every layer uses --------------------------------- */
+
+/*
+ * Was w made before this process forked (fork.c)?  Its thread is not in
+ * this process, and its locks may be held for ever: calls answer ESRCH.
+ */
+static inline bool
+worker__gone(const worker_t *w)
+{
+	return w->epoch != atomic_load_explicit(&worker__epoch,
+	    memory_order_relaxed);
+}
 
 /* A reference unless w is already being freed; tree walks need this. */
 static inline bool

@@ -79,6 +79,8 @@ worker_listen(worker_t *w, const char *name, worker_listener_fn fn,
 
 	if (w == NULL || name == NULL || name[0] == '\0' || fn == NULL)
 		return EINVAL;
+	if (worker__gone(w))
+		return ESRCH;
 	if (opts == NULL)
 		opts = &defaults;
 	len = strlen(name);
@@ -126,6 +128,8 @@ worker_unlisten(worker_t *w, worker_listener_fn fn, void *ctx)
 
 	if (w == NULL || fn == NULL)
 		return EINVAL;
+	if (worker__gone(w))
+		return ESRCH;
 	pthread_mutex_lock(&w->listen.llock);
 	list_for_each_safe(pos, tmp, &w->listen.list) {
 		struct listener *l = container_of(pos, struct listener, link);

@@ -28,8 +28,12 @@
 
 static __thread worker_t *tls_current;
 
+/* The fork generation (fork.c): one more in each child process. */
+atomic_uint worker__epoch;
+
 static pthread_key_t root_key;
 static pthread_once_t root_once = PTHREAD_ONCE_INIT;
+static bool root_key_made;
 
 static void root_thread_exit(void *arg);
 
@@ -40,6 +44,7 @@ root_key_create(void)
 		worker__log(LOG_ERR, NULL, "pthread_key_create failed");
 		abort();
 	}
+	root_key_made = true;
 }
 
 static bool
@@ -90,6 +95,19 @@ void
 worker__thread_init(struct worker__thread_part *t)
 {
 	t->prev_current = NULL;
+}
+
+/*
+ * In the child of a fork, on the forking thread: the parent's workers are
+ * gone, the thread's own included; it gets a new root when it needs one.
+ */
+void
+worker__thread_forked(void)
+{
+	atomic_fetch_add(&worker__epoch, 1);
+	tls_current = NULL;
+	if (root_key_made)
+		pthread_setspecific(root_key, NULL);
 }
 
 worker_t *

@@ -116,6 +116,8 @@ worker__send(worker_t *source, worker_t *target, const char *name,
 	struct wevent *ev;
 	int rc;
 
+	if (worker__gone(target))
+		return ESRCH;
 	worker__name_init(&n, name);
 	if (worker__ring_send(source, target, &n, data, pl, flags))
 		return 0;

@@ -80,6 +80,8 @@ worker_signals(worker_t *w, const sigset_t *stop, const sigset_t *notify)
 	if (w == NULL || sigorset(&all, stop, notify) != 0 ||
 	    sigisemptyset(&all))
 		return EINVAL;
+	if (worker__gone(w))
+		return ESRCH;
 	pthread_mutex_lock(&w->qlock);
 	rc = w->signals.fd >= 0 ? EBUSY : 0;
 	pthread_mutex_unlock(&w->qlock);

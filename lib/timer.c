@@ -156,6 +156,8 @@ schedule(worker_t *w, void (*fn)(void *), void *arg, double delay,
 	struct timer *t;
 	uint64_t tid;
 
+	if (worker__gone(w))
+		return ESRCH;
 	if ((t = malloc(sizeof(*t))) == NULL)
 		return ENOMEM;
 	tid = atomic_fetch_add(&next_timer_id, 1);
@@ -231,6 +233,8 @@ worker_cancel(worker_t *w, uint64_t id)
 
 	if (w == NULL || id == 0)
 		return EINVAL;
+	if (worker__gone(w))
+		return ESRCH;
 	pthread_mutex_lock(&w->qlock);
 	if ((p = table_find(w, id)) == NULL) {
 		pthread_mutex_unlock(&w->qlock);

@@ -189,6 +189,10 @@ worker_find_child(const worker_t *w, const char *name)
 		errno = EINVAL;
 		return NULL;
 	}
+	if (worker__gone(w)) {
+		errno = ESRCH;
+		return NULL;
+	}
 	pthread_mutex_lock(&worker__tree_lock);
 	list_for_each(n, &w->tree.children) {
 		worker_t *c = child_of(n);

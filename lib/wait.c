@@ -115,6 +115,8 @@ worker_wait_thread(worker_t *w, void **ret)
 
 	if (w == NULL)
 		return EINVAL;
+	if (worker__gone(w))
+		return ESRCH;
 	if ((self = worker__current()) == NULL)
 		return ENOMEM;
 	if (worker__on_this_thread(w))

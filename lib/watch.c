@@ -93,6 +93,8 @@ worker_watch(worker_t *w, int fd, unsigned events,
 	/* ppoll() would report it ready, as POLLNVAL, for ever. */
 	if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
 		return EBADF;
+	if (worker__gone(w))
+		return ESRCH;
 	if ((wa = malloc(sizeof(*wa))) == NULL)
 		return ENOMEM;
 	wid = atomic_fetch_add(&next_watch_id, 1);
@@ -154,6 +156,8 @@ worker_unwatch(worker_t *w, uint64_t id)
 
 	if (w == NULL || id == 0)
 		return EINVAL;
+	if (worker__gone(w))
+		return ESRCH;
 	pthread_mutex_lock(&w->qlock);
 	if ((wa = find_locked(w, id)) == NULL) {
 		pthread_mutex_unlock(&w->qlock);

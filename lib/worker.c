@@ -91,6 +91,8 @@ worker__alloc(const char *name, bool is_root)
 		return NULL;
 	}
 	atomic_init(&w->refs, 1);
+	w->epoch = atomic_load(&worker__epoch);
+	worker__fork_init();
 	w->is_root = is_root;
 	pthread_mutex_init(&w->qlock, NULL);
 	worker__thread_init(&w->thread);
@@ -347,6 +349,8 @@ begin_run(worker_t *w)
 
 	if (w == NULL || w->is_root)
 		return EINVAL;
+	if (worker__gone(w))
+		return ESRCH;
 	pthread_mutex_lock(&worker__tree_lock);
 	pthread_mutex_lock(&w->qlock);
 	if (w->phase != PHASE_IDLE)
@@ -436,6 +440,8 @@ worker_join(worker_t *w)
 
 	if (w == NULL)
 		return EINVAL;
+	if (worker__gone(w))
+		return ESRCH;
 	if (worker__waits_for_itself(w))
 		return EDEADLK;
 	pthread_mutex_lock(&w->qlock);
@@ -500,6 +506,8 @@ worker_result(const worker_t *w, void **ret)
 
 	if (w == NULL)
 		return EINVAL;
+	if (worker__gone(w))
+		return ESRCH;
 	pthread_mutex_lock(&mw->qlock);
 	result = w->run.result;
 	if (ret != NULL)
@@ -511,7 +519,7 @@ worker_result(const worker_t *w, void **ret)
 int
 worker_is_running(const worker_t *w)
 {
-	return w != NULL && worker__running(w);
+	return w != NULL && !worker__gone(w) && worker__running(w);
 }
 
 int
@@ -538,10 +546,12 @@ worker_name(const worker_t *w)
 	return w != NULL ? w->name : NULL;
 }
 
+/* A worker of the parent process is never freed in a child: its free
+ * would join a thread and take locks the child does not have. */
 worker_t *
 worker_ref(worker_t *w)
 {
-	return worker__ref(w);
+	return w != NULL && worker__gone(w) ? w : worker__ref(w);
 }
 
 static void
@@ -588,6 +598,6 @@ worker__unref_many(worker_t *w, unsigned n)
 void
 worker_unref(worker_t *w)
 {
-	if (w != NULL)
+	if (w != NULL && !worker__gone(w))
 		worker__unref_many(w, 1);
 }
