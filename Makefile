@@ -136,7 +136,7 @@ test: $(CHECK)
 # Sanitizer builds live in their own trees (B) so they never mix objects.
 tsan asan:
 	$(MAKE) B=build/$@/ SAN="$(SAN_$@)" build/$@/test/check_worker
-	CK_TIMEOUT_MULTIPLIER=10 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	CK_TIMEOUT_MULTIPLIER=10 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0" \
 	    ASAN_OPTIONS="detect_leaks=1" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1" \
 	    build/$@/test/check_worker
 SAN_tsan := -fsanitize=thread
@@ -148,6 +148,7 @@ valgrind: $(CHECK)
 	CK_FORK=yes CK_TIMEOUT_MULTIPLIER=20 valgrind --quiet --fair-sched=yes \
 	    --trace-children=yes \
 	    --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	    --suppressions=test/valgrind.supp \
 	    --error-exitcode=99 --child-silent-after-fork=no ./$(CHECK)
 
 bench:

@@ -268,6 +268,7 @@ struct worker__watch_part {
 
 /* tree.c.  tree_lock. */
 struct worker__tree_part {
+	struct list_node every;		/* in tree.c's list of all workers */
 	struct list_node sibling;	/* in parent->tree.children */
 	list_t children;
 	bool in_parent;
@@ -614,7 +615,8 @@ void worker__watches_drop(worker_t *w);
 /* ---- tree: tree.c -------------------------------------------------- */
 
 extern pthread_mutex_t worker__tree_lock;
-void worker__tree_init(struct worker__tree_part *t);
+void worker__tree_init(worker_t *w);
+void worker__tree_fini(worker_t *w);
 int worker__tree_link(worker_t *child);
 int worker__tree_link_locked(worker_t *child);
 void worker__tree_unlink(worker_t *child);

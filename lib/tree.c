@@ -38,13 +38,38 @@ pthread_mutex_t worker__tree_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define child_of(n) container_of(n, worker_t, tree.sibling)
 
+/*
+ * Every worker of the process, whatever its place in a tree: what a walk
+ * of all trees starts from, and what keeps the workers of a parent
+ * process reachable in a child that may never free them (fork.c).
+ */
+static list_t every_worker = { &every_worker, &every_worker };
+
 void
-worker__tree_init(struct worker__tree_part *t)
+worker__tree_init(worker_t *w)
 {
+	struct worker__tree_part *t = &w->tree;
+
 	list_init(&t->sibling);
 	list_init(&t->children);
 	t->in_parent = false;
 	t->closing = false;
+	pthread_mutex_lock(&worker__tree_lock);
+	list_append(&every_worker, &t->every);
+	pthread_mutex_unlock(&worker__tree_lock);
+}
+
+/* w is being freed: it leaves its parent and the list of all. */
+void
+worker__tree_fini(worker_t *w)
+{
+	pthread_mutex_lock(&worker__tree_lock);
+	if (w->tree.in_parent) {
+		list_remove(&w->tree.sibling);
+		w->tree.in_parent = false;
+	}
+	list_remove(&w->tree.every);
+	pthread_mutex_unlock(&worker__tree_lock);
 }
 
 /*

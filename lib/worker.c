@@ -105,7 +105,7 @@ worker__alloc(const char *name, bool is_root)
 	worker__embed_init(&w->embed);
 	worker__timers_init(&w->timers);
 	worker__watches_init(&w->watches);
-	worker__tree_init(&w->tree);
+	worker__tree_init(w);
 	worker__control_init(&w->control);
 	worker__listen_init(&w->listen);
 	worker__loop_init(&w->loop);
@@ -559,7 +559,7 @@ worker_free(worker_t *w)
 {
 	worker_t *parent = w->parent;
 
-	worker__tree_unlink(w);
+	worker__tree_fini(w);
 	worker__channels_fini(w);
 	if (w->run.thread_joinable) {
 		if (pthread_equal(w->run.thread, pthread_self()))

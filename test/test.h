@@ -68,5 +68,7 @@ Suite *suite_timer(void);
 Suite *suite_async(void);
 Suite *suite_watch(void);
 Suite *suite_queue(void);
+Suite *suite_fork(void);
+Suite *suite_signal(void);
 
 #endif
