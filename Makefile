@@ -123,9 +123,14 @@ $(B)test/%.o: test/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Ilib -MMD -MP -c -o $@ $<
 
+# The suite's allocations, the library's included, go through
+# test/failmalloc.c, which can make them fail on a schedule.
+WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
+    -Wl,--wrap=aligned_alloc,--wrap=strdup
+
 $(CHECK): $(TEST_OBJ) $(LIB_A)
-	$(CC) -o $@ $(TEST_OBJ) $(LIB_A) $(ALL_LDFLAGS) -lcheck \
-	    -lsubunit -lm -lrt
+	$(CC) -o $@ $(TEST_OBJ) $(LIB_A) $(ALL_LDFLAGS) $(WRAP_ALLOC) \
+	    -lcheck -lsubunit -lm -lrt
 
 # The suite runs every test case in its own process (Check's fork mode).
 test: $(CHECK)

@@ -229,8 +229,9 @@ WORKER_EXPORT void worker_exit(void);
 /* Like worker_exit(), recording err (> 0) as the worker's fail code;
  * returns EINVAL at once, without unwinding, if err is negative. */
 WORKER_EXPORT int worker_fail(int err);
-/* Pushes fn(arg) on the current worker's cleanup stack. */
-WORKER_EXPORT void worker_cleanup_push(void (*fn)(void *), void *arg);
+/* Pushes fn(arg) on the current worker's cleanup stack; ENOMEM, and
+ * nothing pushed, if the stack cannot grow. */
+WORKER_EXPORT int worker_cleanup_push(void (*fn)(void *), void *arg);
 /* Pops the newest cleanup handler, calling it if execute is nonzero. */
 WORKER_EXPORT void worker_cleanup_pop(int execute);
 

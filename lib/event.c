@@ -34,6 +34,7 @@
  *
  * Locks: none.  The spare nodes and debts are the owner's.
  */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -44,17 +45,46 @@ enum {
 	PREPAY = 64		/* sender references taken at once */
 };
 
-void
-worker__events_init(struct worker__event_part *e)
+static size_t
+node_size(size_t name_len)
 {
+	return sizeof(struct wevent) + name_len + 1;
+}
+
+/*
+ * The reserved nodes of w, in one block: what a stop, the notices to the
+ * parent and the owner's take of a ring slot use when malloc() fails.
+ * ENOMEM if the block cannot be had: then w is not made at all.
+ */
+int
+worker__events_init(struct worker__event_part *e, worker_t *w)
+{
+	size_t size = node_size(POOL_NAME_MAX);
+	char *block = calloc(RESERVE_NODES, size);
+
 	e->nodes = NULL;
 	e->nnodes = 0;
 	e->prepaid = 0;
 	e->unref_source = NULL;
 	e->unref_count = 0;
+	e->reserve_block = block;
+	if (block == NULL)
+		return ENOMEM;
+	for (unsigned i = 0; i < RESERVE_NODES; i++) {
+		struct wevent *ev = (struct wevent *)(void *)(block +
+		    i * size);
+
+		ev->home = w;
+		ev->reserve = (uint8_t)i;
+		atomic_init(&e->reserve[i], ev);
+	}
+	return 0;
 }
 
-/* The worker is being freed: so are its spare nodes. */
+/*
+ * The worker is being freed: so are its spare nodes, and its reserved
+ * nodes, which are all back home by now (each one queued holds w).
+ */
 void
 worker__events_fini(struct worker__event_part *e)
 {
@@ -65,6 +95,22 @@ worker__events_fini(struct worker__event_part *e)
 		e->nodes = next;
 	}
 	e->nnodes = 0;
+	free(e->reserve_block);
+	e->reserve_block = NULL;
+}
+
+/* Takes reserved node i of w, or NULL if it is out already. */
+static struct wevent *
+reserve_take(worker_t *w, unsigned i)
+{
+	return atomic_exchange(&w->events.reserve[i], NULL);
+}
+
+/* A reserved node was freed: back to its worker. */
+static void
+reserve_put(struct wevent *ev)
+{
+	atomic_store(&ev->home->events.reserve[ev->reserve], ev);
 }
 
 /* ---- Payloads ------------------------------------------------------- */
@@ -93,12 +139,6 @@ worker__payload_put(struct payload *pl)
 
 /* ---- Nodes ---------------------------------------------------------- */
 
-static size_t
-node_size(size_t name_len)
-{
-	return sizeof(struct wevent) + name_len + 1;
-}
-
 /* A node for an event named with len bytes (the locked path). */
 static struct wevent *
 node_alloc(size_t len)
@@ -106,14 +146,19 @@ node_alloc(size_t len)
 	bool pooled = len <= POOL_NAME_MAX;
 	struct wevent *ev = malloc(node_size(pooled ? POOL_NAME_MAX : len));
 
-	if (ev != NULL)
+	if (ev != NULL) {
 		ev->pooled = pooled;
+		ev->home = NULL;
+	}
 	return ev;
 }
 
-/* Owner of w: a node of the pool's size, from w's spares if it has one. */
+/*
+ * Owner of w: a node of the pool's size for an event of that kind, from
+ * w's spares if it has one, else from malloc(), else reserved.
+ */
 struct wevent *
-worker__event_node(worker_t *w)
+worker__event_node(worker_t *w, unsigned kind)
 {
 	struct wevent *ev = w->events.nodes;
 
@@ -122,18 +167,18 @@ worker__event_node(worker_t *w)
 		w->events.nnodes--;
 		return ev;
 	}
-	return node_alloc(POOL_NAME_MAX);
+	if ((ev = node_alloc(POOL_NAME_MAX)) != NULL)
+		return ev;
+	if ((ev = reserve_take(w, RESERVE_TAKE)) == NULL && kind == KIND_STOP)
+		ev = reserve_take(w, RESERVE_STOP);
+	return ev;
 }
 
-/* A new event for the locked path, holding its sender and payload. */
-struct wevent *
-worker__event_new(worker_t *source, const struct event_name *n, void *data,
-    struct payload *pl, unsigned flags)
+/* Fills a node with one copy of an event: it holds its sender and pl. */
+static struct wevent *
+fill(struct wevent *ev, worker_t *source, const struct event_name *n,
+    void *data, struct payload *pl, unsigned flags)
 {
-	struct wevent *ev = node_alloc(n->len);
-
-	if (ev == NULL)
-		return NULL;
 	memcpy(ev->name, n->name, n->len + 1);
 	ev->hash = n->hash;
 	ev->kind = (uint8_t)n->kind;
@@ -144,6 +189,39 @@ worker__event_new(worker_t *source, const struct event_name *n, void *data,
 	ev->payload = pl;
 	worker__payload_hold(pl);
 	return ev;
+}
+
+/* A new event for the locked path. */
+struct wevent *
+worker__event_new(worker_t *source, const struct event_name *n, void *data,
+    struct payload *pl, unsigned flags)
+{
+	struct wevent *ev = node_alloc(n->len);
+
+	return ev != NULL ? fill(ev, source, n, data, pl, flags) : NULL;
+}
+
+/*
+ * The same, when malloc() failed, on a reserved node: a STOP_THREAD on
+ * one of target's, a CHILD_THREAD_* on one of source's.  NULL if there
+ * is none: for a stop, one is queued already, and that one will do.
+ */
+struct wevent *
+worker__event_reserved(worker_t *source, worker_t *target,
+    const struct event_name *n, void *data, struct payload *pl,
+    unsigned flags)
+{
+	struct wevent *ev = NULL;
+
+	if (n->len > POOL_NAME_MAX)
+		return NULL;
+	if (n->kind == KIND_STOP)
+		ev = reserve_take(target, RESERVE_STOP);
+	else if (n->kind == KIND_CHILD && source != NULL)
+		for (unsigned i = RESERVE_NOTIFY; ev == NULL &&
+		    i < RESERVE_NODES; i++)
+			ev = reserve_take(source, i);
+	return ev != NULL ? fill(ev, source, n, data, pl, flags) : NULL;
 }
 
 /* Owner of w: one reference of source, dropped in bulk later. */
@@ -174,6 +252,10 @@ worker__unref_flush(worker_t *w)
 static void
 node_done(worker_t *w, struct wevent *ev)
 {
+	if (ev->home != NULL) {
+		reserve_put(ev);
+		return;
+	}
 	if (!ev->pooled || w->events.nnodes >= POOL_MAX) {
 		free(ev);
 		return;
@@ -196,8 +278,15 @@ worker__event_free(worker_t *w, struct wevent *ev)
 	if (ev->payload != NULL)
 		worker__payload_put(ev->payload);
 	if (w == NULL) {
-		worker_unref(ev->pub.source);
-		free(ev);
+		worker_t *source = ev->pub.source;
+
+		/* Home first: the source may be home, and this its last
+		 * reference. */
+		if (ev->home != NULL)
+			reserve_put(ev);
+		else
+			free(ev);
+		worker_unref(source);
 		return;
 	}
 	if (ev->pub.source != NULL)

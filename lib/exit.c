@@ -8,7 +8,6 @@
  * is the calling thread's own worker's: no lock.
  */
 #include <errno.h>
-#include <stdlib.h>
 
 #include "internal.h"
 
@@ -50,20 +49,16 @@ worker_fail(int err)
 	worker__throw(w, OUTCOME_FAIL);
 }
 
-void
+int
 worker_cleanup_push(void (*fn)(void *), void *arg)
 {
-	worker_t *w = worker__current();
+	worker_t *w;
 
-	if (w == NULL || fn == NULL)
-		return;
-	/* A void call cannot refuse, and going on without the handler
-	 * would leak or worse. */
-	if (worker__cleanup_push(w, fn, arg) != 0) {
-		worker__log(LOG_ERR, w, "worker %s: out of memory in "
-		    "worker_cleanup_push", w->name);
-		abort();
-	}
+	if (fn == NULL)
+		return EINVAL;
+	if ((w = worker__current()) == NULL)
+		return ENOMEM;
+	return worker__cleanup_push(w, fn, arg);
 }
 
 void

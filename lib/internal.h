@@ -204,13 +204,27 @@ struct worker__unwind_part {
 	size_t capcleanup;
 };
 
-/* event.c: the owner's spare nodes and its debts of references.  Owner. */
+/* Nodes a worker keeps for what must not fail for want of memory. */
+enum {
+	RESERVE_TAKE,			/* the owner: a ring slot to take */
+	RESERVE_STOP,			/* a STOP_THREAD for w */
+	RESERVE_NOTIFY,			/* CHILD_THREAD_* to its parent */
+	/* four of them: START, the outcome, END, and a restart's START */
+	RESERVE_NODES = RESERVE_NOTIFY + 4
+};
+
+/*
+ * event.c: the owner's spare nodes and its debts of references (owner),
+ * and its reserved nodes (atomic: taken and given back by any thread).
+ */
 struct worker__event_part {
 	struct wevent *nodes;		/* spare nodes */
 	unsigned nnodes;
 	unsigned prepaid;		/* references on w to spend as sender */
 	worker_t *unref_source;		/* references owed to it */
 	unsigned unref_count;
+	_Atomic(struct wevent *) reserve[RESERVE_NODES];
+	void *reserve_block;		/* the memory of the reserved nodes */
 };
 
 /* queue.c: the locked queue.  qlock; admitted is read anywhere. */
@@ -289,11 +303,15 @@ struct worker__listen_part {
 	list_t garbage;			/* removed, for the owner to free */
 	atomic_uint version;		/* changes of list (llock) */
 	atomic_bool has_garbage;	/* garbage is not empty (llock) */
+	size_t count;			/* listeners in list (llock) */
 	struct listener **cache;	/* owner: copy of list at cache_ver */
 	size_t cache_len;
-	size_t cache_cap;
+	size_t cache_cap;		/* llock to write, owner to read */
+	struct listener **spare;	/* llock: an array for the next copy */
+	size_t spare_cap;		/* llock */
 	unsigned cache_ver;
 	unsigned depth;			/* owner: dispatches under way */
+	unsigned pinned;		/* owner: dispatches that pin cache */
 };
 
 /* loop.c.  Owner; paused is read anywhere. */
@@ -490,8 +508,10 @@ struct payload {
 struct wevent {
 	struct list_node link;
 	struct wevent *spare_next;	/* in a worker's spare nodes */
+	worker_t *home;		/* a reserved node's worker, or NULL */
 	uint32_t hash;
 	uint8_t kind;
+	uint8_t reserve;	/* a reserved node's index in home */
 	bool pooled;		/* a node of the pool's size, to keep */
 	worker_event_t pub;	/* pub.name points at name[] */
 	struct payload *payload;
@@ -541,13 +561,16 @@ worker__payload_hold(struct payload *pl)
 		atomic_fetch_add(&pl->refs, 1);
 }
 
-void worker__events_init(struct worker__event_part *e);
+int worker__events_init(struct worker__event_part *e, worker_t *w);
 void worker__events_fini(struct worker__event_part *e);
 struct payload *worker__payload_new(void *data, void (*data_free)(void *));
 void worker__payload_put(struct payload *pl);
 struct wevent *worker__event_new(worker_t *source, const struct event_name *n,
     void *data, struct payload *pl, unsigned flags);
-struct wevent *worker__event_node(worker_t *w);
+struct wevent *worker__event_reserved(worker_t *source, worker_t *target,
+    const struct event_name *n, void *data, struct payload *pl,
+    unsigned flags);
+struct wevent *worker__event_node(worker_t *w, unsigned kind);
 void worker__event_free(worker_t *w, struct wevent *ev);
 void worker__drop_events(list_t *l);
 worker_t *worker__source_ref(worker_t *source);

@@ -58,6 +58,8 @@ struct dispatch {
 	struct snap_entry *snap;
 	size_t n;
 	size_t cap;
+	size_t next;		/* where in the cache the snapshot stopped */
+	bool pinned;		/* it holds the cache as it is (see snapshot) */
 	struct snap_entry stack[SNAP_STACK];
 };
 
@@ -66,6 +68,44 @@ static void
 changed_locked(worker_t *w)
 {
 	atomic_fetch_add_explicit(&w->listen.version, 1, memory_order_release);
+}
+
+/* Does the owner have an array for one more listener?  llock held. */
+static bool
+has_room_locked(const worker_t *w)
+{
+	size_t need = w->listen.count + 1;
+
+	return need <= w->listen.cache_cap || need <= w->listen.spare_cap;
+}
+
+/*
+ * Makes sure the owner can copy the list with one more listener without
+ * allocating (refresh_cache), so that a dispatch never fails for want of
+ * memory: the caller of worker_listen() gets ENOMEM instead.  llock held;
+ * false if memory ran out.
+ */
+static bool
+make_room_locked(worker_t *w)
+{
+	while (!has_room_locked(w)) {
+		size_t cap = 2 * (w->listen.count + 1);
+		struct listener **spare;
+
+		pthread_mutex_unlock(&w->listen.llock);
+		spare = malloc(cap * sizeof(*spare));
+		pthread_mutex_lock(&w->listen.llock);
+		if (spare == NULL)
+			return false;
+		if (has_room_locked(w)) {
+			free(spare);
+			break;
+		}
+		free(w->listen.spare);
+		w->listen.spare = spare;
+		w->listen.spare_cap = cap;
+	}
+	return true;
 }
 
 int
@@ -96,13 +136,19 @@ worker_listen(worker_t *w, const char *name, worker_listener_fn fn,
 	l->fn = fn;
 	l->ctx = ctx;
 
-	/* After the last listener of the same or a higher priority. */
 	pthread_mutex_lock(&w->listen.llock);
+	if (!make_room_locked(w)) {
+		pthread_mutex_unlock(&w->listen.llock);
+		free(l);
+		return ENOMEM;
+	}
+	/* After the last listener of the same or a higher priority. */
 	for (pos = w->listen.list.prev; pos != &w->listen.list; pos = pos->prev)
 		if (container_of(pos, struct listener, link)->priority >=
 		    l->priority)
 			break;
 	list_insert_before(pos->next, &l->link);
+	w->listen.count++;
 	changed_locked(w);
 	pthread_mutex_unlock(&w->listen.llock);
 	return 0;
@@ -114,6 +160,7 @@ remove_locked(worker_t *w, struct listener *l)
 {
 	atomic_store_explicit(&l->removed, true, memory_order_relaxed);
 	list_remove(&l->link);
+	w->listen.count--;
 	list_append(&w->listen.garbage, &l->link);
 	atomic_store_explicit(&w->listen.has_garbage, true,
 	    memory_order_relaxed);
@@ -192,9 +239,13 @@ worker__listen_init(struct worker__listen_part *l)
 	list_init(&l->garbage);
 	atomic_init(&l->version, 0);
 	atomic_init(&l->has_garbage, false);
+	l->count = 0;
 	l->cache = NULL;
 	l->cache_len = 0;
 	l->cache_cap = 0;
+	l->spare = NULL;
+	l->spare_cap = 0;
+	l->pinned = 0;
 	l->cache_ver = 0;
 	l->depth = 0;
 }
@@ -205,39 +256,41 @@ worker__listen_fini(worker_t *w)
 	free_list(&w->listen.list);
 	free_list(&w->listen.garbage);
 	free(w->listen.cache);
+	free(w->listen.spare);
 	pthread_mutex_destroy(&w->listen.llock);
 }
 
-/* Copies the list into the owner's cache, if it changed. */
+/*
+ * Copies the list into the owner's cache, if it changed, into the spare
+ * array if the cache is too small (worker_listen made sure one of them
+ * is big enough).  Not while a dispatch pins the cache.
+ */
 static void
 refresh_cache(worker_t *w)
 {
+	struct worker__listen_part *lp = &w->listen;
 	struct list_node *pos;
 	size_t n = 0;
 
-	if (w->listen.cache_ver == atomic_load_explicit(&w->listen.version,
-	    memory_order_acquire))
+	if (lp->cache_ver == atomic_load_explicit(&lp->version,
+	    memory_order_acquire) || lp->pinned > 0)
 		return;
-	pthread_mutex_lock(&w->listen.llock);
-	list_for_each(pos, &w->listen.list)
-		n++;
-	if (n > w->listen.cache_cap) {
-		struct listener **c = realloc(w->listen.cache, n * sizeof(*c));
+	pthread_mutex_lock(&lp->llock);
+	if (lp->count > lp->cache_cap) {
+		struct listener **c = lp->cache;
+		size_t cap = lp->cache_cap;
 
-		if (c == NULL) {
-			worker__log(LOG_ERR, w, "out of memory in dispatch");
-			abort();
-		}
-		w->listen.cache = c;
-		w->listen.cache_cap = n;
+		lp->cache = lp->spare;
+		lp->cache_cap = lp->spare_cap;
+		lp->spare = c;
+		lp->spare_cap = cap;
 	}
-	n = 0;
-	list_for_each(pos, &w->listen.list)
-		w->listen.cache[n++] = container_of(pos, struct listener, link);
-	w->listen.cache_len = n;
-	w->listen.cache_ver = atomic_load_explicit(&w->listen.version,
+	list_for_each(pos, &lp->list)
+		lp->cache[n++] = container_of(pos, struct listener, link);
+	lp->cache_len = n;
+	lp->cache_ver = atomic_load_explicit(&lp->version,
 	    memory_order_relaxed);
-	pthread_mutex_unlock(&w->listen.llock);
+	pthread_mutex_unlock(&lp->llock);
 }
 
 static bool
@@ -249,28 +302,30 @@ listener_matches(const struct listener *l, const struct wevent *ev)
 	    (ev->pub.source != NULL && ev->pub.source->id == l->source_id);
 }
 
-/* The snapshot outgrew its array: moves it to one twice the size. */
-static void
-snapshot_grow(struct dispatch *d)
+/*
+ * Room for one more entry: a full snapshot moves to an array twice the
+ * size.  False if memory ran out.
+ */
+static bool
+snapshot_room(struct dispatch *d)
 {
-	struct snap_entry *bigger = malloc(2 * d->cap * sizeof(*bigger));
+	struct snap_entry *bigger;
 
-	if (bigger == NULL) {
-		worker__log(LOG_ERR, d->w, "out of memory in dispatch");
-		abort();
-	}
+	if (d->n < d->cap)
+		return true;
+	if ((bigger = malloc(2 * d->cap * sizeof(*bigger))) == NULL)
+		return false;
 	memcpy(bigger, d->snap, d->n * sizeof(*bigger));
 	if (d->snap != d->stack)
 		free(d->snap);
 	d->snap = bigger;
 	d->cap *= 2;
+	return true;
 }
 
 static inline void
 snapshot_push(struct dispatch *d, struct listener *l, bool claimed)
 {
-	if (d->n == d->cap)
-		snapshot_grow(d);
 	d->snap[d->n].l = l;
 	d->snap[d->n].claimed = claimed;
 	d->n++;
@@ -290,24 +345,38 @@ claim(worker_t *w, struct listener *l)
 	return won;
 }
 
-/* Copies the listeners of ev; once listeners are claimed right here. */
-static void
+/*
+ * Copies the listeners of ev from the cache, from d->next on, into the
+ * snapshot; once listeners are claimed right here.  Returns false if it
+ * stopped before the end because memory ran out: the dispatch then calls
+ * what it has and comes back for the rest, and meanwhile pins the cache,
+ * so that no nested dispatch copies the list into it anew (they use it
+ * as it is).  A removed listener is not freed before the dispatch ends.
+ */
+static bool
 snapshot(struct dispatch *d)
 {
 	worker_t *w = d->w;
 
-	refresh_cache(w);
-	for (size_t i = 0; i < w->listen.cache_len; i++) {
-		struct listener *l = w->listen.cache[i];
+	d->n = 0;
+	for (; d->next < w->listen.cache_len; d->next++) {
+		struct listener *l = w->listen.cache[d->next];
 
 		if (!listener_matches(l, d->ev))
 			continue;
+		if (!snapshot_room(d)) {
+			if (!d->pinned) {
+				d->pinned = true;
+				w->listen.pinned++;
+			}
+			return false;
+		}
 		if (!l->once)
 			snapshot_push(d, l, false);
 		else if (claim(w, l))
 			snapshot_push(d, l, true);
 	}
-	w->listen.depth++;
+	return true;
 }
 
 static void
@@ -315,6 +384,8 @@ dispatch_end(struct dispatch *d)
 {
 	worker_t *w = d->w;
 
+	if (d->pinned)
+		w->listen.pinned--;
 	if (--w->listen.depth == 0)
 		worker__free_garbage(w);
 	if (d->snap != d->stack)
@@ -365,6 +436,21 @@ listener_failed(worker_t *w, const struct wevent *ev, int rc)
 	worker__payload_put(pl);
 }
 
+static void
+call_snapshot(struct dispatch *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		struct listener *l = d->snap[i].l;
+		int rc;
+
+		if (!d->snap[i].claimed && atomic_load_explicit(&l->removed,
+		    memory_order_relaxed))
+			continue;
+		if ((rc = l->fn(&d->ev->pub, l->ctx)) != 0)
+			listener_failed(d->w, d->ev, rc);
+	}
+}
+
 /*
  * Hands ev to w's listeners, then runs its built-in action (control.c).
  * Owner thread only.  Either returns with ev still owned by the caller,
@@ -384,19 +470,16 @@ worker__dispatch(worker_t *w, struct wevent *ev)
 	d.n = 0;
 	d.cap = SNAP_STACK;
 	d.snap = d.stack;
-	snapshot(&d);
+	d.next = 0;
+	d.pinned = false;
+	refresh_cache(w);
+	w->listen.depth++;
 	if (ev->kind == KIND_STOP)
 		w->control.stopping++;
 	worker__hook_push(w, &hook, dispatch_unwound, &d);
-	for (size_t i = 0; i < d.n; i++) {
-		struct listener *l = d.snap[i].l;
-		int rc;
-
-		if (!d.snap[i].claimed && atomic_load_explicit(&l->removed,
-		    memory_order_relaxed))
-			continue;
-		if ((rc = l->fn(&ev->pub, l->ctx)) != 0)
-			listener_failed(w, ev, rc);
+	for (bool whole = false; !whole;) {
+		whole = snapshot(&d);
+		call_snapshot(&d);
 	}
 	if (ev->kind != KIND_USER)
 		worker__control(w, ev);

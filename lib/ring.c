@@ -216,7 +216,7 @@ take_head(worker_t *w, struct worker__ring *r, list_t *into)
 	uint64_t head = atomic_load_explicit(&w->rout.head,
 	    memory_order_relaxed);
 	struct ring_slot *s = slot_at(r, head);
-	struct wevent *ev = worker__event_node(w);
+	struct wevent *ev = worker__event_node(w, s->kind);
 
 	/* Out of memory: the event stays in its slot for the next look. */
 	if (ev == NULL)

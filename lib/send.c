@@ -121,8 +121,10 @@ worker__send(worker_t *source, worker_t *target, const char *name,
 	worker__name_init(&n, name);
 	if (worker__ring_send(source, target, &n, data, pl, flags))
 		return 0;
-	if ((ev = worker__event_new(source, &n, data, pl, flags)) == NULL)
-		return ENOMEM;
+	if ((ev = worker__event_new(source, &n, data, pl, flags)) == NULL &&
+	    (ev = worker__event_reserved(source, target, &n, data, pl,
+	    flags)) == NULL)
+		return n.kind == KIND_STOP ? 0 : ENOMEM;
 	rc = enqueue(target, ev, n.always_admitted);
 	if (rc == ESRCH && notify)
 		reject(target, ev);

@@ -86,7 +86,9 @@ worker__alloc(const char *name, bool is_root)
 		    (unsigned long long)w->id);
 		name = buf;
 	}
-	if ((w->name = strdup(name)) == NULL) {
+	if ((w->name = strdup(name)) == NULL ||
+	    worker__events_init(&w->events, w) != 0) {
+		free(w->name);
 		free(w);
 		return NULL;
 	}
@@ -98,7 +100,6 @@ worker__alloc(const char *name, bool is_root)
 	worker__thread_init(&w->thread);
 	worker__wake_init(&w->wake);
 	worker__unwind_init(&w->unwind);
-	worker__events_init(&w->events);
 	worker__queue_init(&w->queue, 0);
 	worker__ring_init(w);
 	worker__inbox_init(&w->inbox);

@@ -70,5 +70,6 @@ Suite *suite_watch(void);
 Suite *suite_queue(void);
 Suite *suite_fork(void);
 Suite *suite_signal(void);
+Suite *suite_oom(void);
 
 #endif
