@@ -314,11 +314,15 @@ struct worker__listen_part {
 	unsigned pinned;		/* owner: dispatches that pin cache */
 };
 
+/* Loops a worker may run inside one another; one more is ELOOP. */
+#define LOOP_DEPTH_MAX 64
+
 /* loop.c.  Owner; paused is read anywhere. */
 struct worker__loop_part {
 	list_t cache;			/* handled while paused */
 	struct payload *held;		/* data returned by the last wait */
 	atomic_int paused;
+	unsigned depth;			/* loops under way, one in another */
 };
 
 /* signal.c.  qlock. */

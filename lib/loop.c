@@ -35,6 +35,7 @@ worker__loop_init(struct worker__loop_part *lp)
 	list_init(&lp->cache);
 	lp->held = NULL;
 	atomic_init(&lp->paused, 0);
+	lp->depth = 0;
 }
 
 void
@@ -274,16 +275,32 @@ loop_run(worker_t *w, struct worker__wait *wt)
 	}
 }
 
+static void
+depth_unwound(void *w)
+{
+	((worker_t *)w)->loop.depth--;
+}
+
 /*
  * Runs w's loop until wt is satisfied (0), its timeout passes (ETIMEDOUT)
  * or the wait is cancelled (ECANCELED: a stopped root, or a worker that is
  * ending).  A started worker that handles STOP_THREAD unwinds from here.
+ * A loop inside LOOP_DEPTH_MAX others returns ELOOP at once: each level
+ * costs stack, and nothing but a runaway chain of waits goes that deep.
  */
 int
 worker__loop(worker_t *w, struct worker__wait *wt)
 {
-	int rc = loop_run(w, wt);
+	struct worker__hook hook;
+	int rc;
 
+	if (w->loop.depth >= LOOP_DEPTH_MAX)
+		return ELOOP;
+	w->loop.depth++;
+	worker__hook_push(w, &hook, depth_unwound, w);
+	rc = loop_run(w, wt);
+	worker__hook_pop(w, &hook);
+	w->loop.depth--;
 	/* Senders of the events handled need not wait for the next wait. */
 	worker__unref_flush(w);
 	return rc;
