@@ -770,6 +770,66 @@ START_TEST(root_stop_stops_children)
 }
 END_TEST
 
+/*
+ * Nesting is bounded: a listener of "deeper" that fires "deeper" at its
+ * own worker and waits for it nests one loop per event.  The 64th loop
+ * returns ELOOP at once, and the chain unwinds; 0.1 went on until the
+ * stack overflowed.
+ */
+struct nest {
+	int depth;		/* listener calls under way */
+	int deepest;
+	int eloop;		/* waits that returned ELOOP */
+	int other;		/* waits that returned anything else */
+};
+
+static int
+on_deeper(const worker_event_t *ev, void *ctx)
+{
+	struct nest *n = ctx;
+	int rc;
+
+	(void)ev;
+	if (++n->depth > n->deepest)
+		n->deepest = n->depth;
+	worker_fire(worker_current(), "deeper", NULL);
+	/* Timeout 0: handles what is queued (the next "deeper"), no more. */
+	rc = worker_wait_event("never", NULL, 0, NULL);
+	if (rc == ELOOP)
+		n->eloop++;
+	else
+		n->other++;
+	n->depth--;
+	return 0;
+}
+
+static void *
+nest_task(void *arg)
+{
+	worker_listen(worker_current(), "deeper", on_deeper, arg, NULL);
+	worker_fire(worker_current(), "deeper", NULL);
+	/* The chain returns once the deepest wait says ELOOP. */
+	worker_update();
+	return NULL;
+}
+
+START_TEST(nesting_is_bounded)
+{
+	struct nest n = { 0 };
+	worker_t *w = worker_create(nest_task, &n, NULL);
+
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_join(w));
+	worker_unref(w);
+	/* worker_update() is no loop: listener k waits in loop k, and the
+	 * 65th listener's wait would be the 65th loop. */
+	ck_assert_int_eq(n.deepest, 65);
+	ck_assert_int_eq(n.eloop, 1);
+	ck_assert_int_ge(n.other, 64);
+	ck_assert_int_eq(n.depth, 0);
+}
+END_TEST
+
 Suite *
 suite_loop(void)
 {
@@ -801,6 +861,9 @@ suite_loop(void)
 	tcase_add_test(tc, root_stop_main);
 	tcase_add_test(tc, root_wait_forever);
 	tcase_add_test(tc, root_stop_stops_children);
+
+	tc = test_case(s, "nesting");
+	tcase_add_test(tc, nesting_is_bounded);
 
 	return s;
 }
