@@ -19,6 +19,7 @@
  * create no thread before worker_signals() has blocked the signals.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
@@ -753,6 +754,49 @@ START_TEST(watch_errors)
 }
 END_TEST
 
+/*
+ * A descriptor that is not open is EBADF (issue L10), on a started worker
+ * and on main's root, and nothing is ever called for it.  Before the fix
+ * the watch was taken, and ppoll() reported the number ready (POLLNVAL):
+ * the callback was called for it at the worker's rounds.
+ */
+START_TEST(watch_closed_fd)
+{
+	worker_t *self = worker_current(), *w;
+	struct watcher x;
+	uint64_t id = 0;
+	int p[2], fds[3];
+
+	pipe_watcher_init(&x, p, 0);
+	w = watcher_start(&x, NULL);
+	/* A number that was open a moment ago, and two never opened. */
+	fds[0] = p[0];
+	ck_assert_int_eq(close(p[0]), 0);
+	p[0] = -1;
+	fds[1] = 1 << 20;
+	fds[2] = INT_MAX;
+	for (int i = 0; i < 3; i++) {
+		ck_assert_msg(fcntl(fds[i], F_GETFD) == -1 && errno == EBADF,
+		    "descriptor %d is open", fds[i]);
+		CHECK_RC(worker_watch(w, fds[i], WORKER_READABLE, on_ready, &x,
+		    &id), EBADF);
+		CHECK_RC(worker_watch(self, fds[i], WORKER_READABLE |
+		    WORKER_WRITABLE, on_ready, &x, &id), EBADF);
+		ck_assert(id == 0);
+	}
+	/* The worker goes round its loop, and sleeps rather than spins. */
+	ping(w, &x);
+	wait_asleep(x.tid, "the watcher");
+	ping(w, &x);
+	ck_assert_int_eq(worker_update(), 0);
+	stop_join(w);
+
+	expect_calls(&x, 0, "");
+	worker_unref(w);
+	pipe_watcher_destroy(&x, p);
+}
+END_TEST
+
 /* ---- worker_fd ------------------------------------------------------ */
 
 struct feeder {
@@ -1105,6 +1149,9 @@ suite_watch(void)
 	tcase_add_test(tc, watch_added_while_polling);
 	tcase_add_test(tc, dropped_at_end);
 	tcase_add_test(tc, watch_errors);
+
+	tc = test_case(s, "closed_fd");
+	tcase_add_test(tc, watch_closed_fd);
 
 	tc = test_case(s, "loop");
 	tcase_add_test(tc, stop_reaches_watching_worker);
