@@ -698,6 +698,100 @@ START_TEST(dropped_at_end)
 }
 END_TEST
 
+/* ---- A callback that waits ----------------------------------------- */
+
+/*
+ * A callback that waits before it reads (issue L4): its descriptor is
+ * still readable while it waits in worker_wait_event("GO"), and the loops
+ * of that wait must not call it again for that descriptor.  Before the
+ * fix every round of the nested loop called it again, nested deeper each
+ * time, without bound.  A call nested in another returns at once here,
+ * without waiting or reading, so the old behaviour shows as a count
+ * instead of a stack overflow.
+ */
+struct slow_reader {
+	uint64_t id;
+	atomic_int calls;
+	atomic_int depth;	/* calls running now */
+	atomic_int nested;	/* calls made while another ran */
+	int go_rc;
+	char got[8];
+	ssize_t n;
+	sem_t in_cb;		/* the first call waits for GO */
+	sem_t done;		/* it read and returns */
+};
+
+static void
+wait_then_read(int fd, unsigned revents, void *ctx)
+{
+	struct slow_reader *r = ctx;
+
+	(void)revents;
+	atomic_fetch_add(&r->calls, 1);
+	if (atomic_fetch_add(&r->depth, 1) > 0) {
+		atomic_fetch_add(&r->nested, 1);
+		atomic_fetch_sub(&r->depth, 1);
+		return;
+	}
+	sem_post(&r->in_cb);
+	r->go_rc = worker_wait_event("GO", NULL, wait_limit(), NULL);
+	r->n = read(fd, r->got, sizeof(r->got) - 1);
+	atomic_fetch_sub(&r->depth, 1);
+	sem_post(&r->done);
+}
+
+START_TEST(callback_waits_before_read)
+{
+	struct slow_reader r;
+	struct watcher other;
+	worker_t *w;
+	int p[2], q[2];
+
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(sem_init(&r.in_cb, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&r.done, 0, 0), 0);
+	make_pipe(p);
+	pipe_watcher_init(&other, q, 0);
+	w = watcher_start(&other, NULL);
+	CHECK_OK(worker_watch(w, p[0], WORKER_READABLE, wait_then_read, &r,
+	    &r.id));
+	CHECK_OK(worker_watch(w, q[0], WORKER_READABLE, on_ready, &other,
+	    &other.id));
+	write_str(p[1], "a");
+	sem_wait_ok(&r.in_cb, "the callback that waits for GO");
+
+	/* While it waits: events, and the other descriptor's callback. */
+	ping(w, &other);
+	write_str(q[1], "q");
+	wait_calls(&other, 1, "the other descriptor's callback during the "
+	    "wait");
+	ping(w, &other);
+	CHECK_ATOMIC(&r.nested, 0);
+	CHECK_ATOMIC(&r.calls, 1);
+
+	CHECK_OK(worker_fire(w, "GO", NULL));
+	sem_wait_ok(&r.done, "the callback after GO");
+	/* Read empty: no more calls. */
+	ping(w, &other);
+	ping(w, &other);
+	stop_join(w);
+
+	ck_assert_msg(atomic_load(&r.calls) == 1, "the callback was called "
+	    "%d times, %d of them nested in its own wait; want once",
+	    atomic_load(&r.calls), atomic_load(&r.nested));
+	CHECK_ATOMIC(&r.nested, 0);
+	CHECK_OK(r.go_rc);
+	ck_assert_int_eq(r.n, 1);
+	ck_assert_str_eq(r.got, "a");
+	expect_calls(&other, 1, "q");
+	worker_unref(w);
+	close_pair(p);
+	pipe_watcher_destroy(&other, q);
+	sem_destroy(&r.in_cb);
+	sem_destroy(&r.done);
+}
+END_TEST
+
 /* ---- Errors --------------------------------------------------------- */
 
 START_TEST(watch_errors)
@@ -1158,6 +1252,9 @@ suite_watch(void)
 	tcase_add_test(tc, busy_worker_serves_fds);
 	tcase_add_test(tc, callback_fires_at_parent);
 	tcase_add_test(tc, callback_exits_worker);
+
+	tc = test_case(s, "waiting_callback");
+	tcase_add_test(tc, callback_waits_before_read);
 
 	tc = test_case(s, "fd");
 	tcase_add_test(tc, fd_drives_root);
