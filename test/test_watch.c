@@ -30,6 +30,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -698,7 +699,7 @@ START_TEST(dropped_at_end)
 }
 END_TEST
 
-/* ---- A callback that waits ----------------------------------------- */
+/* ---- A callback that waits ------------------------------------------ */
 
 /*
  * A callback that waits before it reads (issue L4): its descriptor is
@@ -789,6 +790,272 @@ START_TEST(callback_waits_before_read)
 	pipe_watcher_destroy(&other, q);
 	sem_destroy(&r.in_cb);
 	sem_destroy(&r.done);
+}
+END_TEST
+
+/* ---- Unwatch while the callback runs -------------------------------- */
+
+/* sem_timedwait() for a short while, where the test expects nobody to
+ * post: 0 if s was posted, else ETIMEDOUT. */
+static int
+sem_wait_briefly(sem_t *s, double seconds)
+{
+	struct timespec ts;
+	long ns;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ns = ts.tv_nsec + (long)(seconds * 1e9);
+	ts.tv_sec += ns / 1000000000L;
+	ts.tv_nsec = ns % 1000000000L;
+	while ((rc = sem_timedwait(s, &ts)) == -1 && errno == EINTR)
+		;
+	return rc == 0 ? 0 : ETIMEDOUT;
+}
+
+/*
+ * worker_unwatch() from another thread returns only once the callback is
+ * not running (issue L8), so its caller may close the descriptor and free
+ * ctx right after.  The callback is held on a semaphore while a helper
+ * thread unwatches: the helper stays blocked until the test lets the
+ * callback finish, and then finds the callback's last store done.
+ * Before the fix the unwatch returned at once, with the callback running.
+ */
+struct held {
+	uint64_t id;
+	atomic_int calls;
+	atomic_int running;
+	atomic_int finished;	/* the callback's very last store */
+	sem_t in_cb;
+	sem_t release;
+};
+
+static void
+held_cb(int fd, unsigned revents, void *ctx)
+{
+	struct held *h = ctx;
+	char c;
+
+	(void)revents;
+	atomic_fetch_add(&h->calls, 1);
+	atomic_store(&h->running, 1);
+	sem_post(&h->in_cb);
+	sem_wait_intr(&h->release);
+	if (read(fd, &c, 1) != 1)
+		atomic_fetch_add(&h->calls, 100);
+	atomic_store(&h->running, 0);
+	atomic_store(&h->finished, 1);
+}
+
+struct unwatcher {
+	worker_t *w;
+	uint64_t id;
+	pid_t tid;
+	int rc;
+	int finished;		/* the callback's state when unwatch returned */
+	int running;
+	struct held *h;
+	sem_t started, returned;
+};
+
+static void *
+unwatcher_main(void *arg)
+{
+	struct unwatcher *u = arg;
+
+	u->tid = (pid_t)syscall(SYS_gettid);
+	sem_post(&u->started);
+	u->rc = worker_unwatch(u->w, u->id);
+	u->finished = atomic_load(&u->h->finished);
+	u->running = atomic_load(&u->h->running);
+	sem_post(&u->returned);
+	return NULL;
+}
+
+START_TEST(unwatch_waits_for_callback)
+{
+	struct unwatcher u;
+	struct watcher x;
+	struct held h;
+	pthread_t th;
+	worker_t *w;
+	int p[2];
+
+	memset(&h, 0, sizeof(h));
+	memset(&u, 0, sizeof(u));
+	ck_assert_int_eq(sem_init(&h.in_cb, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&h.release, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&u.started, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&u.returned, 0, 0), 0);
+	pipe_watcher_init(&x, p, 0);
+	w = watcher_start(&x, NULL);
+	CHECK_OK(worker_watch(w, p[0], WORKER_READABLE, held_cb, &h, &h.id));
+	write_str(p[1], "ab");
+	sem_wait_ok(&h.in_cb, "the held callback");
+
+	u.w = w;
+	u.id = h.id;
+	u.h = &h;
+	ck_assert_int_eq(pthread_create(&th, NULL, unwatcher_main, &u), 0);
+	sem_wait_ok(&u.started, "the unwatching thread");
+	wait_asleep(u.tid, "the unwatching thread");
+	ck_assert_msg(sem_wait_briefly(&u.returned, 0.1 * multiplier()) ==
+	    ETIMEDOUT, "worker_unwatch returned while the callback ran");
+	sem_post(&h.release);
+	sem_wait_ok(&u.returned, "worker_unwatch after the callback");
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	CHECK_OK(u.rc);
+	ck_assert_int_eq(u.finished, 1);
+	ck_assert_int_eq(u.running, 0);
+
+	/* One byte was read; the other stays, watched by nobody. */
+	ping(w, &x);
+	ping(w, &x);
+	stop_join(w);
+	CHECK_ATOMIC(&h.calls, 1);
+	CHECK_RC(worker_unwatch(w, h.id), ENOENT);
+	expect_unread(p[0], "b");
+	worker_unref(w);
+	pipe_watcher_destroy(&x, p);
+	sem_destroy(&h.in_cb);
+	sem_destroy(&h.release);
+	sem_destroy(&u.started);
+	sem_destroy(&u.returned);
+}
+END_TEST
+
+/*
+ * 3,000 rounds of an unwatch racing a callback that is called again and
+ * again (it leaves its byte unread): once worker_unwatch() has returned,
+ * the callback is not running and never starts again.
+ */
+#define N_UNWATCH_RACE	3000
+
+struct racer {
+	atomic_int calls;
+	atomic_int inside;
+	atomic_int first;	/* this round's first call posted called */
+	sem_t called;
+};
+
+static void
+race_cb(int fd, unsigned revents, void *ctx)
+{
+	struct racer *r = ctx;
+
+	(void)fd;
+	(void)revents;
+	atomic_store(&r->inside, 1);
+	atomic_fetch_add(&r->calls, 1);
+	if (atomic_exchange(&r->first, 1) == 0)
+		sem_post(&r->called);
+	/* A window for the unwatch to come while the callback runs. */
+	for (int i = 0; i < 8; i++)
+		sched_yield();
+	atomic_store(&r->inside, 0);
+}
+
+START_TEST(unwatch_races_callback)
+{
+	struct watcher x;
+	struct racer r;
+	worker_t *w;
+	uint64_t id;
+	int p[2], inside = 0, late = 0, calls;
+
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(sem_init(&r.called, 0, 0), 0);
+	pipe_watcher_init(&x, p, 0);
+	w = watcher_start(&x, NULL);
+	write_str(p[1], "r");
+	for (int i = 0; i < N_UNWATCH_RACE; i++) {
+		atomic_store(&r.first, 0);
+		CHECK_OK(worker_watch(w, p[0], WORKER_READABLE, race_cb, &r,
+		    &id));
+		sem_wait_ok(&r.called, "the racing callback");
+		CHECK_OK(worker_unwatch(w, id));
+		inside += atomic_load(&r.inside);
+		calls = atomic_load(&r.calls);
+		ping(w, &x);
+		if (atomic_load(&r.calls) != calls)
+			late++;
+	}
+	ck_assert_msg(inside == 0, "the callback ran when worker_unwatch "
+	    "returned in %d of %d rounds", inside, N_UNWATCH_RACE);
+	ck_assert_msg(late == 0, "the callback ran after worker_unwatch "
+	    "returned in %d of %d rounds", late, N_UNWATCH_RACE);
+	stop_join(w);
+	expect_unread(p[0], "r");
+	worker_unref(w);
+	pipe_watcher_destroy(&x, p);
+	sem_destroy(&r.called);
+}
+END_TEST
+
+/*
+ * From inside the callback, worker_unwatch() returns 0 at once (it cannot
+ * wait for the callback that calls it), and the callback is never called
+ * again, though its descriptor stays readable: neither in a wait it runs
+ * after the unwatch nor once it has returned.
+ */
+struct self_unwatch {
+	uint64_t id;
+	atomic_int calls;
+	int unwatch_rc, again_rc, go_rc;
+	sem_t in_cb, done;
+};
+
+static void
+unwatch_then_wait(int fd, unsigned revents, void *ctx)
+{
+	struct self_unwatch *s = ctx;
+
+	(void)fd;
+	(void)revents;
+	atomic_fetch_add(&s->calls, 1);
+	s->unwatch_rc = worker_unwatch(worker_current(), s->id);
+	s->again_rc = worker_unwatch(worker_current(), s->id);
+	sem_post(&s->in_cb);
+	s->go_rc = worker_wait_event("GO", NULL, wait_limit(), NULL);
+	sem_post(&s->done);
+}
+
+START_TEST(unwatch_self_then_wait)
+{
+	struct self_unwatch s;
+	struct watcher x;
+	worker_t *w;
+	int p[2];
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(sem_init(&s.in_cb, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&s.done, 0, 0), 0);
+	pipe_watcher_init(&x, p, 0);
+	w = watcher_start(&x, NULL);
+	CHECK_OK(worker_watch(w, p[0], WORKER_READABLE, unwatch_then_wait,
+	    &s, &s.id));
+	write_str(p[1], "u");
+	/* A callback that waited for itself would never post this. */
+	sem_wait_ok(&s.in_cb, "the callback's own unwatch");
+	ping(w, &x);
+	ping(w, &x);
+	CHECK_ATOMIC(&s.calls, 1);
+	CHECK_OK(worker_fire(w, "GO", NULL));
+	sem_wait_ok(&s.done, "the callback after GO");
+	ping(w, &x);
+	ping(w, &x);
+	stop_join(w);
+
+	CHECK_ATOMIC(&s.calls, 1);
+	CHECK_OK(s.unwatch_rc);
+	CHECK_RC(s.again_rc, ENOENT);
+	CHECK_OK(s.go_rc);
+	CHECK_RC(worker_unwatch(w, s.id), ENOENT);
+	expect_unread(p[0], "u");
+	worker_unref(w);
+	pipe_watcher_destroy(&x, p);
+	sem_destroy(&s.in_cb);
+	sem_destroy(&s.done);
 }
 END_TEST
 
@@ -1255,6 +1522,11 @@ suite_watch(void)
 
 	tc = test_case(s, "waiting_callback");
 	tcase_add_test(tc, callback_waits_before_read);
+
+	tc = test_case(s, "unwatch_running");
+	tcase_add_test(tc, unwatch_waits_for_callback);
+	tcase_add_test(tc, unwatch_races_callback);
+	tcase_add_test(tc, unwatch_self_then_wait);
 
 	tc = test_case(s, "fd");
 	tcase_add_test(tc, fd_drives_root);
