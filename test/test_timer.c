@@ -14,6 +14,7 @@
  * time is the subject is it measured, with CLOCK_MONOTONIC: never early,
  * and at most TEST_TIME_SLACK seconds late.
  */
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -1206,6 +1207,44 @@ START_TEST(later_races_end)
 }
 END_TEST
 
+/*
+ * An interval whose nanoseconds overflow a deadline is ERANGE (issue L9);
+ * 3e9 s, the longest, is taken.  Before the fix the conversion to
+ * nanoseconds was undefined: 3e9 + 1 s was taken, and 1.85e10 s gave
+ * EINVAL only by the accident of what the conversion gave.
+ */
+START_TEST(every_out_of_range)
+{
+	static const double huge[] = { 1.85e10, 3e9 + 1, 1e300, DBL_MAX };
+	worker_t *self = worker_current();
+	struct shot s;
+	uint64_t id;
+
+	shot_init(&s);
+	for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
+		int rc;
+
+		id = 0;
+		rc = worker_every(self, shot_cb, &s, huge[i], &id);
+		ck_assert_msg(rc == ERANGE, "worker_every(%.17g s): %d (%s), "
+		    "want ERANGE", huge[i], rc, strerror(rc));
+		ck_assert(id == 0);
+	}
+	/* Not numbers of seconds at all stay EINVAL. */
+	CHECK_RC(worker_every(self, shot_cb, &s, NAN, &id), EINVAL);
+	CHECK_RC(worker_every(self, shot_cb, &s, -1.85e10, &id), EINVAL);
+	CHECK_RC(worker_every(self, shot_cb, &s, INFINITY, &id), EINVAL);
+
+	CHECK_OK(worker_every(self, shot_cb, &s, 3e9, &id));
+	ck_assert(id != 0);
+	CHECK_OK(worker_cancel(self, id));
+	CHECK_RC(worker_cancel(self, id), ENOENT);
+	ck_assert_int_eq(worker_update(), 0);
+	CHECK_ATOMIC(&s.runs, 0);
+	sem_destroy(&s.done);
+}
+END_TEST
+
 Suite *
 suite_timer(void)
 {
@@ -1245,6 +1284,9 @@ suite_timer(void)
 	tcase_add_test(tc, exit_in_callback);
 	tcase_add_test(tc, fail_in_callback);
 	tcase_add_test(tc, bad_arguments);
+
+	tc = test_case(s, "range");
+	tcase_add_test(tc, every_out_of_range);
 
 	return s;
 }

@@ -906,10 +906,232 @@ START_TEST(test_child_arg_from_source)
 }
 END_TEST
 
+/*
+ * A parent that is ending takes no new child (issue L2).  P's task is
+ * held outside any breakpoint while LATE is queued on it, then returns:
+ * LATE reaches P's listener only in the drain of its end sequence, while
+ * P is ending.  There, and from the test's thread while that listener
+ * waits, a child with .parent = P is refused: worker_new and
+ * worker_create give NULL and ESRCH, and worker_start of P's idle child
+ * gives ESRCH.  Once P has ended, a restart takes children again.
+ * Before the fix all of them were taken (the ones started in the drain
+ * were then stopped at step 7 with P's other children).
+ */
+struct ending {
+	worker_t *p;
+	worker_t *kid;		/* P's idle child, made before P ran */
+	sem_t release;		/* lets P's task return */
+	sem_t in_drain;		/* the LATE listener runs, in the drain */
+	sem_t tried;		/* the test's thread has tried its part */
+	/* What the LATE listener got, published by P's join. */
+	int late_calls;
+	int running;		/* worker_is_running(P) in the listener */
+	worker_t *made_new, *made_create;
+	int new_errno, create_errno, start_rc;
+};
+
+static void *
+task_held_then_return(void *arg)
+{
+	struct ending *e = arg;
+
+	sem_wait_intr(&e->release);
+	return NULL;
+}
+
+static int
+on_late(const worker_event_t *ev, void *ctx)
+{
+	struct ending *e = ctx;
+	worker_attr_t attr = { .name = "late", .parent = e->p };
+
+	(void)ev;
+	e->late_calls++;
+	e->running = worker_is_running(e->p);
+	errno = 0;
+	e->made_new = worker_new(NULL, NULL, &attr);
+	e->new_errno = errno;
+	errno = 0;
+	e->made_create = worker_create(NULL, NULL, &attr);
+	e->create_errno = errno;
+	e->start_rc = worker_start(e->kid);
+	sem_post(&e->in_drain);
+	sem_wait_intr(&e->tried);
+	return 0;
+}
+
+/* NULL and ESRCH from a constructor of a child of the ending P; a child
+ * made anyway is left for the failure to report (P stops it). */
+static void
+expect_refused(worker_t *made, int err, const char *what)
+{
+	ck_assert_msg(made == NULL && err == ESRCH, "%s under an ending "
+	    "parent: %s, errno %d (%s), want NULL and ESRCH", what,
+	    made == NULL ? "NULL" : "a worker", err, strerror(err));
+}
+
+START_TEST(test_ending_parent_refuses)
+{
+	worker_attr_t pattr = { .name = "ending" };
+	worker_attr_t kattr = { .name = "kid" };
+	worker_t *made, *late;
+	struct ending e;
+	int err, rc;
+
+	memset(&e, 0, sizeof(e));
+	ck_assert_int_eq(sem_init(&e.release, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&e.in_drain, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&e.tried, 0, 0), 0);
+	e.p = worker_new(task_held_then_return, &e, &pattr);
+	ck_assert_ptr_nonnull(e.p);
+	kattr.parent = e.p;
+	e.kid = worker_new(NULL, NULL, &kattr);
+	ck_assert_ptr_nonnull(e.kid);
+	CHECK_OK(worker_listen(e.p, "LATE", on_late, &e, NULL));
+	CHECK_OK(worker_start(e.p));
+	/* The task sits in sem_wait, not at a breakpoint: LATE stays
+	 * queued until the drain. */
+	CHECK_OK(worker_fire(e.p, "LATE", NULL));
+	sem_post(&e.release);
+	sem_wait_ok(&e.in_drain, "the LATE listener in P's drain");
+
+	/* From another thread while P is ending. */
+	errno = 0;
+	made = worker_create(NULL, NULL, &kattr);
+	err = errno;
+	expect_refused(made, err, "worker_create from the test's thread");
+	errno = 0;
+	made = worker_new(NULL, NULL, &kattr);
+	err = errno;
+	expect_refused(made, err, "worker_new from the test's thread");
+	rc = worker_start(e.kid);
+	ck_assert_msg(rc == ESRCH, "worker_start of P's idle child from the "
+	    "test's thread while P ends: %d (%s), want ESRCH", rc,
+	    strerror(rc));
+	sem_post(&e.tried);
+	/* Before the fix this join could hang: P stopped its children
+	 * before one of them started. */
+	join_bounded(e.p, "P's join after children were refused");
+
+	/* From P's own listener in its drain. */
+	ck_assert_int_eq(e.late_calls, 1);
+	ck_assert_int_eq(e.running, 0);
+	expect_refused(e.made_new, e.new_errno, "worker_new in the drain");
+	expect_refused(e.made_create, e.create_errno,
+	    "worker_create in the drain");
+	CHECK_RC(e.start_rc, ESRCH);
+	ck_assert_int_eq(worker_is_running(e.kid), 0);
+
+	/* Ended and restarted, P takes children again. */
+	CHECK_OK(worker_start(e.p));
+	late = worker_create(NULL, NULL, &kattr);
+	ck_assert_msg(late != NULL, "worker_create under the restarted "
+	    "parent: %s", strerror(errno));
+	CHECK_OK(worker_start(e.kid));
+	made = worker_new(NULL, NULL, &kattr);
+	ck_assert_msg(made != NULL, "worker_new under the restarted "
+	    "parent: %s", strerror(errno));
+	ck_assert_ptr_eq(worker_parent(made), e.p);
+	worker_unref(made);
+	/* P's end stops and joins both running children. */
+	sem_post(&e.release);
+	join_bounded(e.p, "the restarted P's join");
+	ck_assert_int_eq(worker_is_running(late), 0);
+	ck_assert_int_eq(worker_is_running(e.kid), 0);
+	CHECK_OK(worker_join(late));
+	CHECK_OK(worker_join(e.kid));
+	ck_assert_int_eq(e.late_calls, 1);
+
+	worker_unref(late);
+	worker_unref(e.kid);
+	worker_unref(e.p);
+	sem_destroy(&e.release);
+	sem_destroy(&e.in_drain);
+	sem_destroy(&e.tried);
+}
+END_TEST
+
+/*
+ * The same at step 7 of P's end sequence, where P has stopped its
+ * children and joins them: its child B is held in its cleanup handler
+ * while the test's thread starts P's idle child and creates another.
+ * Before the fix both were taken, and P, which had fired its stops
+ * already, waited for the unstopped child for ever: its join hung.
+ */
+struct joining {
+	sem_t cleaning;		/* B's cleanup handler runs */
+	sem_t release;		/* lets it finish */
+	atomic_int cleaned;
+};
+
+static void
+held_cleanup(void *arg)
+{
+	struct joining *j = arg;
+
+	sem_post(&j->cleaning);
+	sem_wait_intr(&j->release);
+	atomic_store(&j->cleaned, 1);
+}
+
+static void *
+task_held_cleanup(void *arg)
+{
+	worker_cleanup_push(held_cleanup, arg);
+	worker_wait_forever();
+	worker_cleanup_pop(0);
+	return NULL;
+}
+
+START_TEST(test_joining_parent_refuses)
+{
+	worker_attr_t kattr = { .name = "kid" };
+	worker_t *p, *b, *kid, *made;
+	struct joining j;
+	int err, rc;
+
+	memset(&j, 0, sizeof(j));
+	ck_assert_int_eq(sem_init(&j.cleaning, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&j.release, 0, 0), 0);
+	p = idle_new("joining", NULL, NULL);
+	kattr.parent = p;
+	kid = worker_new(NULL, NULL, &kattr);
+	ck_assert_ptr_nonnull(kid);
+	CHECK_OK(worker_start(p));
+	b = worker_create(task_held_cleanup, &j, &kattr);
+	ck_assert_ptr_nonnull(b);
+	CHECK_OK(worker_stop(p));
+	sem_wait_ok(&j.cleaning, "B's cleanup, stopped by P's end");
+
+	rc = worker_start(kid);
+	errno = 0;
+	made = worker_create(NULL, NULL, &kattr);
+	err = errno;
+	sem_post(&j.release);
+	/* Before the fix: hangs, P joins a child it never stopped. */
+	join_bounded(p, "P's join (it waits for a child started after it "
+	    "stopped its children)");
+	ck_assert_msg(rc == ESRCH, "worker_start of P's idle child while P "
+	    "joins its children: %d (%s), want ESRCH", rc, strerror(rc));
+	expect_refused(made, err, "worker_create while P joins its children");
+	CHECK_ATOMIC(&j.cleaned, 1);
+	ck_assert_int_eq(worker_is_running(kid), 0);
+	ck_assert_int_eq(worker_is_running(b), 0);
+
+	CHECK_OK(worker_join(b));
+	worker_unref(b);
+	worker_unref(kid);
+	worker_unref(p);
+	sem_destroy(&j.cleaning);
+	sem_destroy(&j.release);
+}
+END_TEST
+
 Suite *
 suite_tree(void)
 {
 	Suite *s = suite_create("tree");
+	TCase *tc;
 
 	tcase_add_test(test_case(s, "stopped_with_parent"),
 	    test_stopped_with_parent);
@@ -933,5 +1155,8 @@ suite_tree(void)
 	tcase_add_test(test_case(s, "daemon_values"), test_daemon_values);
 	tcase_add_test(test_case(s, "child_arg_from_source"),
 	    test_child_arg_from_source);
+	tc = test_case(s, "ending_parent");
+	tcase_add_test(tc, test_ending_parent_refuses);
+	tcase_add_test(tc, test_joining_parent_refuses);
 	return s;
 }

@@ -668,6 +668,114 @@ START_TEST(test_second_stop_waits)
 END_TEST
 
 /*
+ * A storm of stops while a STOP_THREAD listener waits (issue L3): 20,000
+ * worker_stop() calls from the test's thread and 1,000 from the listener
+ * itself, as a signal handled by worker_signals() would, all queued while
+ * the listener waits for GO.  The worker is stopping already: the
+ * listener is called once and the worker unwinds once.  Before the fix
+ * each stop reached the listener again, nested in the wait of the one
+ * before, and the nesting overflowed the stack.  Here a listener nested
+ * deeper than STORM_NEST returns at once instead of waiting, so the old
+ * behaviour shows as a count rather than a crash; GO is fired STORM_NEST
+ * times so that every level that waits gets one.
+ */
+#define N_STORM		20000	/* stops from the test's thread */
+#define N_SELF_STOPS	1000	/* stops from the listener, at itself */
+#define STORM_NEST	32
+
+struct storm {
+	sem_t waiting;		/* the first listener call waits for GO */
+	atomic_int calls;	/* STOP_THREAD listener calls */
+	atomic_int depth;	/* listener calls running now */
+	atomic_int max_depth;
+	atomic_int self_fails;	/* self stops that were refused */
+	atomic_int finished;	/* listener calls that got GO */
+	atomic_int cleanups;	/* unwinds: the task's handler ran */
+	atomic_int after;	/* code after the task's wait ran */
+};
+
+static int
+storm_on_stop(const worker_event_t *ev, void *ctx)
+{
+	struct storm *st = ctx;
+	int depth = atomic_fetch_add(&st->depth, 1) + 1;
+
+	(void)ev;
+	if (depth > atomic_load(&st->max_depth))
+		atomic_store(&st->max_depth, depth);
+	if (atomic_fetch_add(&st->calls, 1) == 0) {
+		for (int i = 0; i < N_SELF_STOPS; i++)
+			if (worker_stop(worker_current()) != 0)
+				atomic_fetch_add(&st->self_fails, 1);
+		sem_post(&st->waiting);
+	}
+	if (depth <= STORM_NEST &&
+	    worker_wait_event("GO", NULL, wait_limit(), NULL) == 0)
+		atomic_fetch_add(&st->finished, 1);
+	atomic_fetch_sub(&st->depth, 1);
+	return 0;
+}
+
+static void *
+storm_task(void *arg)
+{
+	struct storm *st = arg;
+
+	worker_cleanup_push(count_cb, &st->cleanups);
+	worker_wait_forever();
+	atomic_store(&st->after, 1);
+	worker_cleanup_pop(0);
+	return NULL;
+}
+
+START_TEST(test_stop_storm)
+{
+	struct storm st;
+	worker_t *w;
+	int fails = 0;
+	void *ret = &st;
+
+	memset(&st, 0, sizeof(st));
+	ck_assert_int_eq(sem_init(&st.waiting, 0, 0), 0);
+	w = worker_new(storm_task, &st, NULL);
+	ck_assert_ptr_nonnull(w);
+	CHECK_OK(worker_listen(w, WORKER_STOP_THREAD, storm_on_stop, &st,
+	    NULL));
+	CHECK_OK(worker_start(w));
+	CHECK_OK(worker_stop(w));
+	sem_wait_ok(&st.waiting, "the STOP_THREAD listener");
+	for (int i = 0; i < N_STORM; i++)
+		if (worker_stop(w) != 0)
+			fails++;
+	CHECK_OK(worker_fire(w, "GO", NULL));
+	/* Only nested listeners would need these: the worker may have
+	 * ended already. */
+	for (int i = 1; i < STORM_NEST; i++) {
+		int rc = worker_fire(w, "GO", NULL);
+
+		ck_assert_msg(rc == 0 || rc == ESRCH, "fire GO: %s",
+		    strerror(rc));
+	}
+	join_bounded(w, "the worker stopped by the storm");
+
+	ck_assert_msg(atomic_load(&st.calls) == 1, "the STOP_THREAD "
+	    "listener was called %d times, nested %d deep; want once",
+	    atomic_load(&st.calls), atomic_load(&st.max_depth));
+	CHECK_ATOMIC(&st.max_depth, 1);
+	CHECK_ATOMIC(&st.finished, 1);
+	CHECK_ATOMIC(&st.cleanups, 1);
+	CHECK_ATOMIC(&st.after, 0);
+	CHECK_ATOMIC(&st.self_fails, 0);
+	ck_assert_int_eq(fails, 0);
+	CHECK_OK(worker_result(w, &ret));
+	ck_assert_ptr_null(ret);
+	ck_assert_int_eq(worker_is_running(w), 0);
+	worker_unref(w);
+	sem_destroy(&st.waiting);
+}
+END_TEST
+
+/*
  * Cleanup handlers and the wait they interrupted (issue L1).  A handler
  * runs after the library has let go of what the wait used, so it may free
  * that: a defer the worker was getting, the last reference to a worker it
@@ -1093,6 +1201,7 @@ suite_unwind(void)
 	    test_fail_in_listener);
 	tcase_add_test(test_case(s, "second_stop_waits"),
 	    test_second_stop_waits);
+	tcase_add_test(test_case(s, "stop_storm"), test_stop_storm);
 	tcase_add_test(test_case(s, "stop_in_nested_wait"),
 	    test_stop_in_nested_wait);
 	tcase_add_loop_test(test_case(s, "no_code_after_wait"),

@@ -19,6 +19,7 @@
  * create no thread before worker_signals() has blocked the signals.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
@@ -29,6 +30,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -697,6 +699,370 @@ START_TEST(dropped_at_end)
 }
 END_TEST
 
+/* ---- A callback that waits ------------------------------------------ */
+
+/*
+ * A callback that waits before it reads (issue L4): its descriptor is
+ * still readable while it waits in worker_wait_event("GO"), and the loops
+ * of that wait must not call it again for that descriptor.  Before the
+ * fix every round of the nested loop called it again, nested deeper each
+ * time, without bound.  A call nested in another returns at once here,
+ * without waiting or reading, so the old behaviour shows as a count
+ * instead of a stack overflow.
+ */
+struct slow_reader {
+	uint64_t id;
+	atomic_int calls;
+	atomic_int depth;	/* calls running now */
+	atomic_int nested;	/* calls made while another ran */
+	int go_rc;
+	char got[8];
+	ssize_t n;
+	sem_t in_cb;		/* the first call waits for GO */
+	sem_t done;		/* it read and returns */
+};
+
+static void
+wait_then_read(int fd, unsigned revents, void *ctx)
+{
+	struct slow_reader *r = ctx;
+
+	(void)revents;
+	atomic_fetch_add(&r->calls, 1);
+	if (atomic_fetch_add(&r->depth, 1) > 0) {
+		atomic_fetch_add(&r->nested, 1);
+		atomic_fetch_sub(&r->depth, 1);
+		return;
+	}
+	sem_post(&r->in_cb);
+	r->go_rc = worker_wait_event("GO", NULL, wait_limit(), NULL);
+	r->n = read(fd, r->got, sizeof(r->got) - 1);
+	atomic_fetch_sub(&r->depth, 1);
+	sem_post(&r->done);
+}
+
+START_TEST(callback_waits_before_read)
+{
+	struct slow_reader r;
+	struct watcher other;
+	worker_t *w;
+	int p[2], q[2];
+
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(sem_init(&r.in_cb, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&r.done, 0, 0), 0);
+	make_pipe(p);
+	pipe_watcher_init(&other, q, 0);
+	w = watcher_start(&other, NULL);
+	CHECK_OK(worker_watch(w, p[0], WORKER_READABLE, wait_then_read, &r,
+	    &r.id));
+	CHECK_OK(worker_watch(w, q[0], WORKER_READABLE, on_ready, &other,
+	    &other.id));
+	write_str(p[1], "a");
+	sem_wait_ok(&r.in_cb, "the callback that waits for GO");
+
+	/* While it waits: events, and the other descriptor's callback. */
+	ping(w, &other);
+	write_str(q[1], "q");
+	wait_calls(&other, 1, "the other descriptor's callback during the "
+	    "wait");
+	ping(w, &other);
+	CHECK_ATOMIC(&r.nested, 0);
+	CHECK_ATOMIC(&r.calls, 1);
+
+	CHECK_OK(worker_fire(w, "GO", NULL));
+	sem_wait_ok(&r.done, "the callback after GO");
+	/* Read empty: no more calls. */
+	ping(w, &other);
+	ping(w, &other);
+	stop_join(w);
+
+	ck_assert_msg(atomic_load(&r.calls) == 1, "the callback was called "
+	    "%d times, %d of them nested in its own wait; want once",
+	    atomic_load(&r.calls), atomic_load(&r.nested));
+	CHECK_ATOMIC(&r.nested, 0);
+	CHECK_OK(r.go_rc);
+	ck_assert_int_eq(r.n, 1);
+	ck_assert_str_eq(r.got, "a");
+	expect_calls(&other, 1, "q");
+	worker_unref(w);
+	close_pair(p);
+	pipe_watcher_destroy(&other, q);
+	sem_destroy(&r.in_cb);
+	sem_destroy(&r.done);
+}
+END_TEST
+
+/* ---- Unwatch while the callback runs -------------------------------- */
+
+/* sem_timedwait() for a short while, where the test expects nobody to
+ * post: 0 if s was posted, else ETIMEDOUT. */
+static int
+sem_wait_briefly(sem_t *s, double seconds)
+{
+	struct timespec ts;
+	long ns;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ns = ts.tv_nsec + (long)(seconds * 1e9);
+	ts.tv_sec += ns / 1000000000L;
+	ts.tv_nsec = ns % 1000000000L;
+	while ((rc = sem_timedwait(s, &ts)) == -1 && errno == EINTR)
+		;
+	return rc == 0 ? 0 : ETIMEDOUT;
+}
+
+/*
+ * worker_unwatch() from another thread returns only once the callback is
+ * not running (issue L8), so its caller may close the descriptor and free
+ * ctx right after.  The callback is held on a semaphore while a helper
+ * thread unwatches: the helper stays blocked until the test lets the
+ * callback finish, and then finds the callback's last store done.
+ * Before the fix the unwatch returned at once, with the callback running.
+ */
+struct held {
+	uint64_t id;
+	atomic_int calls;
+	atomic_int running;
+	atomic_int finished;	/* the callback's very last store */
+	sem_t in_cb;
+	sem_t release;
+};
+
+static void
+held_cb(int fd, unsigned revents, void *ctx)
+{
+	struct held *h = ctx;
+	char c;
+
+	(void)revents;
+	atomic_fetch_add(&h->calls, 1);
+	atomic_store(&h->running, 1);
+	sem_post(&h->in_cb);
+	sem_wait_intr(&h->release);
+	if (read(fd, &c, 1) != 1)
+		atomic_fetch_add(&h->calls, 100);
+	atomic_store(&h->running, 0);
+	atomic_store(&h->finished, 1);
+}
+
+struct unwatcher {
+	worker_t *w;
+	uint64_t id;
+	pid_t tid;
+	int rc;
+	int finished;		/* the callback's state when unwatch returned */
+	int running;
+	struct held *h;
+	sem_t started, returned;
+};
+
+static void *
+unwatcher_main(void *arg)
+{
+	struct unwatcher *u = arg;
+
+	u->tid = (pid_t)syscall(SYS_gettid);
+	sem_post(&u->started);
+	u->rc = worker_unwatch(u->w, u->id);
+	u->finished = atomic_load(&u->h->finished);
+	u->running = atomic_load(&u->h->running);
+	sem_post(&u->returned);
+	return NULL;
+}
+
+START_TEST(unwatch_waits_for_callback)
+{
+	struct unwatcher u;
+	struct watcher x;
+	struct held h;
+	pthread_t th;
+	worker_t *w;
+	int p[2];
+
+	memset(&h, 0, sizeof(h));
+	memset(&u, 0, sizeof(u));
+	ck_assert_int_eq(sem_init(&h.in_cb, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&h.release, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&u.started, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&u.returned, 0, 0), 0);
+	pipe_watcher_init(&x, p, 0);
+	w = watcher_start(&x, NULL);
+	CHECK_OK(worker_watch(w, p[0], WORKER_READABLE, held_cb, &h, &h.id));
+	write_str(p[1], "ab");
+	sem_wait_ok(&h.in_cb, "the held callback");
+
+	u.w = w;
+	u.id = h.id;
+	u.h = &h;
+	ck_assert_int_eq(pthread_create(&th, NULL, unwatcher_main, &u), 0);
+	sem_wait_ok(&u.started, "the unwatching thread");
+	wait_asleep(u.tid, "the unwatching thread");
+	ck_assert_msg(sem_wait_briefly(&u.returned, 0.1 * multiplier()) ==
+	    ETIMEDOUT, "worker_unwatch returned while the callback ran");
+	sem_post(&h.release);
+	sem_wait_ok(&u.returned, "worker_unwatch after the callback");
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	CHECK_OK(u.rc);
+	ck_assert_int_eq(u.finished, 1);
+	ck_assert_int_eq(u.running, 0);
+
+	/* One byte was read; the other stays, watched by nobody. */
+	ping(w, &x);
+	ping(w, &x);
+	stop_join(w);
+	CHECK_ATOMIC(&h.calls, 1);
+	CHECK_RC(worker_unwatch(w, h.id), ENOENT);
+	expect_unread(p[0], "b");
+	worker_unref(w);
+	pipe_watcher_destroy(&x, p);
+	sem_destroy(&h.in_cb);
+	sem_destroy(&h.release);
+	sem_destroy(&u.started);
+	sem_destroy(&u.returned);
+}
+END_TEST
+
+/*
+ * 3,000 rounds of an unwatch racing a callback that is called again and
+ * again (it leaves its byte unread): once worker_unwatch() has returned,
+ * the callback is not running and never starts again.
+ */
+#define N_UNWATCH_RACE	3000
+
+struct racer {
+	atomic_int calls;
+	atomic_int inside;
+	atomic_int first;	/* this round's first call posted called */
+	sem_t called;
+};
+
+static void
+race_cb(int fd, unsigned revents, void *ctx)
+{
+	struct racer *r = ctx;
+
+	(void)fd;
+	(void)revents;
+	atomic_store(&r->inside, 1);
+	atomic_fetch_add(&r->calls, 1);
+	if (atomic_exchange(&r->first, 1) == 0)
+		sem_post(&r->called);
+	/* A window for the unwatch to come while the callback runs. */
+	for (int i = 0; i < 8; i++)
+		sched_yield();
+	atomic_store(&r->inside, 0);
+}
+
+START_TEST(unwatch_races_callback)
+{
+	struct watcher x;
+	struct racer r;
+	worker_t *w;
+	uint64_t id;
+	int p[2], inside = 0, late = 0, calls;
+
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(sem_init(&r.called, 0, 0), 0);
+	pipe_watcher_init(&x, p, 0);
+	w = watcher_start(&x, NULL);
+	write_str(p[1], "r");
+	for (int i = 0; i < N_UNWATCH_RACE; i++) {
+		atomic_store(&r.first, 0);
+		CHECK_OK(worker_watch(w, p[0], WORKER_READABLE, race_cb, &r,
+		    &id));
+		sem_wait_ok(&r.called, "the racing callback");
+		CHECK_OK(worker_unwatch(w, id));
+		inside += atomic_load(&r.inside);
+		calls = atomic_load(&r.calls);
+		ping(w, &x);
+		if (atomic_load(&r.calls) != calls)
+			late++;
+	}
+	ck_assert_msg(inside == 0, "the callback ran when worker_unwatch "
+	    "returned in %d of %d rounds", inside, N_UNWATCH_RACE);
+	ck_assert_msg(late == 0, "the callback ran after worker_unwatch "
+	    "returned in %d of %d rounds", late, N_UNWATCH_RACE);
+	stop_join(w);
+	expect_unread(p[0], "r");
+	worker_unref(w);
+	pipe_watcher_destroy(&x, p);
+	sem_destroy(&r.called);
+}
+END_TEST
+
+/*
+ * From inside the callback, worker_unwatch() returns 0 at once (it cannot
+ * wait for the callback that calls it), and the callback is never called
+ * again, though its descriptor stays readable: neither in a wait it runs
+ * after the unwatch nor once it has returned.
+ */
+struct self_unwatch {
+	/* Atomic: worker_watch() stores the id after the watch exists, and
+	 * ThreadSanitizer does not see the pipe order the two threads. */
+	_Atomic uint64_t id;
+	atomic_int calls;
+	int unwatch_rc, again_rc, go_rc;
+	sem_t in_cb, done;
+};
+
+static void
+unwatch_then_wait(int fd, unsigned revents, void *ctx)
+{
+	struct self_unwatch *s = ctx;
+
+	(void)fd;
+	(void)revents;
+	atomic_fetch_add(&s->calls, 1);
+	s->unwatch_rc = worker_unwatch(worker_current(), atomic_load(&s->id));
+	s->again_rc = worker_unwatch(worker_current(), atomic_load(&s->id));
+	sem_post(&s->in_cb);
+	s->go_rc = worker_wait_event("GO", NULL, wait_limit(), NULL);
+	sem_post(&s->done);
+}
+
+START_TEST(unwatch_self_then_wait)
+{
+	struct self_unwatch s;
+	struct watcher x;
+	uint64_t id;
+	worker_t *w;
+	int p[2];
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(sem_init(&s.in_cb, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&s.done, 0, 0), 0);
+	pipe_watcher_init(&x, p, 0);
+	w = watcher_start(&x, NULL);
+	CHECK_OK(worker_watch(w, p[0], WORKER_READABLE, unwatch_then_wait,
+	    &s, &id));
+	atomic_store(&s.id, id);
+	write_str(p[1], "u");
+	/* A callback that waited for itself would never post this. */
+	sem_wait_ok(&s.in_cb, "the callback's own unwatch");
+	ping(w, &x);
+	ping(w, &x);
+	CHECK_ATOMIC(&s.calls, 1);
+	CHECK_OK(worker_fire(w, "GO", NULL));
+	sem_wait_ok(&s.done, "the callback after GO");
+	ping(w, &x);
+	ping(w, &x);
+	stop_join(w);
+
+	CHECK_ATOMIC(&s.calls, 1);
+	CHECK_OK(s.unwatch_rc);
+	CHECK_RC(s.again_rc, ENOENT);
+	CHECK_OK(s.go_rc);
+	CHECK_RC(worker_unwatch(w, id), ENOENT);
+	expect_unread(p[0], "u");
+	worker_unref(w);
+	pipe_watcher_destroy(&x, p);
+	sem_destroy(&s.in_cb);
+	sem_destroy(&s.done);
+}
+END_TEST
+
 /* ---- Errors --------------------------------------------------------- */
 
 START_TEST(watch_errors)
@@ -749,6 +1115,49 @@ START_TEST(watch_errors)
 	stop_join(w);
 	worker_unref(w);
 	CHECK_ATOMIC(&x.calls, 0);
+	pipe_watcher_destroy(&x, p);
+}
+END_TEST
+
+/*
+ * A descriptor that is not open is EBADF (issue L10), on a started worker
+ * and on main's root, and nothing is ever called for it.  Before the fix
+ * the watch was taken, and ppoll() reported the number ready (POLLNVAL):
+ * the callback was called for it at the worker's rounds.
+ */
+START_TEST(watch_closed_fd)
+{
+	worker_t *self = worker_current(), *w;
+	struct watcher x;
+	uint64_t id = 0;
+	int p[2], fds[3];
+
+	pipe_watcher_init(&x, p, 0);
+	w = watcher_start(&x, NULL);
+	/* A number that was open a moment ago, and two never opened. */
+	fds[0] = p[0];
+	ck_assert_int_eq(close(p[0]), 0);
+	p[0] = -1;
+	fds[1] = 1 << 20;
+	fds[2] = INT_MAX;
+	for (int i = 0; i < 3; i++) {
+		ck_assert_msg(fcntl(fds[i], F_GETFD) == -1 && errno == EBADF,
+		    "descriptor %d is open", fds[i]);
+		CHECK_RC(worker_watch(w, fds[i], WORKER_READABLE, on_ready, &x,
+		    &id), EBADF);
+		CHECK_RC(worker_watch(self, fds[i], WORKER_READABLE |
+		    WORKER_WRITABLE, on_ready, &x, &id), EBADF);
+		ck_assert(id == 0);
+	}
+	/* The worker goes round its loop, and sleeps rather than spins. */
+	ping(w, &x);
+	wait_asleep(x.tid, "the watcher");
+	ping(w, &x);
+	ck_assert_int_eq(worker_update(), 0);
+	stop_join(w);
+
+	expect_calls(&x, 0, "");
+	worker_unref(w);
 	pipe_watcher_destroy(&x, p);
 }
 END_TEST
@@ -1106,11 +1515,22 @@ suite_watch(void)
 	tcase_add_test(tc, dropped_at_end);
 	tcase_add_test(tc, watch_errors);
 
+	tc = test_case(s, "closed_fd");
+	tcase_add_test(tc, watch_closed_fd);
+
 	tc = test_case(s, "loop");
 	tcase_add_test(tc, stop_reaches_watching_worker);
 	tcase_add_test(tc, busy_worker_serves_fds);
 	tcase_add_test(tc, callback_fires_at_parent);
 	tcase_add_test(tc, callback_exits_worker);
+
+	tc = test_case(s, "waiting_callback");
+	tcase_add_test(tc, callback_waits_before_read);
+
+	tc = test_case(s, "unwatch_running");
+	tcase_add_test(tc, unwatch_waits_for_callback);
+	tcase_add_test(tc, unwatch_races_callback);
+	tcase_add_test(tc, unwatch_self_then_wait);
 
 	tc = test_case(s, "fd");
 	tcase_add_test(tc, fd_drives_root);

@@ -10,6 +10,7 @@
  * events; the only sleeps are where elapsed time is itself the subject.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -1110,6 +1111,115 @@ START_TEST(test_deadlock_ancestors)
 }
 END_TEST
 
+/*
+ * An overlay's end races a restart on another thread (issue L5).  Main
+ * runs w as an overlay again and again; as each overlay begins, it tells
+ * a helper thread, which joins w, so that it wakes as the overlay ends,
+ * and restarts w on a thread of its own at once.
+ * After each overlay, main's current worker is its root again.  Before
+ * the fix the overlay restored main's worker from w's field after w was
+ * idle, where the restart on the other thread had already written its
+ * own: main's root could be lost.  The window is a few instructions
+ * wide, so the test widens it where the system lets it: all threads on
+ * one CPU, and main at SCHED_IDLE, so that the helper and the thread it
+ * starts, woken by the overlay's end, run before main goes on.  (Both
+ * only help to lose the race; TSan reports it either way.)
+ */
+#define N_OVERLAYS	2000
+
+struct restarter {
+	worker_t *w;
+	sem_t began;		/* an overlay runs on main */
+	atomic_int done;
+	int starts, errs, join_errs;
+};
+
+/* On main, as an overlay: tells the helper, which then waits for the
+ * overlay's end to restart w; on the helper's threads: nothing. */
+static void *
+task_overlay_began(void *arg)
+{
+	struct restarter *r = arg;
+
+	if (worker_is_main(NULL))
+		sem_post(&r->began);
+	return NULL;
+}
+
+static void *
+restarter_main(void *arg)
+{
+	struct restarter *r = arg;
+	int rc;
+
+	for (;;) {
+		sem_wait_intr(&r->began);
+		if (atomic_load(&r->done))
+			break;
+		/* Wakes as the overlay turns idle, and restarts w at once. */
+		if (worker_join(r->w) != 0)
+			r->join_errs++;
+		if ((rc = worker_start(r->w)) == 0)
+			r->starts++;
+		else if (rc != EBUSY)
+			r->errs++;
+		if (worker_join(r->w) != 0)
+			r->join_errs++;
+	}
+	return NULL;
+}
+
+START_TEST(test_overlay_restart_race)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+	worker_t *root = worker_current(), *cur = root;
+	int overlays = 0, rc;
+	struct restarter r;
+	cpu_set_t all, one;
+	pthread_t th;
+
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(sem_init(&r.began, 0, 0), 0);
+	r.w = worker_new(task_overlay_began, &r, NULL);
+	ck_assert_ptr_nonnull(r.w);
+	/* Best effort: the helper and its threads inherit the CPU. */
+	ck_assert_int_eq(pthread_getaffinity_np(pthread_self(), sizeof(all),
+	    &all), 0);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
+	(void)pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+	ck_assert_int_eq(pthread_create(&th, NULL, restarter_main, &r), 0);
+	(void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+	while (overlays < N_OVERLAYS) {
+		rc = worker_start_overlay(r.w);
+		if (rc == EBUSY) {
+			/* The helper's run: wait for it. */
+			CHECK_OK(worker_join(r.w));
+			continue;
+		}
+		CHECK_OK(rc);
+		overlays++;
+		cur = worker_current();
+		if (cur != root)
+			break;
+	}
+	atomic_store(&r.done, 1);
+	sem_post(&r.began);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	(void)pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+	(void)pthread_setaffinity_np(pthread_self(), sizeof(all), &all);
+	ck_assert_msg(cur == root, "after overlay %d main's worker is %p "
+	    "(%s), not its root %p", overlays, (void *)cur, worker_name(cur),
+	    (void *)root);
+	CHECK_OK(worker_join(r.w));
+	ck_assert_int_eq(r.errs, 0);
+	ck_assert_int_eq(r.join_errs, 0);
+	ck_assert_int_eq(worker_is_main(NULL), 1);
+	worker_unref(r.w);
+	sem_destroy(&r.began);
+}
+END_TEST
+
 Suite *
 suite_worker(void)
 {
@@ -1119,6 +1229,8 @@ suite_worker(void)
 	tcase_add_test(test_case(s, "create"), test_create);
 	tcase_add_test(test_case(s, "overlay"), test_overlay);
 	tcase_add_test(test_case(s, "overlay_thread"), test_overlay_thread);
+	tcase_add_test(test_case(s, "overlay_restart_race"),
+	    test_overlay_restart_race);
 	tcase_add_test(test_case(s, "restart"), test_restart);
 	tcase_add_test(test_case(s, "restart_task"), test_restart_task);
 	tcase_add_test(test_case(s, "start_busy"), test_start_busy);

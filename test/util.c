@@ -187,6 +187,40 @@ stop_join_unref(worker_t *w)
 	worker_unref(w);
 }
 
+struct joiner {
+	worker_t *w;
+	int rc;
+	sem_t done;
+};
+
+static void *
+joiner_main(void *arg)
+{
+	struct joiner *j = arg;
+
+	j->rc = worker_join(j->w);
+	sem_post(&j->done);
+	return NULL;
+}
+
+void
+join_bounded(worker_t *w, const char *what)
+{
+	/* On the heap: a helper that hangs must not outlive its frame. */
+	struct joiner *j = calloc(1, sizeof(*j));
+	pthread_t th;
+
+	ck_assert_ptr_nonnull(j);
+	j->w = w;
+	ck_assert_int_eq(sem_init(&j->done, 0, 0), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, joiner_main, j), 0);
+	sem_wait_ok(&j->done, what);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	CHECK_OK(j->rc);
+	sem_destroy(&j->done);
+	free(j);
+}
+
 static void *
 host_task(void *arg)
 {

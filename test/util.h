@@ -90,6 +90,12 @@ void fence(worker_t *w, sem_t *fence_sem);
 void stop_join(worker_t *w);
 void stop_join_unref(worker_t *w);
 
+/* worker_join(w) on a helper thread, failing with what was awaited if it
+ * has not returned within wait_limit(): a join that hangs is reported as
+ * the step that hung.  The hung helper is left behind; the test's process
+ * ends with the failure. */
+void join_bounded(worker_t *w, const char *what);
+
 /* A started worker that only waits, to run timers and the like on. */
 struct host {
 	pthread_t thread;	/* the worker's thread, set before ready */
