@@ -145,7 +145,8 @@ tsan asan:
 	    ASAN_OPTIONS="detect_leaks=1" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1" \
 	    build/$@/test/check_worker
 SAN_tsan := -fsanitize=thread
-SAN_asan := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_asan := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer \
+    -fno-sanitize-recover=all
 
 # valgrind runs one thread at a time; without --fair-sched a thread that
 # spins on the library's API can starve the others for minutes.

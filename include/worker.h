@@ -142,6 +142,8 @@ WORKER_EXPORT int worker_pause(worker_t *w);
 WORKER_EXPORT int worker_resume(worker_t *w);
 /* Blocks, without running the caller's loop, until w has ended. */
 WORKER_EXPORT int worker_join(worker_t *w);
+/* worker_join() for at most timeout seconds (<0: no limit): ETIMEDOUT. */
+WORKER_EXPORT int worker_join_timeout(worker_t *w, double timeout);
 /* Runs the caller's loop until w ends; *ret gets its return value and
  * the call returns its fail code.  A breakpoint: may unwind the caller. */
 WORKER_EXPORT int worker_wait_thread(worker_t *w, void **ret);

@@ -36,6 +36,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,13 @@ run_init(worker_t *w)
 {
 	struct worker__run_part *r = &w->run;
 
-	pthread_cond_init(&r->end_cond, NULL);
+	pthread_condattr_t ca;
+
+	/* Joins with a timeout count on the clock of every deadline. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->end_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	list_init(&r->waiters);
 	if (w->is_root) {
 		w->phase = PHASE_RUNNING;
@@ -433,9 +440,14 @@ worker_start_overlay(worker_t *w)
 	return 0;
 }
 
-int
-worker_join(worker_t *w)
+/*
+ * Waits until w's run is over, or until the CLOCK_MONOTONIC time until
+ * (UINT64_MAX: none): ETIMEDOUT.  Then joins its thread, if nobody did.
+ */
+static int
+join_until(worker_t *w, uint64_t until)
 {
+	struct timespec ts = worker__timespec(until);
 	pthread_t thread;
 	bool join;
 
@@ -446,8 +458,15 @@ worker_join(worker_t *w)
 	if (worker__waits_for_itself(w))
 		return EDEADLK;
 	pthread_mutex_lock(&w->qlock);
-	while (w->phase != PHASE_IDLE)
-		pthread_cond_wait(&w->run.end_cond, &w->qlock);
+	while (w->phase != PHASE_IDLE) {
+		if (until == UINT64_MAX) {
+			pthread_cond_wait(&w->run.end_cond, &w->qlock);
+		} else if (pthread_cond_timedwait(&w->run.end_cond,
+		    &w->qlock, &ts) == ETIMEDOUT && w->phase != PHASE_IDLE) {
+			pthread_mutex_unlock(&w->qlock);
+			return ETIMEDOUT;
+		}
+	}
 	join = w->run.thread_joinable;
 	thread = w->run.thread;
 	w->run.thread_joinable = false;
@@ -455,6 +474,21 @@ worker_join(worker_t *w)
 	if (join)
 		pthread_join(thread, NULL);
 	return 0;
+}
+
+int
+worker_join(worker_t *w)
+{
+	return join_until(w, UINT64_MAX);
+}
+
+int
+worker_join_timeout(worker_t *w, double timeout)
+{
+	if (isnan(timeout))
+		return EINVAL;
+	return join_until(w, timeout < 0 ? UINT64_MAX :
+	    worker__deadline_ns(timeout));
 }
 
 /* A running or ending non-daemon child of w, referenced, or NULL. */

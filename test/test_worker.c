@@ -1220,11 +1220,63 @@ START_TEST(test_overlay_restart_race)
 }
 END_TEST
 
+/* worker_join_timeout(): ETIMEDOUT while w runs, 0 once it ended. */
+static void *
+until_end(void *arg)
+{
+	(void)arg;
+	worker_wait_event("END", NULL, -1, NULL);
+	return NULL;
+}
+
+static void *
+join_self(void *arg)
+{
+	*(int *)arg = worker_join_timeout(worker_current(), 1);
+	return NULL;
+}
+
+START_TEST(test_join_timeout)
+{
+	worker_t *w = worker_create(until_end, NULL, NULL);
+	worker_t *idle = worker_new(NULL, NULL, NULL);
+	int self_rc = -1;
+	worker_t *s;
+
+	ck_assert_ptr_nonnull(w);
+	ck_assert_ptr_nonnull(idle);
+	CHECK_RC(worker_join_timeout(w, 0), ETIMEDOUT);
+	CHECK_RC(worker_join_timeout(w, 0.02), ETIMEDOUT);
+	ck_assert_int_eq(worker_is_running(w), 1);
+	CHECK_RC(worker_join_timeout(NULL, 1), EINVAL);
+	CHECK_RC(worker_join_timeout(w, NAN), EINVAL);
+	/* A worker never started has nothing to wait for. */
+	CHECK_OK(worker_join_timeout(idle, 0));
+	CHECK_OK(worker_fire(w, "END", NULL));
+	CHECK_OK(worker_join_timeout(w, wait_limit()));
+	ck_assert_int_eq(worker_is_running(w), 0);
+	/* After the end, at once; a negative timeout is no limit. */
+	CHECK_OK(worker_join_timeout(w, 0));
+	CHECK_OK(worker_start(w));
+	CHECK_OK(worker_fire(w, "END", NULL));
+	CHECK_OK(worker_join_timeout(w, -1));
+
+	s = worker_create(join_self, &self_rc, NULL);
+	ck_assert_ptr_nonnull(s);
+	CHECK_OK(worker_join(s));
+	ck_assert_int_eq(self_rc, EDEADLK);
+	worker_unref(s);
+	worker_unref(idle);
+	worker_unref(w);
+}
+END_TEST
+
 Suite *
 suite_worker(void)
 {
 	Suite *s = suite_create("worker");
 
+	tcase_add_test(test_case(s, "join_timeout"), test_join_timeout);
 	tcase_add_test(test_case(s, "new_start"), test_new_start);
 	tcase_add_test(test_case(s, "create"), test_create);
 	tcase_add_test(test_case(s, "overlay"), test_overlay);
