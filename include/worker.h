@@ -54,6 +54,12 @@ extern "C" {
 #define WORKER_EXECUTE			"EXECUTE"
 #define WORKER_SIGNAL			"SIGNAL"
 
+/* Values of worker_attr_t.stop_order: how a parent stops its children. */
+enum {
+	WORKER_STOP_REVERSE = 0,	/* newest first, each ended in turn */
+	WORKER_STOP_PARALLEL = 1	/* all at once, then all waited for */
+};
+
 /* Values of worker_attr_t.daemon: .daemon = 1 (true) is a daemon. */
 enum {
 	WORKER_DAEMON_NO = -1,
@@ -87,6 +93,9 @@ typedef struct worker_attr {	/* all-zero means all defaults */
 	size_t stack_size;	/* 0: the system default */
 	size_t queue_max;	/* 0: unbounded; else fire gives EAGAIN */
 	int quiet;		/* nonzero: no report on stderr on failure */
+	double stop_timeout;	/* s its parent waits for it once stopped;
+				 * 0: 5 s; <0: no limit */
+	int stop_order;		/* WORKER_STOP_REVERSE or _PARALLEL */
 } worker_attr_t;
 
 typedef struct worker_event {
@@ -144,6 +153,10 @@ WORKER_EXPORT int worker_resume(worker_t *w);
 WORKER_EXPORT int worker_join(worker_t *w);
 /* worker_join() for at most timeout seconds (<0: no limit): ETIMEDOUT. */
 WORKER_EXPORT int worker_join_timeout(worker_t *w, double timeout);
+/* Stops every top-level worker, newest first, and waits timeout seconds
+ * in all (<0: no limit) for them to end; reports the stuck ones and
+ * leaves them running: ETIMEDOUT. */
+WORKER_EXPORT int worker_shutdown(double timeout);
 /* Runs the caller's loop until w ends; *ret gets its return value and
  * the call returns its fail code.  A breakpoint: may unwind the caller. */
 WORKER_EXPORT int worker_wait_thread(worker_t *w, void **ret);

@@ -18,11 +18,23 @@ worker_async(worker_fn fn, void *arg)
 		.no_parent = 1, .daemon = WORKER_DAEMON_YES, .quiet = 1
 	};
 
+	worker_t *a;
+	int rc;
+
 	if (fn == NULL) {
 		errno = EINVAL;
 		return NULL;
 	}
-	return worker_create(fn, arg, &attr);
+	if ((a = worker_new(fn, arg, &attr)) == NULL)
+		return NULL;
+	/* A task of its caller's, not a top-level worker of the process. */
+	a->is_async = true;
+	if ((rc = worker_start(a)) != 0) {
+		worker_unref(a);
+		errno = rc;
+		return NULL;
+	}
+	return a;
 }
 
 int

@@ -11,13 +11,6 @@
 
 #include "internal.h"
 
-/* A root worker never unwinds: it ends its children and goes on. */
-static void
-root_exit(worker_t *w)
-{
-	worker__stop_children(w);
-	worker__join_children(w);
-}
 
 void
 worker_exit(void)
@@ -26,8 +19,9 @@ worker_exit(void)
 
 	if (w == NULL)
 		return;
+	/* A root never unwinds: it ends its children and goes on. */
 	if (w->is_root)
-		root_exit(w);
+		worker__end_children(w);
 	else
 		worker__throw(w, OUTCOME_STOP);
 }

@@ -11,7 +11,7 @@
  * listen.c (dispatch) -> control.c (built-in actions) -> event.c (free).
  *
  *   api       fire.c wait.c exit.c async.c defer.c dump.c
- *   life      worker.c     new, start, run, end sequence, join, free
+ *   life      worker.c end.c   a worker's life; children first, joins
  *   services  channel.c signal.c fork.c
  *   waiting   waitq.c      waiting in the loop for another object
  *   loop      loop.c       the breakpoints' loop, pause, worker_update
@@ -197,6 +197,7 @@ struct worker__wake_part {
 
 /* unwind.c: frames and cleanup handlers.  Owner. */
 struct worker__unwind_part {
+	bool leaving;			/* a frame's leaving step runs */
 	struct worker__frame *frame;
 	struct worker__hook *hooks;
 	struct cleanup *cleanups;
@@ -287,6 +288,7 @@ struct worker__tree_part {
 	list_t children;
 	bool in_parent;
 	bool closing;			/* ending: takes no new child */
+	atomic_bool abandoned;		/* stuck: its parent went on */
 };
 
 /* control.c.  Owner. */
@@ -366,6 +368,9 @@ struct worker {
 	bool daemon;
 	bool quiet;
 	bool is_root;
+	bool is_async;		/* worker_async(): no top-level worker */
+	bool stop_parallel;	/* attr.stop_order */
+	double stop_timeout;	/* attr.stop_timeout, <0: no limit */
 	size_t stack_size;
 	struct worker__ring_in rin;
 
@@ -376,6 +381,7 @@ struct worker {
 	int phase;
 	atomic_int running;		/* phase == PHASE_RUNNING */
 	atomic_bool on_main;		/* runs on the main thread now */
+	atomic_ushort doing;		/* owner writes: worker__doing() */
 
 	struct worker__wake_part wake;
 	struct worker__queue_part queue;
@@ -447,6 +453,7 @@ struct worker__frame {
 	struct worker__frame *prev;
 	struct worker__hook *hooks;	/* hooks older than the frame */
 	size_t ncleanup;		/* handlers older than the frame */
+	void (*leaving)(worker_t *w);	/* first thing a throw does, or NULL */
 	volatile int outcome;
 	sigjmp_buf env;
 };
@@ -471,7 +478,8 @@ struct cleanup {
 
 void worker__unwind_init(struct worker__unwind_part *u);
 void worker__unwind_fini(struct worker__unwind_part *u);
-int worker__protect(worker_t *w, void (*fn)(void *), void *arg);
+int worker__protect(worker_t *w, void (*fn)(void *), void *arg,
+    void (*leaving)(worker_t *w));
 _Noreturn void worker__throw(worker_t *w, int outcome);
 int worker__cleanup_push(worker_t *w, void (*fn)(void *), void *arg);
 bool worker__cleanup_pop(worker_t *w, struct cleanup *c);
@@ -648,6 +656,9 @@ int worker__tree_link(worker_t *child);
 int worker__tree_link_locked(worker_t *child);
 void worker__tree_unlink(worker_t *child);
 void worker__tree_close(worker_t *w, bool closing);
+void worker__tree_abandon(worker_t *child);
+size_t worker__children_newest_first(worker_t *w, worker_t ***out);
+size_t worker__top_newest_first(worker_t ***out);
 int worker__tree_fire(worker_t *w, bool deep, worker_t *source,
     const char *name, void *data, struct payload *pl, unsigned flags);
 int worker__fire_from(worker_t *source, worker_t *w, const char *name,
@@ -740,9 +751,47 @@ void worker__channels_fini(worker_t *w);
 worker_t *worker__alloc(const char *name, bool is_root);
 void worker__unref_many(worker_t *w, unsigned n);
 void worker__end(worker_t *w);
-void worker__join_children(worker_t *w);
+void worker__end_children(worker_t *w);
+int worker__join_until(worker_t *w, uint64_t until);
 
 /* ---- Small things every layer uses --------------------------------- */
+
+/*
+ * What the owner is doing, for a parent that finds it stuck (and, later,
+ * for statistics): the owner sets it as it enters and leaves each kind of
+ * call, with one relaxed store, and any thread may read it.  A listener's
+ * record holds the event's kind, not its name, which may be gone by the
+ * time another thread reads it.
+ */
+enum worker_doing {
+	DOING_IDLE,		/* not running */
+	DOING_TASK,		/* in its task, outside any breakpoint */
+	DOING_WAIT,		/* waiting in a breakpoint */
+	DOING_LISTENER,		/* in a listener (the kind of its event) */
+	DOING_TIMER,		/* in a timer's callback */
+	DOING_WATCH,		/* in a watch's callback */
+	DOING_PAUSED,		/* paused, until RESUME_THREAD */
+	DOING_STOPPING,		/* ending its children before its own end */
+	DOING_ENDING		/* in its end sequence */
+};
+
+/* Records what the owner of w does now; returns the record to restore. */
+static inline unsigned
+worker__doing(worker_t *w, enum worker_doing what, unsigned kind)
+{
+	unsigned old = atomic_load_explicit(&w->doing, memory_order_relaxed);
+
+	atomic_store_explicit(&w->doing, (unsigned short)(what | kind << 8),
+	    memory_order_relaxed);
+	return old;
+}
+
+static inline void
+worker__doing_restore(worker_t *w, unsigned old)
+{
+	atomic_store_explicit(&w->doing, (unsigned short)old,
+	    memory_order_relaxed);
+}
 
 /*
  * Was w made before this process forked (fork.c)?  Its thread is not in

@@ -60,6 +60,7 @@ struct dispatch {
 	size_t cap;
 	size_t next;		/* where in the cache the snapshot stopped */
 	bool pinned;		/* it holds the cache as it is (see snapshot) */
+	unsigned doing;		/* what the owner did before the dispatch */
 	struct snap_entry stack[SNAP_STACK];
 };
 
@@ -398,6 +399,7 @@ dispatch_unwound(void *arg)
 {
 	struct dispatch *d = arg;
 
+	worker__doing_restore(d->w, d->doing);
 	dispatch_end(d);
 	worker__event_free(NULL, d->ev);
 }
@@ -476,6 +478,7 @@ worker__dispatch(worker_t *w, struct wevent *ev)
 	w->listen.depth++;
 	if (ev->kind == KIND_STOP)
 		w->control.stopping++;
+	d.doing = worker__doing(w, DOING_LISTENER, ev->kind);
 	worker__hook_push(w, &hook, dispatch_unwound, &d);
 	for (bool whole = false; !whole;) {
 		whole = snapshot(&d);
@@ -484,6 +487,7 @@ worker__dispatch(worker_t *w, struct wevent *ev)
 	if (ev->kind != KIND_USER)
 		worker__control(w, ev);
 	worker__hook_pop(w, &hook);
+	worker__doing_restore(w, d.doing);
 	if (ev->kind == KIND_STOP)
 		w->control.stopping--;
 	dispatch_end(&d);

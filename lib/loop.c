@@ -275,10 +275,19 @@ loop_run(worker_t *w, struct worker__wait *wt)
 	}
 }
 
+/* A loop under way: what its unwinding must put back. */
+struct loop_frame {
+	worker_t *w;
+	unsigned doing;		/* what the owner did before the loop */
+};
+
 static void
-depth_unwound(void *w)
+loop_unwound(void *arg)
 {
-	((worker_t *)w)->loop.depth--;
+	struct loop_frame *f = arg;
+
+	f->w->loop.depth--;
+	worker__doing_restore(f->w, f->doing);
 }
 
 /*
@@ -292,15 +301,19 @@ int
 worker__loop(worker_t *w, struct worker__wait *wt)
 {
 	struct worker__hook hook;
+	struct loop_frame f = { .w = w };
 	int rc;
 
 	if (w->loop.depth >= LOOP_DEPTH_MAX)
 		return ELOOP;
 	w->loop.depth++;
-	worker__hook_push(w, &hook, depth_unwound, w);
+	f.doing = worker__doing(w, atomic_load_explicit(&w->loop.paused,
+	    memory_order_relaxed) ? DOING_PAUSED : DOING_WAIT, 0);
+	worker__hook_push(w, &hook, loop_unwound, &f);
 	rc = loop_run(w, wt);
 	worker__hook_pop(w, &hook);
 	w->loop.depth--;
+	worker__doing_restore(w, f.doing);
 	/* Senders of the events handled need not wait for the next wait. */
 	worker__unref_flush(w);
 	return rc;
@@ -328,7 +341,7 @@ worker__drain(worker_t *w)
 	worker__drop_events(&w->loop.cache);
 	worker__take_batch(w);
 	while ((ev = worker__next(w)) != NULL)
-		if (worker__protect(w, drain_one, ev) == OUTCOME_DONE)
+		if (worker__protect(w, drain_one, ev, NULL) == OUTCOME_DONE)
 			worker__event_free(NULL, ev);
 	atomic_store(&w->loop.paused, 0);
 	w->control.canceled = false;

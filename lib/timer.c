@@ -359,9 +359,12 @@ worker__timers_run(worker_t *w)
 	while ((t = take_due(w, now, count >= TIMER_ROUND)) != NULL) {
 		struct worker__hook hook;
 
+		unsigned doing = worker__doing(w, DOING_TIMER, 0);
+
 		worker__hook_push(w, &hook, timer_unwound, t);
 		t->fn(t->arg);
 		worker__hook_pop(w, &hook);
+		worker__doing_restore(w, doing);
 		finish(w, t);
 		count++;
 	}

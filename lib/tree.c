@@ -30,6 +30,7 @@
  * Lock order: tree_lock before any qlock.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -54,6 +55,7 @@ worker__tree_init(worker_t *w)
 	list_init(&t->children);
 	t->in_parent = false;
 	t->closing = false;
+	atomic_init(&t->abandoned, false);
 	pthread_mutex_lock(&worker__tree_lock);
 	list_append(&every_worker, &t->every);
 	pthread_mutex_unlock(&worker__tree_lock);
@@ -102,6 +104,86 @@ worker__tree_link(worker_t *child)
 	rc = worker__tree_link_locked(child);
 	pthread_mutex_unlock(&worker__tree_lock);
 	return rc;
+}
+
+/*
+ * A stuck child: its parent gives up on it and goes on.  It leaves its
+ * parent's children, so nothing stops or waits for it any more, and it
+ * tells its parent nothing more (notify_parent, worker.c).
+ */
+void
+worker__tree_abandon(worker_t *child)
+{
+	pthread_mutex_lock(&worker__tree_lock);
+	atomic_store(&child->tree.abandoned, true);
+	if (child->tree.in_parent) {
+		list_remove(&child->tree.sibling);
+		child->tree.in_parent = false;
+	}
+	pthread_mutex_unlock(&worker__tree_lock);
+}
+
+/* Appends a reference to w to the array *out of *n, growing it. */
+static bool
+refs_push(worker_t ***out, size_t *n, size_t *cap, worker_t *w)
+{
+	if (*n == *cap) {
+		size_t bigger = *cap != 0 ? 2 * *cap : 8;
+		worker_t **a = realloc(*out, bigger * sizeof(*a));
+
+		if (a == NULL)
+			return false;
+		*out = a;
+		*cap = bigger;
+	}
+	if (worker__tryref(w))
+		(*out)[(*n)++] = w;
+	return true;
+}
+
+/*
+ * References to w's children, the newest first; *out is malloc()ed (the
+ * caller frees it and drops each reference).  0 and *out NULL if memory
+ * ran out: the caller falls back on worker__stop_children().
+ */
+size_t
+worker__children_newest_first(worker_t *w, worker_t ***out)
+{
+	struct list_node *n;
+	size_t count = 0, cap = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&worker__tree_lock);
+	for (n = w->tree.children.prev; n != &w->tree.children; n = n->prev)
+		if (!refs_push(out, &count, &cap, child_of(n)))
+			break;
+	pthread_mutex_unlock(&worker__tree_lock);
+	return count;
+}
+
+/*
+ * References to the running top-level workers (no parent, not a root, not
+ * an async task), the newest first; as worker__children_newest_first().
+ */
+size_t
+worker__top_newest_first(worker_t ***out)
+{
+	struct list_node *n;
+	size_t count = 0, cap = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&worker__tree_lock);
+	for (n = every_worker.prev; n != &every_worker; n = n->prev) {
+		worker_t *w = container_of(n, worker_t, tree.every);
+
+		if (w->parent != NULL || w->is_root || w->is_async ||
+		    worker__gone(w) || !worker__running(w))
+			continue;
+		if (!refs_push(out, &count, &cap, w))
+			break;
+	}
+	pthread_mutex_unlock(&worker__tree_lock);
+	return count;
 }
 
 /* w's end sequence begins (closing) or is over: new children or not. */

@@ -28,6 +28,7 @@
 void
 worker__unwind_init(struct worker__unwind_part *u)
 {
+	u->leaving = false;
 	u->frame = NULL;
 	u->hooks = NULL;
 	u->cleanups = NULL;
@@ -42,8 +43,16 @@ worker__unwind_fini(struct worker__unwind_part *u)
 	u->cleanups = NULL;
 }
 
+/*
+ * Calls fn(arg) in a frame that a throw unwinds to; returns how the call
+ * ended.  A throw to this frame first calls leaving(w), if not NULL and
+ * not already under way (a throw from inside it goes straight on), before
+ * any cleanup handler: what must end before the frame's owner releases
+ * anything (its children, worker.c).
+ */
 int
-worker__protect(worker_t *w, void (*fn)(void *), void *arg)
+worker__protect(worker_t *w, void (*fn)(void *), void *arg,
+    void (*leaving)(worker_t *w))
 {
 	struct worker__unwind_part *u = &w->unwind;
 	struct worker__frame frame;
@@ -51,11 +60,13 @@ worker__protect(worker_t *w, void (*fn)(void *), void *arg)
 	frame.prev = u->frame;
 	frame.hooks = u->hooks;
 	frame.ncleanup = u->ncleanup;
+	frame.leaving = leaving;
 	frame.outcome = OUTCOME_DONE;
 	u->frame = &frame;
 	if (sigsetjmp(frame.env, 0) == 0)
 		fn(arg);
 	u->frame = frame.prev;
+	u->leaving = false;
 	return frame.outcome;
 }
 
@@ -79,6 +90,10 @@ worker__throw(worker_t *w, int outcome)
 		worker__log(LOG_ERR, w, "worker %s unwinds with no frame to "
 		    "unwind to", w->name);
 		abort();
+	}
+	if (frame->leaving != NULL && !u->leaving) {
+		u->leaving = true;
+		frame->leaving(w);
 	}
 	for (;;) {
 		struct worker__hook *h = u->hooks;

@@ -305,6 +305,7 @@ call_ready(worker_t *w, const struct ready *ready, size_t count)
 	for (size_t i = 0; i < count; i++) {
 		struct worker__hook hook;
 		struct watch *wa;
+		unsigned doing;
 
 		pthread_mutex_lock(&w->qlock);
 		if ((wa = find_locked(w, ready[i].id)) != NULL &&
@@ -315,9 +316,11 @@ call_ready(worker_t *w, const struct ready *ready, size_t count)
 		pthread_mutex_unlock(&w->qlock);
 		if (wa == NULL)
 			continue;
+		doing = worker__doing(w, DOING_WATCH, 0);
 		worker__hook_push(w, &hook, callback_done, wa);
 		wa->cb(ready[i].fd, ready[i].revents, wa->ctx);
 		worker__hook_pop(w, &hook);
+		worker__doing_restore(w, doing);
 		callback_done(wa);
 		called++;
 	}

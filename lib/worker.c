@@ -8,8 +8,10 @@
  * worker_start() opens the queue before the thread exists, so an event
  * fired right after it returns is never refused.  The run itself,
  * run_worker(), is the same on a new thread and on an overlay: it opens the
- * task's frame, calls the task, and then does the end sequence of the
- * contract, in its order:
+ * task's frame, calls the task, and when the task returns or unwinds,
+ * first ends its children (end.c: the frame's leaving step, before any
+ * cleanup handler runs), then does the end sequence of the contract, in
+ * its order:
  *
  *   1. the parent gets CHILD_THREAD_DONE, _STOP or _ERROR;
  *   2. the queue closes (worker_is_running() turns 0); timers and watches
@@ -18,7 +20,7 @@
  *   4. events still queued are handed to the (permanent) listeners;
  *   5. the parent gets CHILD_THREAD_END;
  *   6. the result is published and worker_wait_thread() callers wake;
- *   7. children are stopped, and non-daemon ones joined;
+ *   7. children that step 0 could not reach (none, as a rule) are ended;
  *   8. the worker leaves its parent's children; phase IDLE: joiners return.
  *
  * Steps 3 and 4 are swapped from the contract's order on purpose: a
@@ -48,6 +50,9 @@
 #define XSTR(x) STR(x)
 
 static atomic_uint_least64_t next_id = 1;
+
+/* Seconds a parent waits for a stopped child when attr.stop_timeout is 0. */
+#define STOP_TIMEOUT_DEFAULT 5.0
 
 /* The run part; a root worker runs from its birth on its own thread. */
 static void
@@ -100,6 +105,7 @@ worker__alloc(const char *name, bool is_root)
 		return NULL;
 	}
 	atomic_init(&w->refs, 1);
+	w->stop_timeout = STOP_TIMEOUT_DEFAULT;
 	w->epoch = atomic_load(&worker__epoch);
 	worker__fork_init();
 	w->is_root = is_root;
@@ -128,6 +134,9 @@ valid_attr(const worker_attr_t *a)
 {
 	return (a->name == NULL || a->name[0] != '\0') &&
 	    a->daemon >= WORKER_DAEMON_NO && a->daemon <= WORKER_DAEMON_YES &&
+	    !isnan(a->stop_timeout) &&
+	    (a->stop_order == WORKER_STOP_REVERSE ||
+	    a->stop_order == WORKER_STOP_PARALLEL) &&
 	    !(a->parent != NULL && a->no_parent) &&
 	    (a->stack_size == 0 || a->stack_size >= (size_t)PTHREAD_STACK_MIN);
 }
@@ -171,6 +180,9 @@ worker_new(worker_fn fn, void *arg, const worker_attr_t *attr)
 		w->daemon = attr->daemon == WORKER_DAEMON_YES;
 	w->quiet = attr->quiet != 0;
 	w->stack_size = attr->stack_size;
+	w->stop_parallel = attr->stop_order == WORKER_STOP_PARALLEL;
+	w->stop_timeout = attr->stop_timeout == 0 ? STOP_TIMEOUT_DEFAULT :
+	    attr->stop_timeout < 0 ? -1 : attr->stop_timeout;
 	worker__queue_init(&w->queue, attr->queue_max);
 	worker__ring_init(w);
 	if (worker__tree_link(w) != 0) {
@@ -214,14 +226,17 @@ call_task(void *arg)
 		w->run.task_ret = w->fn(w->arg);
 	else
 		worker__loop(w, &forever);
-	/* Handlers the task left pushed still run, once, as after a throw. */
+	/* As after a throw: the children end first, then the handlers the
+	 * task left pushed run, once. */
+	worker__end_children(w);
 	worker__run_cleanups(w, 0);
 }
 
+/* A parent that gave up on w (end.c) hears nothing more from it. */
 static void
 notify_parent(worker_t *w, const char *name, void *data)
 {
-	if (w->parent != NULL)
+	if (w->parent != NULL && !atomic_load(&w->tree.abandoned))
 		worker__send(w, w->parent, name, data, NULL, 0, false);
 }
 
@@ -287,8 +302,8 @@ worker__end(worker_t *w)
 	pthread_mutex_unlock(&w->qlock);
 	worker__waiters_wake(&woken);
 
-	worker__stop_children(w);
-	worker__join_children(w);
+	/* Children this worker's own end could not reach (end.c). */
+	worker__end_children(w);
 	worker__tree_unlink(w);
 	worker__unref_flush(w);
 	worker__source_settle(w);
@@ -298,6 +313,7 @@ worker__end(worker_t *w)
 	w->run.task_ret = NULL;
 	w->run.fail_err = 0;
 	worker__tree_close(w, false);
+	worker__doing(w, DOING_IDLE, 0);
 	pthread_mutex_lock(&w->qlock);
 	w->phase = PHASE_IDLE;
 	pthread_cond_broadcast(&w->run.end_cond);
@@ -324,7 +340,10 @@ run_worker(worker_t *w, bool rename)
 		    "signals", w->name);
 	notify_parent(w, WORKER_CHILD_THREAD_START, NULL);
 
-	w->run.outcome = worker__protect(w, call_task, w);
+	worker__doing(w, DOING_TASK, 0);
+	w->run.outcome = worker__protect(w, call_task, w,
+	    worker__end_children);
+	worker__doing(w, DOING_ENDING, 0);
 	publish_result(w);
 	report_outcome(w, w->run.outcome, w->run.fail_err);
 	worker__end(w);
@@ -438,99 +457,6 @@ worker_start_overlay(worker_t *w)
 		pthread_setname_np(pthread_self(), saved);
 	worker_unref(w);	/* the run's own reference */
 	return 0;
-}
-
-/*
- * Waits until w's run is over, or until the CLOCK_MONOTONIC time until
- * (UINT64_MAX: none): ETIMEDOUT.  Then joins its thread, if nobody did.
- */
-static int
-join_until(worker_t *w, uint64_t until)
-{
-	struct timespec ts = worker__timespec(until);
-	pthread_t thread;
-	bool join;
-
-	if (w == NULL)
-		return EINVAL;
-	if (worker__gone(w))
-		return ESRCH;
-	if (worker__waits_for_itself(w))
-		return EDEADLK;
-	pthread_mutex_lock(&w->qlock);
-	while (w->phase != PHASE_IDLE) {
-		if (until == UINT64_MAX) {
-			pthread_cond_wait(&w->run.end_cond, &w->qlock);
-		} else if (pthread_cond_timedwait(&w->run.end_cond,
-		    &w->qlock, &ts) == ETIMEDOUT && w->phase != PHASE_IDLE) {
-			pthread_mutex_unlock(&w->qlock);
-			return ETIMEDOUT;
-		}
-	}
-	join = w->run.thread_joinable;
-	thread = w->run.thread;
-	w->run.thread_joinable = false;
-	pthread_mutex_unlock(&w->qlock);
-	if (join)
-		pthread_join(thread, NULL);
-	return 0;
-}
-
-int
-worker_join(worker_t *w)
-{
-	return join_until(w, UINT64_MAX);
-}
-
-int
-worker_join_timeout(worker_t *w, double timeout)
-{
-	if (isnan(timeout))
-		return EINVAL;
-	return join_until(w, timeout < 0 ? UINT64_MAX :
-	    worker__deadline_ns(timeout));
-}
-
-/* A running or ending non-daemon child of w, referenced, or NULL. */
-static worker_t *
-next_to_join(worker_t *w)
-{
-	struct list_node *n;
-	worker_t *found = NULL;
-
-	pthread_mutex_lock(&worker__tree_lock);
-	list_for_each(n, &w->tree.children) {
-		worker_t *c = container_of(n, worker_t, tree.sibling);
-		bool busy;
-
-		if (c->daemon)
-			continue;
-		pthread_mutex_lock(&c->qlock);
-		busy = c->phase != PHASE_IDLE;
-		pthread_mutex_unlock(&c->qlock);
-		if (busy && worker__tryref(c)) {
-			found = c;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&worker__tree_lock);
-	return found;
-}
-
-/*
- * Joins the non-daemon children of w one at a time.  A joined child has
- * left the list, so the loop ends; a child restarted meanwhile is joined
- * again, as it should be.
- */
-void
-worker__join_children(worker_t *w)
-{
-	worker_t *c;
-
-	while ((c = next_to_join(w)) != NULL) {
-		worker_join(c);
-		worker_unref(c);
-	}
 }
 
 int

@@ -71,5 +71,6 @@ Suite *suite_queue(void);
 Suite *suite_fork(void);
 Suite *suite_signal(void);
 Suite *suite_oom(void);
+Suite *suite_end(void);
 
 #endif

@@ -1,0 +1,345 @@
+/*
+ * end.c - how workers end, seen from outside: a worker's children end
+ * before it does, a parent waits for each only so long, joins with and
+ * without a limit, and worker_shutdown() for the whole process.
+ *
+ * DESIGN
+ *
+ * Children first.  When a worker leaves its task (a return, a stop, an
+ * exit), it first ends its children: the newest first, each one stopped
+ * and waited for before the next older one is stopped, or all stopped at
+ * once and then all waited for (attr.stop_order).  It waits in its own
+ * loop (waitq.c), so it handles their CHILD_THREAD_* events meanwhile,
+ * and only then do its cleanup handlers run (unwind.c calls
+ * worker__end_children as its frame's leaving step) and its end sequence
+ * begin (worker.c).  Daemon children are stopped, not waited for.  From
+ * the moment it begins, the worker takes no new child (tree.c).
+ *
+ * Deadlines.  A child that has not ended stop_timeout seconds after its
+ * parent stopped it is stuck: the parent reports it (through the log,
+ * with what the child is doing) and gives up on it; the child leaves its
+ * parent's children and frees itself whenever it ends.  Where the loop
+ * cannot run (the worker already ends, a stopped root, no memory for a
+ * waiter, waits nested too deep) the parent blocks in a join instead,
+ * with the same deadline.
+ *
+ * Locks: each child's qlock, one at a time, and tree_lock inside tree.c.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+/*
+ * Waits until w's run is over, or until the CLOCK_MONOTONIC time until
+ * (UINT64_MAX: none): ETIMEDOUT.  Then joins its thread, if nobody did.
+ */
+int
+worker__join_until(worker_t *w, uint64_t until)
+{
+	struct timespec ts = worker__timespec(until);
+	pthread_t thread;
+	bool join;
+
+	if (w == NULL)
+		return EINVAL;
+	if (worker__gone(w))
+		return ESRCH;
+	if (worker__waits_for_itself(w))
+		return EDEADLK;
+	pthread_mutex_lock(&w->qlock);
+	while (w->phase != PHASE_IDLE) {
+		if (until == UINT64_MAX) {
+			pthread_cond_wait(&w->run.end_cond, &w->qlock);
+		} else if (pthread_cond_timedwait(&w->run.end_cond,
+		    &w->qlock, &ts) == ETIMEDOUT && w->phase != PHASE_IDLE) {
+			pthread_mutex_unlock(&w->qlock);
+			return ETIMEDOUT;
+		}
+	}
+	join = w->run.thread_joinable;
+	thread = w->run.thread;
+	w->run.thread_joinable = false;
+	pthread_mutex_unlock(&w->qlock);
+	if (join)
+		pthread_join(thread, NULL);
+	return 0;
+}
+
+int
+worker_join(worker_t *w)
+{
+	return worker__join_until(w, UINT64_MAX);
+}
+
+int
+worker_join_timeout(worker_t *w, double timeout)
+{
+	if (isnan(timeout))
+		return EINVAL;
+	return worker__join_until(w, timeout < 0 ? UINT64_MAX :
+	    worker__deadline_ns(timeout));
+}
+
+/* ---- Stuck workers -------------------------------------------------- */
+
+/* The name of the built-in event of that kind, or NULL for a user event. */
+static const char *
+kind_name(unsigned kind)
+{
+	size_t n;
+	const struct builtin_name *b = worker__builtins(&n);
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i].kind == kind)
+			return b[i].name;
+	return NULL;
+}
+
+/* What w is doing, as words for a report, into buf. */
+static const char *
+doing_words(const worker_t *w, char *buf, size_t size)
+{
+	unsigned d = atomic_load_explicit(&w->doing, memory_order_relaxed);
+	const char *ev;
+
+	switch (d & 0xff) {
+	case DOING_TASK:
+		return "in its task, outside any breakpoint";
+	case DOING_WAIT:
+		return "waiting in a breakpoint";
+	case DOING_LISTENER:
+		ev = kind_name(d >> 8);
+		snprintf(buf, size, "in a listener of %s",
+		    ev != NULL ? ev : "a user event");
+		return buf;
+	case DOING_TIMER:
+		return "in a timer callback";
+	case DOING_WATCH:
+		return "in a watch callback";
+	case DOING_PAUSED:
+		return "paused";
+	case DOING_STOPPING:
+		return "ending its own children";
+	case DOING_ENDING:
+		return "in its end sequence";
+	default:
+		return "not running";
+	}
+}
+
+/* c did not end in time after w stopped it: say so, and go on without it. */
+static void
+give_up(worker_t *w, worker_t *c, double waited)
+{
+	char buf[64];
+
+	worker__log(LOG_WARNING, c, "worker %s: child %s is stuck: not ended "
+	    "%.3g s after its stop, %s; going on without it", w->name,
+	    c->name, waited, doing_words(c, buf, sizeof(buf)));
+	worker__tree_abandon(c);
+}
+
+/* A top-level worker did not end in time: said, and left to itself. */
+static void
+give_up_top(worker_t *t, double waited)
+{
+	char buf[64];
+
+	worker__log(LOG_WARNING, t, "worker %s is stuck: not ended %.3g s "
+	    "after worker_shutdown() stopped it, %s", t->name, waited,
+	    doing_words(t, buf, sizeof(buf)));
+}
+
+/* ---- Children first -------------------------------------------------- */
+
+/* One child being ended: which run of it, and until when to wait. */
+struct ending {
+	worker_t *child;	/* referenced */
+	unsigned run;		/* the run that must end */
+	bool waited;		/* a non-daemon that was running */
+	uint64_t until;		/* CLOCK_MONOTONIC, UINT64_MAX: no limit */
+	double timeout;
+};
+
+static int
+ending_done(void *ctx)
+{
+	struct ending *e = ctx;
+
+	return atomic_load(&e->child->run.ends) >= e->run;
+}
+
+/* Stops e->child and notes what to wait for. */
+static void
+stop_child(worker_t *w, struct ending *e)
+{
+	worker_t *c = e->child;
+
+	pthread_mutex_lock(&c->qlock);
+	e->run = c->run.starts;
+	e->waited = !c->daemon && c->phase == PHASE_RUNNING;
+	pthread_mutex_unlock(&c->qlock);
+	e->timeout = c->stop_timeout;
+	e->until = e->timeout < 0 ? UINT64_MAX :
+	    worker__deadline_ns(e->timeout);
+	worker__send(w, c, WORKER_STOP_THREAD, NULL, NULL, 0, false);
+}
+
+/* Waits for e->child to end, in w's loop if it can; ETIMEDOUT: stuck. */
+static int
+wait_child(worker_t *w, struct ending *e)
+{
+	worker_t *c = e->child;
+	double left = -1;
+	uint64_t now;
+	int rc;
+
+	if (!e->waited)
+		return 0;
+	if (e->until != UINT64_MAX) {
+		now = worker__now_ns();
+		left = e->until > now ? (double)(e->until - now) / 1e9 : 0;
+	}
+	rc = worker__wait_on(w, &c->qlock, &c->run.waiters, ending_done, e,
+	    left);
+	if (rc == 0 || rc == ETIMEDOUT)
+		return rc;
+	return worker__join_until(c, e->until) == ETIMEDOUT ? ETIMEDOUT : 0;
+}
+
+static void
+end_one_by_one(worker_t *w, struct ending *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		stop_child(w, &e[i]);
+		if (wait_child(w, &e[i]) == ETIMEDOUT)
+			give_up(w, e[i].child, e[i].timeout);
+	}
+}
+
+static void
+end_all_at_once(worker_t *w, struct ending *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		stop_child(w, &e[i]);
+	for (size_t i = 0; i < n; i++)
+		if (wait_child(w, &e[i]) == ETIMEDOUT)
+			give_up(w, e[i].child, e[i].timeout);
+}
+
+/* A running or ending non-daemon child of w, referenced, or NULL. */
+static worker_t *
+next_to_join(worker_t *w)
+{
+	struct list_node *n;
+	worker_t *found = NULL;
+
+	pthread_mutex_lock(&worker__tree_lock);
+	list_for_each(n, &w->tree.children) {
+		worker_t *c = container_of(n, worker_t, tree.sibling);
+		bool busy;
+
+		if (c->daemon)
+			continue;
+		pthread_mutex_lock(&c->qlock);
+		busy = c->phase != PHASE_IDLE;
+		pthread_mutex_unlock(&c->qlock);
+		if (busy && worker__tryref(c)) {
+			found = c;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&worker__tree_lock);
+	return found;
+}
+
+/*
+ * Without memory for the list: stops every child at once and joins the
+ * non-daemon ones, each with its deadline.  Nothing here allocates.
+ */
+static void
+end_without_memory(worker_t *w)
+{
+	worker_t *c;
+
+	worker__stop_children(w);
+	while ((c = next_to_join(w)) != NULL) {
+		double timeout = c->stop_timeout;
+
+		if (worker__join_until(c, timeout < 0 ? UINT64_MAX :
+		    worker__deadline_ns(timeout)) == ETIMEDOUT)
+			give_up(w, c, timeout);
+		worker_unref(c);
+	}
+}
+
+/*
+ * Ends w's children before w itself ends (see DESIGN): on w's own thread,
+ * when it leaves its task, and again in its end sequence for any child
+ * this could not reach.  A root worker (worker_exit on it) takes new
+ * children again afterwards.
+ */
+void
+worker__end_children(worker_t *w)
+{
+	unsigned doing = worker__doing(w, DOING_STOPPING, 0);
+	struct ending *e = NULL;
+	worker_t **kids;
+	size_t n;
+
+	worker__tree_close(w, true);
+	n = worker__children_newest_first(w, &kids);
+	if (n > 0 && (e = calloc(n, sizeof(*e))) != NULL) {
+		for (size_t i = 0; i < n; i++)
+			e[i].child = kids[i];
+		if (w->stop_parallel)
+			end_all_at_once(w, e, n);
+		else
+			end_one_by_one(w, e, n);
+	}
+	for (size_t i = 0; i < n; i++)
+		worker_unref(kids[i]);
+	free(kids);
+	free(e);
+	/* No memory for the lists, or children the lists did not reach. */
+	end_without_memory(w);
+	if (w->is_root)
+		worker__tree_close(w, false);
+	worker__doing_restore(w, doing);
+}
+
+/* ---- worker_shutdown -------------------------------------------------- */
+
+int
+worker_shutdown(double timeout)
+{
+	uint64_t until;
+	worker_t **tops;
+	size_t n;
+	int rc = 0;
+
+	if (isnan(timeout))
+		return EINVAL;
+	until = timeout < 0 ? UINT64_MAX : worker__deadline_ns(timeout);
+	/* All stopped first, the newest first, so that a stuck one does
+	 * not eat the others' time; each ends its own children first. */
+	n = worker__top_newest_first(&tops);
+	for (size_t i = 0; i < n; i++)
+		worker__send(NULL, tops[i], WORKER_STOP_THREAD, NULL, NULL, 0,
+		    false);
+	for (size_t i = 0; i < n; i++) {
+		worker_t *t = tops[i];
+
+		/* The caller's own worker cannot wait for itself. */
+		if (!worker__waits_for_itself(t) &&
+		    worker__join_until(t, until) == ETIMEDOUT) {
+			give_up_top(t, timeout);
+			rc = ETIMEDOUT;
+		}
+		worker_unref(t);
+	}
+	free(tops);
+	return rc;
+}
