@@ -60,6 +60,20 @@ enum {
 	WORKER_STOP_PARALLEL = 1	/* all at once, then all waited for */
 };
 
+/* Values of worker_attr_t.restart: when its parent restarts it. */
+enum {
+	WORKER_RESTART_TEMPORARY = 0,	/* never */
+	WORKER_RESTART_TRANSIENT = 1,	/* after it failed */
+	WORKER_RESTART_PERMANENT = 2	/* whenever it ended */
+};
+
+/* Values of worker_attr_t.strategy: what a parent restarts. */
+enum {
+	WORKER_ONE_FOR_ONE = 0,		/* the child that ended */
+	WORKER_ONE_FOR_ALL = 1,		/* all its children */
+	WORKER_REST_FOR_ONE = 2		/* it and those started after it */
+};
+
 /* Values of worker_attr_t.daemon: .daemon = 1 (true) is a daemon. */
 enum {
 	WORKER_DAEMON_NO = -1,
@@ -96,6 +110,11 @@ typedef struct worker_attr {	/* all-zero means all defaults */
 	double stop_timeout;	/* s its parent waits for it once stopped;
 				 * 0: 5 s; <0: no limit */
 	int stop_order;		/* WORKER_STOP_REVERSE or _PARALLEL */
+	int restart;		/* as a child: WORKER_RESTART_* */
+	int strategy;		/* as a parent: WORKER_ONE_FOR_ONE ... */
+	int restart_max;	/* restarts within restart_period; 0: 3 */
+	double restart_period;	/* s; 0: 5 */
+	double restart_delay;	/* s before a restart, doubling; 0: none */
 } worker_attr_t;
 
 typedef struct worker_event {
@@ -153,6 +172,8 @@ WORKER_EXPORT int worker_resume(worker_t *w);
 WORKER_EXPORT int worker_join(worker_t *w);
 /* worker_join() for at most timeout seconds (<0: no limit): ETIMEDOUT. */
 WORKER_EXPORT int worker_join_timeout(worker_t *w, double timeout);
+/* Changes when w's parent restarts it (WORKER_RESTART_*). */
+WORKER_EXPORT int worker_set_restart(worker_t *w, int restart);
 /* Stops every top-level worker, newest first, and waits timeout seconds
  * in all (<0: no limit) for them to end; reports the stuck ones and
  * leaves them running: ETIMEDOUT. */

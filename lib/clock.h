@@ -9,7 +9,6 @@
 #ifndef WORKER_CLOCK_H
 #define WORKER_CLOCK_H
 
-#include <math.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -36,13 +35,26 @@ worker__timespec(uint64_t ns)
 	return ts;
 }
 
+/*
+ * Seconds (0 to WORKER_SECONDS_MAX) as nanoseconds, rounded up: without
+ * ceil(), so the library needs no libm whatever the compiler inlines.
+ */
+static inline uint64_t
+worker__ns_up(double seconds)
+{
+	double ns = seconds * 1e9;
+	uint64_t n = (uint64_t)ns;
+
+	return n + ((double)n < ns);
+}
+
 /* now + seconds, rounded up; a century is as good as forever. */
 static inline uint64_t
 worker__deadline_ns(double seconds)
 {
 	if (seconds > WORKER_SECONDS_MAX)
 		seconds = WORKER_SECONDS_MAX;
-	return worker__now_ns() + (uint64_t)ceil(seconds * 1e9);
+	return worker__now_ns() + worker__ns_up(seconds);
 }
 
 #endif

@@ -1,6 +1,8 @@
 /*
  * control.c - what the built-in events do: STOP_THREAD unwinds the worker
- * (or cancels a root's wait), EXECUTE calls its function.  The names and
+ * (or cancels a root's wait), EXECUTE calls its function, and
+ * CHILD_THREAD_END lets the supervisor that the life layer installed
+ * (supervise.c) decide whether the child comes back.  The names and
  * kinds of every built-in event are the table in internal.h; PAUSE_THREAD
  * holds the loop, so its action is the loop's (loop.c).
  *
@@ -26,6 +28,7 @@ worker__control_init(struct worker__control_part *c)
 	c->ending = false;
 	c->canceled = false;
 	c->stopping = 0;
+	c->child_ended = NULL;
 }
 
 static void
@@ -62,6 +65,10 @@ worker__control(worker_t *w, struct wevent *ev)
 		break;
 	case KIND_EXECUTE:
 		execute_action(&ev->pub);
+		break;
+	case KIND_CHILD_END:
+		if (w->control.child_ended != NULL && ev->pub.source != NULL)
+			w->control.child_ended(w, ev->pub.source);
 		break;
 	default:
 		break;

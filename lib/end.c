@@ -209,14 +209,30 @@ wait_child(worker_t *w, struct ending *e)
 	return worker__join_until(c, e->until) == ETIMEDOUT ? ETIMEDOUT : 0;
 }
 
+/* Stops each of kids (the newest first) and waits for it in turn. */
 static void
-end_one_by_one(worker_t *w, struct ending *e, size_t n)
+end_one_by_one(worker_t *w, worker_t **kids, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		stop_child(w, &e[i]);
-		if (wait_child(w, &e[i]) == ETIMEDOUT)
-			give_up(w, e[i].child, e[i].timeout);
+		struct ending e = { .child = kids[i] };
+
+		stop_child(w, &e);
+		if (wait_child(w, &e) == ETIMEDOUT)
+			give_up(w, e.child, e.timeout);
 	}
+}
+
+/*
+ * Ends the children kids of w, the newest first, each in turn (a
+ * supervisor's strategy, supervise.c).  Nothing here allocates.
+ */
+void
+worker__end_some(worker_t *w, worker_t **kids, size_t n)
+{
+	unsigned doing = worker__doing(w, DOING_STOPPING, 0);
+
+	end_one_by_one(w, kids, n);
+	worker__doing_restore(w, doing);
 }
 
 static void
@@ -291,13 +307,12 @@ worker__end_children(worker_t *w)
 
 	worker__tree_close(w, true);
 	n = worker__children_newest_first(w, &kids);
-	if (n > 0 && (e = calloc(n, sizeof(*e))) != NULL) {
+	if (!w->stop_parallel) {
+		end_one_by_one(w, kids, n);
+	} else if (n > 0 && (e = calloc(n, sizeof(*e))) != NULL) {
 		for (size_t i = 0; i < n; i++)
 			e[i].child = kids[i];
-		if (w->stop_parallel)
-			end_all_at_once(w, e, n);
-		else
-			end_one_by_one(w, e, n);
+		end_all_at_once(w, e, n);
 	}
 	for (size_t i = 0; i < n; i++)
 		worker_unref(kids[i]);

@@ -217,7 +217,8 @@ worker__event_reserved(worker_t *source, worker_t *target,
 		return NULL;
 	if (n->kind == KIND_STOP)
 		ev = reserve_take(target, RESERVE_STOP);
-	else if (n->kind == KIND_CHILD && source != NULL)
+	else if ((n->kind == KIND_CHILD || n->kind == KIND_CHILD_END) &&
+	    source != NULL)
 		for (unsigned i = RESERVE_NOTIFY; ev == NULL &&
 		    i < RESERVE_NODES; i++)
 			ev = reserve_take(source, i);

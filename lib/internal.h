@@ -11,7 +11,7 @@
  * listen.c (dispatch) -> control.c (built-in actions) -> event.c (free).
  *
  *   api       fire.c wait.c exit.c async.c defer.c dump.c
- *   life      worker.c end.c   a worker's life; children first, joins
+ *   life      worker.c end.c supervise.c   life, children first, restarts
  *   services  channel.c signal.c fork.c
  *   waiting   waitq.c      waiting in the loop for another object
  *   loop      loop.c       the breakpoints' loop, pause, worker_update
@@ -90,7 +90,8 @@ enum event_kind {
 	KIND_STOP,
 	KIND_PAUSE,
 	KIND_RESUME,
-	KIND_CHILD,		/* any CHILD_THREAD_* */
+	KIND_CHILD,		/* CHILD_THREAD_START, _STOP, _ERROR, _DONE */
+	KIND_CHILD_END,		/* CHILD_THREAD_END: a parent may restart */
 	KIND_EXECUTE,
 	KIND_REJECT,
 	KIND_LISTENER_ERROR,
@@ -115,7 +116,7 @@ worker__builtins(size_t *n)
 		{ WORKER_CHILD_THREAD_STOP, KIND_CHILD, true },
 		{ WORKER_CHILD_THREAD_ERROR, KIND_CHILD, true },
 		{ WORKER_CHILD_THREAD_DONE, KIND_CHILD, true },
-		{ WORKER_CHILD_THREAD_END, KIND_CHILD, true },
+		{ WORKER_CHILD_THREAD_END, KIND_CHILD_END, true },
 		{ WORKER_EXECUTE, KIND_EXECUTE, false },
 		{ WORKER_EVENT_REJECT, KIND_REJECT, false },
 		{ WORKER_LISTENER_ERROR, KIND_LISTENER_ERROR, false },
@@ -296,6 +297,24 @@ struct worker__control_part {
 	bool ending;			/* draining in the end sequence */
 	bool canceled;			/* root: STOP handled, not yet seen */
 	unsigned stopping;		/* STOP_THREAD dispatches under way */
+	/* What a CHILD_THREAD_END calls: the supervisor (supervise.c). */
+	void (*child_ended)(worker_t *w, worker_t *child);
+};
+
+/* supervise.c: this worker as a child, and as a supervisor. */
+struct worker__supervise_part {
+	atomic_int restart;		/* as a child: WORKER_RESTART_* */
+	atomic_uint_least64_t restarts;	/* as a child: times restarted */
+	bool by_parent;			/* parent's owner: stopped by its
+					 * supervisor, which restarts it */
+	int strategy;			/* as a parent, immutable: */
+	unsigned restart_max;
+	double restart_period;
+	double restart_delay;
+	uint64_t *times;		/* owner: its last restarts, a ring */
+	unsigned ntimes;
+	unsigned next;
+	list_t pending;			/* owner: restarts after a delay */
 };
 
 /* listen.c.  llock, but for the owner's cache. */
@@ -399,6 +418,7 @@ struct worker {
 	struct worker__embed_part embed;
 	struct worker__signal_part signals;
 	struct worker__channel_part channels;
+	struct worker__supervise_part sup;
 };
 
 /* ---- thread: root.c ------------------------------------------------ */
@@ -752,7 +772,12 @@ worker_t *worker__alloc(const char *name, bool is_root);
 void worker__unref_many(worker_t *w, unsigned n);
 void worker__end(worker_t *w);
 void worker__end_children(worker_t *w);
+void worker__end_some(worker_t *w, worker_t **kids, size_t n);
 int worker__join_until(worker_t *w, uint64_t until);
+int worker__supervise_init(worker_t *w, const worker_attr_t *attr);
+void worker__supervise_fini(worker_t *w);
+void worker__supervise_run(worker_t *w);
+void worker__supervise_end(worker_t *w);
 
 /* ---- Small things every layer uses --------------------------------- */
 

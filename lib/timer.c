@@ -220,7 +220,7 @@ worker_every(worker_t *w, void (*fn)(void *arg), void *arg,
 	/* Beyond this, nanoseconds overflow a deadline. */
 	if (interval > WORKER_SECONDS_MAX)
 		return ERANGE;
-	if ((ns = (uint64_t)ceil(interval * 1e9)) == 0)
+	if ((ns = worker__ns_up(interval)) == 0)
 		return EINVAL;
 	return schedule(w, fn, arg, interval, ns, id);
 }

@@ -51,6 +51,11 @@
 
 static atomic_uint_least64_t next_id = 1;
 
+/* All-zero: every attribute's default. */
+static const worker_attr_t default_attr;
+
+static void worker_free(worker_t *w);
+
 /* Seconds a parent waits for a stopped child when attr.stop_timeout is 0. */
 #define STOP_TIMEOUT_DEFAULT 5.0
 
@@ -126,6 +131,10 @@ worker__alloc(const char *name, bool is_root)
 	worker__signals_init(&w->signals);
 	worker__channels_init(&w->channels);
 	run_init(w);
+	if (worker__supervise_init(w, &default_attr) != 0) {
+		worker_free(w);
+		return NULL;
+	}
 	return w;
 }
 
@@ -158,13 +167,17 @@ choose_parent(const worker_attr_t *a)
 worker_t *
 worker_new(worker_fn fn, void *arg, const worker_attr_t *attr)
 {
-	static const worker_attr_t defaults;
 	worker_t *w;
+	int rc;
 
 	if (attr == NULL)
-		attr = &defaults;
+		attr = &default_attr;
 	if (!valid_attr(attr)) {
 		errno = EINVAL;
+		return NULL;
+	}
+	if (attr->parent != NULL && worker__gone(attr->parent)) {
+		errno = ESRCH;
 		return NULL;
 	}
 	if ((w = worker__alloc(attr->name, false)) == NULL) {
@@ -185,9 +198,10 @@ worker_new(worker_fn fn, void *arg, const worker_attr_t *attr)
 	    attr->stop_timeout < 0 ? -1 : attr->stop_timeout;
 	worker__queue_init(&w->queue, attr->queue_max);
 	worker__ring_init(w);
-	if (worker__tree_link(w) != 0) {
+	if ((rc = worker__supervise_init(w, attr)) != 0 ||
+	    (rc = worker__tree_link(w)) != 0) {
 		worker_unref(w);
-		errno = ESRCH;
+		errno = rc;
 		return NULL;
 	}
 	return w;
@@ -288,6 +302,7 @@ worker__end(worker_t *w)
 	worker__ring_close_locked(w);
 	pthread_mutex_unlock(&w->qlock);
 	worker__timers_drop(w);
+	worker__supervise_end(w);
 	worker__watches_drop(w);
 
 	worker__remove_transient(w);
@@ -304,7 +319,10 @@ worker__end(worker_t *w)
 
 	/* Children this worker's own end could not reach (end.c). */
 	worker__end_children(w);
-	worker__tree_unlink(w);
+	/* One its parent may restart keeps its place among its siblings. */
+	if (atomic_load(&w->sup.restart) == WORKER_RESTART_TEMPORARY ||
+	    atomic_load(&w->tree.abandoned))
+		worker__tree_unlink(w);
 	worker__unref_flush(w);
 	worker__source_settle(w);
 
@@ -340,6 +358,7 @@ run_worker(worker_t *w, bool rename)
 		    "signals", w->name);
 	notify_parent(w, WORKER_CHILD_THREAD_START, NULL);
 
+	worker__supervise_run(w);
 	worker__doing(w, DOING_TASK, 0);
 	w->run.outcome = worker__protect(w, call_task, w,
 	    worker__end_children);
@@ -540,6 +559,7 @@ worker_free(worker_t *w)
 	worker__embed_fini(w);
 	worker__wake_fini(&w->wake);
 	worker__signals_fini(w);
+	worker__supervise_fini(w);
 	worker__unwind_fini(&w->unwind);
 	pthread_mutex_destroy(&w->qlock);
 	pthread_cond_destroy(&w->run.end_cond);

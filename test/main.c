@@ -16,7 +16,7 @@ main(void)
 		suite_worker, suite_tree, suite_unwind, suite_fire,
 		suite_listen, suite_loop, suite_api, suite_timer, suite_async,
 		suite_watch, suite_queue, suite_fork, suite_signal,
-		suite_oom, suite_end,
+		suite_oom, suite_end, suite_supervise,
 	};
 	SRunner *sr = srunner_create(NULL);
 	int failed;

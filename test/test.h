@@ -72,5 +72,6 @@ Suite *suite_fork(void);
 Suite *suite_signal(void);
 Suite *suite_oom(void);
 Suite *suite_end(void);
+Suite *suite_supervise(void);
 
 #endif

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -66,6 +67,17 @@ expect_child_ok(pid_t pid, const char *what)
 #define CHILD_MAY_START_THREADS 0
 #else
 #define CHILD_MAY_START_THREADS 1
+#endif
+
+/*
+ * AddressSanitizer's allocator (gcc 12) takes no lock around fork(): a
+ * child forked while another thread allocates may hang in malloc().  The
+ * busy fork test then only checks what needs no memory in the child.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define BUSY_CHILD_MAY_ALLOCATE 0
+#else
+#define BUSY_CHILD_MAY_ALLOCATE 1
 #endif
 
 /* A new worker in the child works: started, stopped, joined. */
@@ -135,14 +147,27 @@ check_gone(worker_t *w, worker_t *old_root)
 	return 0;
 }
 
+static void *
+settle_then_wait(void *arg)
+{
+	sem_post(arg);
+	worker_wait_forever();
+	return NULL;
+}
+
 START_TEST(fork_gone_handles)
 {
 	worker_t *root = worker_current();
-	worker_t *w = worker_create(NULL, NULL, &(worker_attr_t){
-		.name = "pre-fork" });
+	sem_t settled;
+	worker_t *w;
 	pid_t pid;
 
+	/* Forked once w waits: no thread but this one allocates then. */
+	ck_assert_int_eq(sem_init(&settled, 0, 0), 0);
+	w = worker_create(settle_then_wait, &settled, &(worker_attr_t){
+		.name = "pre-fork" });
 	ck_assert_ptr_nonnull(w);
+	sem_wait_ok(&settled, "the pre-fork worker");
 	pid = fork();
 	if (pid == 0) {
 		alarm(CHILD_LIMIT);
@@ -152,6 +177,7 @@ START_TEST(fork_gone_handles)
 	/* The parent's worker is untouched. */
 	ck_assert_int_eq(worker_is_running(w), 1);
 	stop_join_unref(w);
+	sem_destroy(&settled);
 }
 END_TEST
 
@@ -192,6 +218,8 @@ START_TEST(fork_while_busy)
 
 		if (pid == 0) {
 			alarm(CHILD_LIMIT);
+			if (!BUSY_CHILD_MAY_ALLOCATE)
+				_exit(worker_is_running(h.target) == 0 ? 0 : 1);
 			_exit(worker_current() != h.target &&
 			    worker_fire(h.target, "x", NULL) == ESRCH &&
 			    new_worker_works() ? 0 : 1);
