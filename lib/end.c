@@ -257,7 +257,7 @@ next_to_join(worker_t *w)
 		worker_t *c = container_of(n, worker_t, tree.sibling);
 		bool busy;
 
-		if (c->daemon)
+		if (c->daemon || worker__gone(c))
 			continue;
 		pthread_mutex_lock(&c->qlock);
 		busy = c->phase != PHASE_IDLE;

@@ -644,6 +644,7 @@ void worker__inbox_fini(worker_t *w);
 int worker__send(worker_t *source, worker_t *target, const char *name,
     void *data, struct payload *pl, unsigned flags, bool notify);
 bool worker__pending_locked(const worker_t *w);
+bool worker__pending(worker_t *w);
 bool worker__has_queued(const worker_t *w);
 void worker__take_batch(worker_t *w);
 void worker__take_locked(worker_t *w);

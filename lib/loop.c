@@ -297,23 +297,39 @@ loop_unwound(void *arg)
  * A loop inside LOOP_DEPTH_MAX others returns ELOOP at once: each level
  * costs stack, and nothing but a runaway chain of waits goes that deep.
  */
+/* One more loop inside the others: false past LOOP_DEPTH_MAX. */
+static bool
+loop_enter(worker_t *w, struct loop_frame *f, struct worker__hook *hook)
+{
+	if (w->loop.depth >= LOOP_DEPTH_MAX)
+		return false;
+	w->loop.depth++;
+	f->w = w;
+	f->doing = worker__doing(w, atomic_load_explicit(&w->loop.paused,
+	    memory_order_relaxed) ? DOING_PAUSED : DOING_WAIT, 0);
+	worker__hook_push(w, hook, loop_unwound, f);
+	return true;
+}
+
+static void
+loop_leave(worker_t *w, struct loop_frame *f, struct worker__hook *hook)
+{
+	worker__hook_pop(w, hook);
+	w->loop.depth--;
+	worker__doing_restore(w, f->doing);
+}
+
 int
 worker__loop(worker_t *w, struct worker__wait *wt)
 {
 	struct worker__hook hook;
-	struct loop_frame f = { .w = w };
+	struct loop_frame f;
 	int rc;
 
-	if (w->loop.depth >= LOOP_DEPTH_MAX)
+	if (!loop_enter(w, &f, &hook))
 		return ELOOP;
-	w->loop.depth++;
-	f.doing = worker__doing(w, atomic_load_explicit(&w->loop.paused,
-	    memory_order_relaxed) ? DOING_PAUSED : DOING_WAIT, 0);
-	worker__hook_push(w, &hook, loop_unwound, &f);
 	rc = loop_run(w, wt);
-	worker__hook_pop(w, &hook);
-	w->loop.depth--;
-	worker__doing_restore(w, f.doing);
+	loop_leave(w, &f, &hook);
 	/* Senders of the events handled need not wait for the next wait. */
 	worker__unref_flush(w);
 	return rc;
@@ -339,30 +355,38 @@ worker__drain(worker_t *w)
 	w->control.stopping = 0;
 	release_held(w);
 	worker__drop_events(&w->loop.cache);
-	worker__take_batch(w);
-	while ((ev = worker__next(w)) != NULL)
-		if (worker__protect(w, drain_one, ev, NULL) == OUTCOME_DONE)
-			worker__event_free(NULL, ev);
+	/* One take is all there is, unless memory ran short for it. */
+	do {
+		worker__take_batch(w);
+		while ((ev = worker__next(w)) != NULL)
+			if (worker__protect(w, drain_one, ev, NULL) ==
+			    OUTCOME_DONE)
+				worker__event_free(w, ev);
+	} while (worker__pending(w));
 	atomic_store(&w->loop.paused, 0);
 	w->control.canceled = false;
 }
 
 /*
  * worker_update(): handles what is queued and due now, without blocking;
- * returns how many events, timers and callbacks ran.
+ * returns how many events, timers and callbacks ran.  It counts as a
+ * loop: past LOOP_DEPTH_MAX it handles nothing.
  */
 int
 worker__update(worker_t *w)
 {
+	struct worker__hook hook;
+	struct loop_frame f;
 	int count;
 
-	if (w->control.ending)
+	if (w->control.ending || !loop_enter(w, &f, &hook))
 		return 0;
 	release_held(w);
 	worker__fd_clear(w);
 	count = worker__timers_run(w);
 	count += worker__watches_run(w, false, 0);
 	count += handle_queued(w);
+	loop_leave(w, &f, &hook);
 	worker__unref_flush(w);
 	worker__fd_rearm(w);
 	return count;

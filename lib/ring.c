@@ -298,7 +298,9 @@ worker__ring_open(const worker_t *w)
  * Owner, qlock held: takes what the ring holds.  A locked ring is taken
  * up to locked_at, waiting for producers that claimed a slot there and
  * have not yet published it (they are between two atomic operations, and
- * can only be descheduled).
+ * can only be descheduled).  Without a node for a slot (no memory, and
+ * the owner's reserved one in use) it stops there: the caller takes the
+ * rest, and the locked queue behind it, once nodes come back.
  */
 void
 worker__ring_take_locked(worker_t *w, list_t *into)
@@ -314,8 +316,10 @@ worker__ring_take_locked(worker_t *w, list_t *into)
 	}
 	while ((head = atomic_load_explicit(&w->rout.head,
 	    memory_order_relaxed)) != w->rout.locked_at) {
-		if (!head_published(r, head) || !take_head(w, r, into))
+		if (!head_published(r, head))
 			worker__relax();
+		else if (!take_head(w, r, into))
+			break;
 	}
 }
 

@@ -141,6 +141,17 @@ worker__pending_locked(const worker_t *w)
 	    worker__ring_pending_locked(w);
 }
 
+bool
+worker__pending(worker_t *w)
+{
+	bool pending;
+
+	pthread_mutex_lock(&w->qlock);
+	pending = worker__pending_locked(w);
+	pthread_mutex_unlock(&w->qlock);
+	return pending;
+}
+
 /* Owner, without a lock: has anything come since the last take? */
 bool
 worker__has_queued(const worker_t *w)
@@ -148,11 +159,17 @@ worker__has_queued(const worker_t *w)
 	return worker__ring_ready(w) || worker__queue_changed(w);
 }
 
-/* Owner, qlock held: moves what is queued to the end of the batch. */
+/*
+ * Owner, qlock held: moves what is queued to the end of the batch.  What
+ * is left in the ring (no memory for its nodes) goes before the locked
+ * queue: that waits for the next take.
+ */
 void
 worker__take_locked(worker_t *w)
 {
 	worker__ring_take_locked(w, &w->inbox.batch);
+	if (worker__ring_pending_locked(w))
+		return;
 	worker__queue_take_locked(w, &w->inbox.batch);
 	worker__ring_reopen_locked(w);
 }

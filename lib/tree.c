@@ -155,7 +155,9 @@ worker__children_newest_first(worker_t *w, worker_t ***out)
 	*out = NULL;
 	pthread_mutex_lock(&worker__tree_lock);
 	for (n = w->tree.children.prev; n != &w->tree.children; n = n->prev)
-		if (!refs_push(out, &count, &cap, child_of(n)))
+		/* A child of the parent process (fork.c) is not there. */
+		if (!worker__gone(child_of(n)) &&
+		    !refs_push(out, &count, &cap, child_of(n)))
 			break;
 	pthread_mutex_unlock(&worker__tree_lock);
 	return count;

@@ -80,7 +80,9 @@ worker__waiters_wake(list_t *woken)
 		struct worker__waiter *wt =
 		    container_of(n, struct worker__waiter, link);
 
-		worker__wake(wt->worker);
+		/* A waiter of the parent process (fork.c) is not there. */
+		if (!worker__gone(wt->worker))
+			worker__wake(wt->worker);
 		waiter_put(wt);
 	}
 }
