@@ -31,6 +31,10 @@ echo "== samples/channel: one event published to every subscriber"
 $limit build/samples/channel || status=1
 
 echo
+echo "== samples/supervise: crashed workers come back; a shutdown reports the stuck"
+$limit build/samples/supervise || status=1
+
+echo
 echo "== samples/relayd under samples/relay-load: 50 clients for ten seconds"
 sh samples/relay/demo.sh || status=1
 
