@@ -14,9 +14,10 @@
  * children the newest first, one ended before the next is stopped), and
  * "lw-parallel" with attr.stop_order = WORKER_STOP_PARALLEL (all stopped
  * at once, then all waited for, as raw does).  raw: every thread
- * creates its children's queues and threads, arrives, and pops its queue; on PEER_STOP it pushes PEER_STOP to each
- * child, joins them all and frees their queues; the main thread pushes
- * PEER_STOP to the root and joins it.  Both are timed from the stop to
+ * creates its children's queues and threads, arrives, and pops its
+ * queue; on PEER_STOP it pushes PEER_STOP to each child, joins them all
+ * and frees their queues; the main thread pushes PEER_STOP to the root
+ * and joins it.  Both are timed from the stop to
  * the return of the join, and both must then be back to the thread count
  * of before (/proc/self/status): every thread gone.  Building the tree is
  * timed too, for information.
