@@ -1,7 +1,8 @@
 #!/bin/sh
 # lint.sh - the style checks that can be made mechanically (make lint):
 # 80 columns with 8-column tabs, no trailing white space, tabs for
-# indentation, no placeholder comments, every public prototype exported.
+# indentation, no placeholder comments, every public prototype exported,
+# no source of lib/, samples/ or tools/ over 800 lines.
 status=0
 files=$(ls include/*.h lib/*.c lib/*.h test/*.c test/*.h samples/*.c samples/*.h \
     samples/relay/*.c samples/relay/*.h samples/relay/load/*.c \
@@ -19,6 +20,14 @@ for f in $files; do
 	grep -nE '[[:space:]]+$' "$f" | sed "s|^|lint: $f:|;s|$| (trailing white space)|" | grep . && status=1
 	grep -nE '^ {8}' "$f" | sed "s|^|lint: $f:|;s|$| (spaces for a tab)|" | grep . && status=1
 	grep -nE '\b(TODO|FIXME|XXX)\b' "$f" | sed "s|^|lint: $f:|" | grep . && status=1
+done
+
+# One concern per file: none of the library, the samples or the tools
+# grows past 800 lines.
+for f in $(ls lib/*.[ch] samples/*.c samples/relay/*.[ch] \
+    samples/relay/load/*.[ch] tools/*.[ch] 2>/dev/null); do
+	n=$(wc -l < "$f")
+	[ "$n" -le 800 ] || complain "$f: $n lines, over 800"
 done
 
 # Every function declared in the public header carries WORKER_EXPORT.
