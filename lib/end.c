@@ -297,31 +297,52 @@ end_without_memory(worker_t *w)
  * this could not reach.  A root worker (worker_exit on it) takes new
  * children again afterwards.
  */
+/* The lists of an ending that a throw cut short (a listener exited). */
+struct lists {
+	worker_t **kids;
+	size_t n;
+	struct ending *e;
+};
+
+static void
+lists_free(void *arg)
+{
+	struct lists *l = arg;
+
+	for (size_t i = 0; i < l->n; i++)
+		worker_unref(l->kids[i]);
+	free(l->kids);
+	free(l->e);
+}
+
 void
 worker__end_children(worker_t *w)
 {
 	unsigned doing = worker__doing(w, DOING_STOPPING, 0);
-	struct ending *e = NULL;
-	worker_t **kids;
-	size_t n;
+	bool was_leaving = w->unwind.leaving;
+	struct worker__hook hook;
+	struct lists l = { NULL, 0, NULL };
 
+	/* A stop from now on is redundant (control.c), and a throw meanwhile
+	 * goes straight to the cleanup handlers (unwind.c). */
+	w->unwind.leaving = true;
 	worker__tree_close(w, true);
-	n = worker__children_newest_first(w, &kids);
+	l.n = worker__children_newest_first(w, &l.kids);
+	worker__hook_push(w, &hook, lists_free, &l);
 	if (!w->stop_parallel) {
-		end_one_by_one(w, kids, n);
-	} else if (n > 0 && (e = calloc(n, sizeof(*e))) != NULL) {
-		for (size_t i = 0; i < n; i++)
-			e[i].child = kids[i];
-		end_all_at_once(w, e, n);
+		end_one_by_one(w, l.kids, l.n);
+	} else if (l.n > 0 && (l.e = calloc(l.n, sizeof(*l.e))) != NULL) {
+		for (size_t i = 0; i < l.n; i++)
+			l.e[i].child = l.kids[i];
+		end_all_at_once(w, l.e, l.n);
 	}
-	for (size_t i = 0; i < n; i++)
-		worker_unref(kids[i]);
-	free(kids);
-	free(e);
+	worker__hook_pop(w, &hook);
+	lists_free(&l);
 	/* No memory for the lists, or children the lists did not reach. */
 	end_without_memory(w);
 	if (w->is_root)
 		worker__tree_close(w, false);
+	w->unwind.leaving = was_leaving;
 	worker__doing_restore(w, doing);
 }
 
@@ -332,6 +353,7 @@ worker_shutdown(double timeout)
 {
 	uint64_t until;
 	worker_t **tops;
+	bool short_of_memory;
 	size_t n;
 	int rc = 0;
 
@@ -340,7 +362,7 @@ worker_shutdown(double timeout)
 	until = timeout < 0 ? UINT64_MAX : worker__deadline_ns(timeout);
 	/* All stopped first, the newest first, so that a stuck one does
 	 * not eat the others' time; each ends its own children first. */
-	n = worker__top_newest_first(&tops);
+	n = worker__top_newest_first(&tops, &short_of_memory);
 	for (size_t i = 0; i < n; i++)
 		worker__send(NULL, tops[i], WORKER_STOP_THREAD, NULL, NULL, 0,
 		    false);
@@ -356,5 +378,6 @@ worker_shutdown(double timeout)
 		worker_unref(t);
 	}
 	free(tops);
-	return rc;
+	/* Some were not even stopped: say so rather than 0. */
+	return short_of_memory ? ENOMEM : rc;
 }

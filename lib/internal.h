@@ -409,7 +409,7 @@ void worker__tree_unlink(worker_t *child);
 void worker__tree_close(worker_t *w, bool closing);
 void worker__tree_abandon(worker_t *child);
 size_t worker__children_newest_first(worker_t *w, worker_t ***out);
-size_t worker__top_newest_first(worker_t ***out);
+size_t worker__top_newest_first(worker_t ***out, bool *short_of_memory);
 int worker__tree_fire(worker_t *w, bool deep, worker_t *source,
     const char *name, void *data, struct payload *pl, unsigned flags);
 int worker__fire_from(worker_t *source, worker_t *w, const char *name,
@@ -423,13 +423,16 @@ void worker__control(worker_t *w, struct wevent *ev);
 
 /*
  * A STOP_THREAD that comes while the listeners of an earlier one run (one
- * of them waits) is handled once: the worker is already stopping, and
- * handing it over again would nest one dispatch per stop.
+ * of them waits), or while the worker ends its children (end.c), is
+ * handled once: the worker is already stopping, and handing it over again
+ * would nest one dispatch per stop, or cut its children's ending short.
  */
 static inline bool
 worker__control_redundant(const worker_t *w, const struct wevent *ev)
 {
-	return ev->kind == KIND_STOP && w->control.stopping > 0;
+	/* Also while it ends its children: it is stopping already. */
+	return ev->kind == KIND_STOP && (w->control.stopping > 0 ||
+	    w->unwind.leaving);
 }
 
 /* Did a stop cancel the root's wait since the last look?  Clears it. */

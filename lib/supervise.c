@@ -190,14 +190,24 @@ escalate(worker_t *w)
 
 /* ---- Restarting ------------------------------------------------------ */
 
-/* Starts c again once its last run is completely over. */
+/*
+ * Starts c again once its last run is completely over: its CHILD_THREAD_END
+ * came before the last steps of its end, which take at most its
+ * stop_timeout (its own stuck children); past that, it is left alone.
+ */
 static void
 restart_one(worker_t *w, worker_t *c)
 {
 	int rc;
 
-	/* Its CHILD_THREAD_END came before the last steps of its end. */
-	worker__join_until(c, UINT64_MAX);
+	if (atomic_load(&c->tree.abandoned))
+		return;
+	if (worker__join_until(c, c->stop_timeout < 0 ? UINT64_MAX :
+	    worker__deadline_ns(c->stop_timeout)) != 0) {
+		worker__log(LOG_ERR, c, "worker %s: child %s did not finish "
+		    "its end: not restarted", w->name, c->name);
+		return;
+	}
 	if ((rc = worker_start(c)) == 0) {
 		atomic_fetch_add(&c->sup.restarts, 1);
 		return;
@@ -312,11 +322,13 @@ group_of(worker_t *w, worker_t *c, worker_t ***out)
 		free(newest);
 		return 0;
 	}
-	/* c and the running others of newest[0..first], newest first. */
+	/* c and the running others of newest[0..first], newest first;
+	 * not those already given up on. */
 	for (size_t i = 0; i < n; i++) {
 		worker_t *o = newest[i];
 
-		if (i <= first && (o == c || worker__running(o))) {
+		if (i <= first && (o == c || (worker__running(o) &&
+		    !atomic_load(&o->tree.abandoned)))) {
 			o->sup.by_parent = o != c;
 			newest[k++] = o;
 		} else {
@@ -324,15 +336,42 @@ group_of(worker_t *w, worker_t *c, worker_t ***out)
 		}
 	}
 	worker__end_some(w, newest, k);
-	/* Start order: the reverse. */
+	/* In start order (the reverse), but for the TEMPORARY ones, which
+	 * end for good with their group, as in Erlang. */
 	for (size_t i = 0, j = k - 1; i < j; i++, j--) {
 		worker_t *t = newest[i];
 
 		newest[i] = newest[j];
 		newest[j] = t;
 	}
+	n = k;
+	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		worker_t *o = newest[i];
+
+		if (o == c || atomic_load(&o->sup.restart) !=
+		    WORKER_RESTART_TEMPORARY)
+			newest[k++] = o;
+		else
+			worker_unref(o);
+	}
 	*out = newest;
 	return k;
+}
+
+/*
+ * Has c's run really ended?  A CHILD_THREAD_END fired by hand at the
+ * parent, while c runs, must restart nothing.
+ */
+static bool
+child_has_ended(worker_t *c)
+{
+	bool ended;
+
+	pthread_mutex_lock(&c->qlock);
+	ended = c->phase != PHASE_RUNNING;
+	pthread_mutex_unlock(&c->qlock);
+	return ended;
 }
 
 /* CHILD_THREAD_END of child reached w, in w's own thread. */
@@ -345,7 +384,7 @@ child_ended(worker_t *w, worker_t *c)
 	unsigned recent;
 
 	if (c->parent != w || w->tree.closing || w->control.ending ||
-	    atomic_load(&c->tree.abandoned))
+	    atomic_load(&c->tree.abandoned) || !child_has_ended(c))
 		return;
 	if (c->sup.by_parent) {
 		c->sup.by_parent = false;	/* its group restarts it */

@@ -165,15 +165,17 @@ worker__children_newest_first(worker_t *w, worker_t ***out)
 
 /*
  * References to the running top-level workers (no parent, not a root, not
- * an async task), the newest first; as worker__children_newest_first().
+ * an async task), the newest first, as worker__children_newest_first();
+ * *short_of_memory tells whether memory ran out before the end.
  */
 size_t
-worker__top_newest_first(worker_t ***out)
+worker__top_newest_first(worker_t ***out, bool *short_of_memory)
 {
 	struct list_node *n;
 	size_t count = 0, cap = 0;
 
 	*out = NULL;
+	*short_of_memory = false;
 	pthread_mutex_lock(&worker__tree_lock);
 	for (n = every_worker.prev; n != &every_worker; n = n->prev) {
 		worker_t *w = container_of(n, worker_t, tree.every);
@@ -181,8 +183,10 @@ worker__top_newest_first(worker_t ***out)
 		if (w->parent != NULL || w->is_root || w->is_async ||
 		    worker__gone(w) || !worker__running(w))
 			continue;
-		if (!refs_push(out, &count, &cap, w))
+		if (!refs_push(out, &count, &cap, w)) {
+			*short_of_memory = true;
 			break;
+		}
 	}
 	pthread_mutex_unlock(&worker__tree_lock);
 	return count;

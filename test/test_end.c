@@ -252,6 +252,65 @@ START_TEST(stop_orders)
 }
 END_TEST
 
+/*
+ * A task that returned is DONE, even if a stop comes while it ends its
+ * children: the stop is redundant then, and cuts nothing short.
+ */
+struct returning {
+	sem_t ending;		/* the child's STOP listener runs */
+	sem_t go;		/* it may return */
+	worker_t *kid;
+};
+
+static int
+slow_stop(const worker_event_t *ev, void *ctx)
+{
+	struct returning *r = ctx;
+
+	(void)ev;
+	sem_post(&r->ending);
+	sem_wait_intr(&r->go);
+	return 0;
+}
+
+static void *
+returns_seven(void *arg)
+{
+	struct returning *r = arg;
+
+	r->kid = worker_new(NULL, NULL, NULL);
+	worker_listen(r->kid, WORKER_STOP_THREAD, slow_stop, r, NULL);
+	worker_start(r->kid);
+	return (void *)7;
+}
+
+START_TEST(stop_while_ending_children_is_redundant)
+{
+	struct returning r;
+	worker_t *w;
+	void *ret = NULL;
+
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(sem_init(&r.ending, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&r.go, 0, 0), 0);
+	w = worker_create(returns_seven, &r, NULL);
+	ck_assert_ptr_nonnull(w);
+	/* The task returned; w now waits for its child's stop. */
+	sem_wait_ok(&r.ending, "the child's stop");
+	CHECK_OK(worker_stop(w));
+	CHECK_OK(worker_stop(w));
+	sem_post(&r.go);
+	CHECK_OK(worker_join_timeout(w, wait_limit()));
+	CHECK_OK(worker_result(w, &ret));
+	ck_assert_ptr_eq(ret, (void *)7);
+	ck_assert_int_eq(worker_is_running(r.kid), 0);
+	worker_unref(r.kid);
+	worker_unref(w);
+	sem_destroy(&r.ending);
+	sem_destroy(&r.go);
+}
+END_TEST
+
 /* ---- Stuck children ----------------------------------------------- */
 
 /* Reads what the library logs on stderr while the test runs. */
@@ -400,6 +459,7 @@ suite_end(void)
 	tcase_add_test(tc, children_end_first);
 	tcase_add_test(tc, children_end_first_on_return_and_exit);
 	tcase_add_test(tc, stop_orders);
+	tcase_add_test(tc, stop_while_ending_children_is_redundant);
 
 	tc = test_case(s, "stuck");
 	tcase_add_test(tc, stuck_child_given_up);

@@ -243,6 +243,61 @@ START_TEST(rest_for_one)
 }
 END_TEST
 
+/* A TEMPORARY sibling ends with its group, and stays ended. */
+START_TEST(temporary_not_restarted_by_group)
+{
+	struct kid perm = { .fails = 1 };
+	struct kid temp = { 0 };
+	worker_t *p = supervisor(WORKER_ONE_FOR_ALL, 10, 0);
+	worker_t *t = kid_new(p, &temp, WORKER_RESTART_TEMPORARY);
+	worker_t *c;
+
+	ck_assert_int_eq(wait_count(&temp.runs, 1), 1);
+	c = kid_new(p, &perm, WORKER_RESTART_PERMANENT);
+	ck_assert_int_eq(wait_count(&perm.runs, 2), 2);
+	CHECK_OK(worker_join_timeout(t, wait_limit()));
+	stop_join(p);
+	ck_assert_int_eq(atomic_load(&temp.runs), 1);
+	worker_unref(t);
+	worker_unref(c);
+	worker_unref(p);
+}
+END_TEST
+
+/* A CHILD_THREAD_END fired by hand while the child runs restarts nothing
+ * and does not hold its parent (which would wait for the child's end). */
+static void *
+forger(void *arg)
+{
+	struct kid *k = arg;
+
+	atomic_fetch_add(&k->runs, 1);
+	for (int i = 0; i < 5; i++)
+		worker_parent_fire(worker_current(), WORKER_CHILD_THREAD_END,
+		    NULL);
+	worker_wait_forever();
+	return NULL;
+}
+
+START_TEST(forged_end_restarts_nothing)
+{
+	struct kid k = { 0 };
+	worker_t *p = supervisor(WORKER_ONE_FOR_ONE, 10, 0);
+	worker_t *c = worker_create(forger, &k, &(worker_attr_t){
+		.parent = p, .restart = WORKER_RESTART_PERMANENT });
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(wait_count(&k.runs, 1), 1);
+	/* A fence behind the forged events: the parent is not held. */
+	CHECK_OK(worker_fire(p, "fence", NULL));
+	CHECK_OK(worker_stop(p));
+	CHECK_OK(worker_join_timeout(p, wait_limit()));
+	ck_assert_int_eq(atomic_load(&k.runs), 1);
+	worker_unref(c);
+	worker_unref(p);
+}
+END_TEST
+
 /* ---- Intensity, escalation, delay ------------------------------------ */
 
 START_TEST(intensity_gives_up)
@@ -371,6 +426,8 @@ suite_supervise(void)
 	tc = test_case(s, "strategy");
 	tcase_add_test(tc, one_for_all);
 	tcase_add_test(tc, rest_for_one);
+	tcase_add_test(tc, temporary_not_restarted_by_group);
+	tcase_add_test(tc, forged_end_restarts_nothing);
 
 	tc = test_case(s, "intensity");
 	tcase_add_test(tc, intensity_gives_up);
