@@ -190,6 +190,18 @@ escalate(worker_t *w)
 
 /* ---- Restarting ------------------------------------------------------ */
 
+/* Is c running a run (not ending, not ended)? */
+static bool
+child_runs(worker_t *c)
+{
+	bool runs;
+
+	pthread_mutex_lock(&c->qlock);
+	runs = c->phase == PHASE_RUNNING;
+	pthread_mutex_unlock(&c->qlock);
+	return runs;
+}
+
 /*
  * Starts c again once its last run is completely over: its CHILD_THREAD_END
  * came before the last steps of its end, which take at most its
@@ -200,7 +212,8 @@ restart_one(worker_t *w, worker_t *c)
 {
 	int rc;
 
-	if (atomic_load(&c->tree.abandoned))
+	/* Given up on, or started again by someone else meanwhile. */
+	if (atomic_load(&c->tree.abandoned) || child_runs(c))
 		return;
 	if (worker__join_until(c, c->stop_timeout < 0 ? UINT64_MAX :
 	    worker__deadline_ns(c->stop_timeout)) != 0) {
@@ -366,12 +379,7 @@ group_of(worker_t *w, worker_t *c, worker_t ***out)
 static bool
 child_has_ended(worker_t *c)
 {
-	bool ended;
-
-	pthread_mutex_lock(&c->qlock);
-	ended = c->phase != PHASE_RUNNING;
-	pthread_mutex_unlock(&c->qlock);
-	return ended;
+	return !child_runs(c);
 }
 
 /* CHILD_THREAD_END of child reached w, in w's own thread. */
