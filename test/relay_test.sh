@@ -317,6 +317,16 @@ case_fail_writes() {
 	    grep -q "lost: 0" "$dir/verify.out"
 }
 
+# SIGTERM while the store waits for its restart: the master starts it at
+# once, and its stop commits every frame read.
+case_sigterm_store_down() {
+	RELAYD_FAIL_WRITES=500,5 start sigterm_store_down &&
+	    load --sub-port "$sub" --clients 4 --frames 500 --max-size 512 &&
+	    await_logged 1 "restart 5 in" && running && stop &&
+	    logged 1 "the store restarts at once for the stop" && verify &&
+	    grep -q "lost: 0" "$dir/verify.out"
+}
+
 # Every insert fails: after STORE_RESTART_MAX restarts in the period
 # (about 18 s of backoff) the master gives up, and relayd exits 1 saying
 # how many frames it read are lost; what it committed before is intact.
@@ -341,7 +351,7 @@ case_escalate() {
 # The cases named on the command line, or all of them.
 [ $# -gt 0 ] || set -- normal largest oversized midframe sigterm_acked \
     sigterm_midstream slow_subscriber db_locked disk_full fail_writes \
-    escalate cycles
+    sigterm_store_down escalate cycles
 for c in "$@"; do
 	run "$c"
 done
