@@ -9,6 +9,9 @@
 # Each relayd takes free ports (--port 0) and a database in a directory of
 # its own, so runs in parallel do not collide, and timeout(1) bounds each
 # process.  The "cycles" case runs relayd under valgrind, if installed.
+# The cases of the store's failures need python3 (db_locked) and, for a
+# real full disk, the right to mount a tmpfs (disk_full, as root; else it
+# injects the failures with RELAYD_FAIL_WRITES).
 #
 # What "nothing lost" means here: relay-load's subscriber seeing a frame is
 # relayd's receipt of it; once the subscriber has seen every frame, every
@@ -19,21 +22,23 @@
 cd "$(dirname "$0")/.." || exit 1
 
 top=$(mktemp -d "${TMPDIR:-/tmp}/relaytest.XXXXXX") || exit 1
-trap 'rm -rf "$top"' EXIT
+mnt=			# a tmpfs the disk_full case mounted
+trap '[ -n "$mnt" ] && umount "$mnt"; rm -rf "$top"' EXIT
 passed=0
 failed=0
 life=120		# seconds any relayd may live
 wrap=			# a command to run relayd under, such as valgrind
 
 # start NAME [RELAYD-OPTIONS...]: starts relayd in $top/NAME, and sets dir,
-# log, pid, port and sub.
+# log, pid, port and sub.  The database is $db if set, else $dir/relay.db.
 start() {
 	dir=$top/$1
 	log=$dir/relayd.log
+	db=${db:-$dir/relay.db}
 	shift
 	mkdir "$dir" || return 1
 	timeout -k 30 $life $wrap build/samples/relayd --port 0 --sub-port 0 \
-	    --db "$dir/relay.db" "$@" 2>"$log" &
+	    --db "$db" "$@" 2>"$log" &
 	pid=$!
 	port=
 	for _ in $(seq 300); do
@@ -76,7 +81,7 @@ load() {
 
 # verify [--partial]: the database against the record.
 verify() {
-	build/samples/relay-load --verify --db "$dir/relay.db" \
+	build/samples/relay-load --verify --db "$db" \
 	    --record "$dir/record" "$@" >"$dir/verify.out" 2>&1 && return 0
 	why="$(head -n 3 "$dir/verify.out" | tr '\n' ' ')"
 	return 1
@@ -100,9 +105,39 @@ await_logged() {
 	done
 }
 
+# running: relayd is still there, after what the case did to it.
+running() {
+	kill -0 $pid 2>/dev/null && return 0
+	why="relayd has exited: $(tail -n 1 "$log")"
+	return 1
+}
+
+# restarted: relayd's store failed and came back at least once.
+restarted() {
+	grep -q "the store has ended: .*; restart 1 in" "$log" &&
+	    grep -q "the store is back" "$log" && return 0
+	why="no restart of the store in the log"
+	return 1
+}
+
+# load_bg ARGS...: relay-load in the background (lpid); load_wait waits.
+load_bg() {
+	build/samples/relay-load --port "$port" --record "$dir/record" "$@" \
+	    >"$dir/load.out" 2>&1 &
+	lpid=$!
+}
+
+load_wait() {
+	wait $lpid && return 0
+	why="relay-load failed: $(grep -v '^relay-load: [0-9]* clients sent' \
+	    "$dir/load.out" | head -n 3 | tr '\n' ' ')"
+	return 1
+}
+
 # run NAME: runs case_NAME and reports it.
 run() {
 	why=
+	db=
 	t0=$(date +%s)
 	if "case_$1"; then
 		passed=$((passed + 1))
@@ -214,9 +249,109 @@ case_cycles() {
 	return $rc
 }
 
+# Another process holds the database's write lock for 10 s while clients
+# send: each attempt of the store fails after its busy timeout, the master
+# restarts it with a growing delay, relayd keeps running and reading until
+# the conns run out of credit, and once the lock is gone every frame it
+# read is in the database.
+case_db_locked() {
+	start db_locked || return 1
+	python3 -c '
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(10)
+c.execute("COMMIT")
+' "$db" >"$dir/lock.out" 2>&1 &
+	kpid=$!
+	i=0
+	while ! grep -q locked "$dir/lock.out" && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	load_bg --sub-port "$sub" --clients 10 --frames 1000 --max-size 2048
+	wait $kpid
+	load_wait && running && restarted && stop && verify &&
+	    grep -q "lost: 0" "$dir/verify.out"
+}
+
+# The disk is full: the database on a 16 MiB tmpfs with 1 MiB left, which
+# the frames overflow (SQLITE_FULL); a second after the first restart the
+# space comes back, and every frame read is in the database.  Without the
+# right to mount a tmpfs, the same with RELAYD_FAIL_WRITES.
+case_disk_full() {
+	mkdir "$top/disk_full.fs" || return 1
+	if ! mount -t tmpfs -o size=16m tmpfs "$top/disk_full.fs" \
+	    2>/dev/null; then
+		echo "# disk_full: cannot mount a tmpfs; RELAYD_FAIL_WRITES"
+		RELAYD_FAIL_WRITES=500,4 start disk_full || return 1
+		load --sub-port "$sub" --clients 10 --frames 400 \
+		    --max-size 2048 &&
+		    running && restarted && stop && verify
+		return
+	fi
+	mnt=$top/disk_full.fs
+	db=$mnt/relay.db
+	start disk_full &&
+	    { dd if=/dev/zero of="$mnt/fill" bs=64k 2>/dev/null; :; } &&
+	    truncate -s -1M "$mnt/fill" || return 1
+	load_bg --sub-port "$sub" --clients 10 --frames 400 --max-size 2048
+	await_logged 1 "the store is back"
+	sleep 1
+	rm -f "$mnt/fill"
+	load_wait && running && restarted &&
+	    grep -q "full" "$log" && stop && verify
+	rc=$?
+	umount "$mnt" && mnt=
+	return $rc
+}
+
+# Injected failures of three inserts in a row (the test hook): three
+# restarts, nothing lost.
+case_fail_writes() {
+	RELAYD_FAIL_WRITES=3000,3 start fail_writes &&
+	    load --sub-port "$sub" --clients 10 --frames 1000 \
+	    --max-size 1024 && running && restarted &&
+	    logged 3 "failed by RELAYD_FAIL_WRITES" && stop && verify &&
+	    grep -q "lost: 0" "$dir/verify.out"
+}
+
+# SIGTERM while the store waits for its restart: the master starts it at
+# once, and its stop commits every frame read.
+case_sigterm_store_down() {
+	RELAYD_FAIL_WRITES=500,5 start sigterm_store_down &&
+	    load --sub-port "$sub" --clients 4 --frames 500 --max-size 512 &&
+	    await_logged 1 "restart 5 in" && running && stop &&
+	    logged 1 "the store restarts at once for the stop" && verify &&
+	    grep -q "lost: 0" "$dir/verify.out"
+}
+
+# Every insert fails: after STORE_RESTART_MAX restarts in the period
+# (about 18 s of backoff) the master gives up, and relayd exits 1 saying
+# how many frames it read are lost; what it committed before is intact.
+case_escalate() {
+	RELAYD_FAIL_WRITES=1000,1000000000 start escalate || return 1
+	build/samples/relay-load --port "$port" --sub-port "$sub" \
+	    --clients 4 --frames 1000 --max-size 512 --tolerate \
+	    --record "$dir/record" >"$dir/load.out" 2>&1 &
+	lpid=$!
+	wait $pid
+	rc=$?
+	wait $lpid
+	if [ $rc -ne 1 ]; then
+		why="relayd exited with status $rc, not 1"
+		return 1
+	fi
+	logged 1 "the store has failed 10 times" &&
+	    logged 1 "frames read were not committed" &&
+	    logged 10 "the store is back" && verify --partial
+}
+
 # The cases named on the command line, or all of them.
 [ $# -gt 0 ] || set -- normal largest oversized midframe sigterm_acked \
-    sigterm_midstream slow_subscriber cycles
+    sigterm_midstream slow_subscriber db_locked disk_full fail_writes \
+    sigterm_store_down escalate cycles
 for c in "$@"; do
 	run "$c"
 done

@@ -2,8 +2,8 @@
  * conn.c - the conn: one per client, a child of the listener.  It owns the
  * client's socket, a buffer of bytes read from it and the framer it
  * starts; it reads only while the connection has credit, hands every
- * chunk to the framer, and ends when the framer does.  On "drain" it reads
- * no more and passes on what it has.
+ * chunk to the framer, and ends when the framer does.  Its stop, when
+ * relayd stops, reads no more and passes on what it has.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -151,9 +151,14 @@ conn_flush(struct conn *c)
 	conn_update(c);
 }
 
-/* Listener of "drain": relayd stops; read no more, pass on what we have. */
+/*
+ * Listener of STOP_THREAD, as the listener ends: relayd stops.  Read no
+ * more, pass on what we have, and wait until the framer has bubbled every
+ * frame it completes; then the stop ends the conn.  The wait runs the
+ * retries of a framer's full queue; CONN_STOP_TIMEOUT bounds it.
+ */
 static int
-on_conn_drain(const worker_event_t *ev, void *ctx)
+on_conn_stop(const worker_event_t *ev, void *ctx)
 {
 	struct conn *c = ctx;
 
@@ -161,6 +166,8 @@ on_conn_drain(const worker_event_t *ev, void *ctx)
 	if (c->end == END_NONE)
 		c->end = END_DRAIN;
 	conn_flush(c);
+	if (c->framer != NULL)
+		(void)worker_wait_thread(c->framer, NULL);
 	return 0;
 }
 
@@ -193,7 +200,7 @@ conn_task(void *arg)
 
 	c->self = worker_current();
 	worker_cleanup_push(conn_close, c);
-	listen_self("drain", on_conn_drain, c);
+	listen_self(WORKER_STOP_THREAD, on_conn_stop, c);
 
 	snprintf(name, sizeof(name), "framer-%" PRIu64, c->id);
 	attr.name = name;
@@ -218,7 +225,9 @@ conn_task(void *arg)
 bool
 conn_start(int fd, uint64_t *next_id)
 {
-	worker_attr_t attr = { .stack_size = CONN_STACK };
+	worker_attr_t attr = {
+		.stack_size = CONN_STACK, .stop_timeout = CONN_STOP_TIMEOUT
+	};
 	struct conn *c;
 	char name[32];
 	worker_t *w;

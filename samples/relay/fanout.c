@@ -17,8 +17,6 @@
 
 #include "relayd.h"
 
-#define FLUSH_TIME	1.0		/* seconds the fanout gets to flush
-					 * when it stops */
 #define IOV_FRAMES	64		/* frames per sendmsg() */
 
 struct fanout;

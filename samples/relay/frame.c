@@ -4,7 +4,8 @@
  *
  * A frame and a credit are shared between threads and counted: whoever
  * drops the last reference frees it.  A fifo belongs to one worker, which
- * alone touches it.
+ * alone touches it; the store's inbox is a fifo under a lock, shared by
+ * the master and the store.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -141,4 +142,86 @@ fifo_clear(struct fifo *q)
 		frame_unref(fifo_pop(q));
 	free(q->v);
 	memset(q, 0, sizeof(*q));
+}
+
+/* ---- The store's inbox ----------------------------------------------- */
+
+void
+inbox_init(struct inbox *in)
+{
+	pthread_mutex_init(&in->lock, NULL);
+	memset(&in->q, 0, sizeof(in->q));
+	in->nudged = false;
+}
+
+int
+inbox_put(struct inbox *in, struct frame *f, bool *wake)
+{
+	int rc;
+
+	pthread_mutex_lock(&in->lock);
+	rc = fifo_push(&in->q, f);
+	/* One "frames" event at a time: the store takes all there is. */
+	*wake = rc == 0 && !in->nudged;
+	if (*wake)
+		in->nudged = true;
+	pthread_mutex_unlock(&in->lock);
+	return rc;
+}
+
+void
+inbox_unnudge(struct inbox *in)
+{
+	pthread_mutex_lock(&in->lock);
+	in->nudged = false;
+	pthread_mutex_unlock(&in->lock);
+}
+
+size_t
+inbox_peek(struct inbox *in, struct frame **v, size_t max)
+{
+	size_t n;
+
+	pthread_mutex_lock(&in->lock);
+	n = in->q.len < max ? in->q.len : max;
+	for (size_t i = 0; i < n; i++)
+		v[i] = fifo_peek(&in->q, i);
+	/* Found empty: a frame put from now on tells the store again. */
+	if (n == 0)
+		in->nudged = false;
+	pthread_mutex_unlock(&in->lock);
+	return n;
+}
+
+void
+inbox_done(struct inbox *in, struct frame **v, size_t n)
+{
+	/* v holds them: the pops only move the front. */
+	pthread_mutex_lock(&in->lock);
+	for (size_t i = 0; i < n; i++)
+		(void)fifo_pop(&in->q);
+	pthread_mutex_unlock(&in->lock);
+	for (size_t i = 0; i < n; i++) {
+		frame_pay(v[i]);
+		frame_unref(v[i]);
+	}
+}
+
+size_t
+inbox_len(struct inbox *in)
+{
+	size_t n;
+
+	pthread_mutex_lock(&in->lock);
+	n = in->q.len;
+	pthread_mutex_unlock(&in->lock);
+	return n;
+}
+
+/* Once neither the master nor the store uses it: what is left is lost. */
+void
+inbox_fini(struct inbox *in)
+{
+	fifo_clear(&in->q);
+	pthread_mutex_destroy(&in->lock);
 }

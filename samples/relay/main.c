@@ -57,8 +57,7 @@ static const char usage[] =
     "  -p, --port PORT        clients on 127.0.0.1:PORT (7400; 0: any)\n"
     "  -s, --sub-port PORT    subscribers on 127.0.0.1:PORT (7401)\n"
     "  -d, --db FILE          the SQLite database (relay.db)\n"
-    "  -q, --queue N          events queued on the store and the fanout "
-    "(1024)\n"
+    "  -q, --queue N          events queued on the fanout (1024)\n"
     "  -b, --sub-buffer BYTES how far a subscriber may fall behind "
     "(8388608)\n"
     "  -v, --verbose          log every connection\n";
@@ -150,7 +149,16 @@ main(int argc, char **argv)
 		.listen_fd = -1,
 		.sub_fd = -1
 	};
-	worker_attr_t attr = { .name = "master", .quiet = 1 };
+	/* The master supervises the store (relayd.h), and ends its children
+	 * the newest first, each in turn: that order drains the tree. */
+	worker_attr_t attr = {
+		.name = "master", .quiet = 1,
+		.stop_order = WORKER_STOP_REVERSE,
+		.strategy = WORKER_ONE_FOR_ONE,
+		.restart_max = STORE_RESTART_MAX,
+		.restart_period = STORE_RESTART_PERIOD,
+		.restart_delay = STORE_RESTART_DELAY
+	};
 	struct rusage ru;
 	worker_t *master;
 	sigset_t sigs;

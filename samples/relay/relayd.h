@@ -20,7 +20,8 @@
  *	    conn	one per client: reads bytes off its socket (conn.c)
  *	      framer	one per conn: rebuilds frames from the bytes
  *			(framer.c)
- *	  store		writes every frame into SQLite (store.c)
+ *	  store		writes every frame into SQLite (store.c);
+ *			restarted by the master when its database fails
  *	  fanout	sends every frame to the subscribers (fanout.c)
  *
  * main.c reads the options, opens the sockets and runs the master;
@@ -40,12 +41,13 @@
  * store has written it and the fanout has queued it for the subscribers.
  * A conn reads only while it has credit; without, it unwatches its socket
  * and looks again a moment later, so the bytes wait in the kernel and TCP
- * slows the client down.  The store and the fanout have bounded queues:
- * when one refuses a frame (EAGAIN), the master keeps it in a backlog and
- * offers it again on a timer, and meanwhile its credit does not come
- * back, so the conns stop.  Credit rather than a "full" message down the
- * tree, because such a message queues behind the frames on its way: under
- * load it arrives too late to bound anything.  So, whatever the speed of
+ * slows the client down.  The fanout has a bounded queue: when it
+ * refuses a frame (EAGAIN), the master keeps it in a backlog and offers
+ * it again on a timer, and meanwhile its credit does not come back, so the
+ * conns stop; the store's inbox is bounded by the credit alone.  Credit
+ * rather than a "full" message down the tree, because such a message
+ * queues behind the frames on its way: under load it arrives too late to
+ * bound anything.  So, whatever the speed of
  * the clients, relayd holds per connection at most CONN_WINDOW, a frame
  * past it, a frame being filled and a few chunks; and per subscriber
  * --sub-buffer: the fanout never waits for a subscriber, and drops one that
@@ -55,22 +57,55 @@
  * middle of a frame, ends that connection's framer with a log line, and so
  * the connection; the frames before it have gone up already.
  *
+ * The store is supervised.  Its database may fail for a while: a lock
+ * held by another process, a full disk.  The frames fired at the store do
+ * not go through its event queue but into its inbox (struct inbox, below),
+ * which the master owns and which outlives every run of the store: a run
+ * takes a batch from the front, writes it in one transaction and removes
+ * it only once committed.  A write that fails fails the store (the batch
+ * stays at the front), and the master, its supervisor, starts it again
+ * after STORE_RESTART_DELAY, doubling up to 30 times that while the
+ * failures go on (attr.restart_delay); the new run opens the database
+ * afresh and writes the inbox first.  Meanwhile the master goes on filling
+ * the inbox.  Memory stays bounded by the credit: a frame pays its
+ * store's share only once committed, so while the store is down every
+ * conn stops reading once CONN_WINDOW of its bytes wait, and relayd holds
+ * what it holds under a slow store, per connection at most CONN_WINDOW and
+ * a frame.  More than STORE_RESTART_MAX restarts in STORE_RESTART_PERIOD
+ * seconds and the master gives up (escalation): relayd stops as after a
+ * failed worker, drains nothing into the database, says how many frames
+ * it read are lost, and exits 1.
+ *
  * Stopping.  SIGINT and SIGTERM reach the master as SIGNAL events
- * (worker_signals(), with both in the notify set), and its listener drains
- * the tree in order: the listener closes its socket and tells each conn
- * to stop; each conn hands the bytes it has read to its framer, which
- * bubbles every complete frame and drops a partial one; once every conn
- * has ended, the listener ends; the master passes on its backlog and
- * stops the store, whose STOP_THREAD comes after every frame in its queue
- * and which commits as it unwinds; the fanout gets a second to flush.
- * Then the master exits.  Every frame that relayd had read from a socket
- * when the signal came is in the database.  Another signal meanwhile is
- * only logged: a supervisor or a terminal may well send two, and the
- * drain ends by itself.
+ * (worker_signals(), with both in the notify set); the master exits, and
+ * the library ends its children as structured lifetimes do: the newest
+ * first, each ended before the next, each given its stop_timeout.  So
+ * first the listener: it closes its socket, and its conns are stopped all
+ * at once (attr.stop_order); each conn's stop hands the bytes it has read
+ * to its framer, which bubbles every complete frame and drops a partial
+ * one, and ends with its framer.  A conn stuck past CONN_STOP_TIMEOUT is
+ * left behind with what it holds.  Every frame bubbled is in the master's
+ * queue before the listener ends, and the master handles them before it
+ * stops the next child; it hands the fanout its backlog, and the fanout's
+ * stop gives the subscribers FLUSH_TIME to take the last frames.  Last the
+ * store, whose stop commits its whole inbox; a store waiting for its
+ * restart is started at once for that.  It has no stop_timeout: it holds
+ * the frames, and each of its attempts ends within the busy timeout.
+ * Every frame that relayd had read from a socket when the signal came is
+ * in the database, unless the database fails then, and then the log says
+ * how many are lost.  Another signal meanwhile is only logged: a
+ * supervisor or a terminal may well send two, and the stop ends by
+ * itself.
+ *
+ * Test hook.  RELAYD_FAIL_WRITES=N[,K] in the environment makes the store
+ * fail its Nth insert and the K-1 after it (1 by default), counted from
+ * 1 over the whole process, as a database error would; test/relay_test.sh
+ * uses it where it cannot fill a disk.
  */
 #ifndef RELAYD_H
 #define RELAYD_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -85,6 +120,21 @@
 #define RETRY_DELAY	0.001		/* seconds before a refused fire is
 					 * tried again */
 
+/* Supervision of the store by the master (see "The store is supervised"). */
+#define STORE_RESTART_DELAY	0.1	/* s before the first restart */
+#define STORE_RESTART_MAX	10	/* restarts in STORE_RESTART_PERIOD */
+#define STORE_RESTART_PERIOD	60.0	/* s: then the master gives up */
+#define STORE_BUSY_MS		1000	/* ms a write waits for a lock held
+					 * by another process: then the store
+					 * fails, and the backoff takes over */
+
+/* stop_timeout of each kind of worker, in seconds (see "Stopping"). */
+#define CONN_STOP_TIMEOUT	5.0	/* a conn passing on its last bytes */
+#define LISTENER_STOP_TIMEOUT	10.0	/* more than its conns' */
+#define FLUSH_TIME		1.0	/* the fanout's subscribers, to take
+					 * the last frames */
+#define FANOUT_STOP_TIMEOUT	3.0	/* more than FLUSH_TIME */
+
 /*
  * The daemon: its options, set by main() before any worker starts and only
  * read afterwards, and its results, each written by one worker and read by
@@ -92,16 +142,17 @@
  */
 struct relay {
 	const char *db;
-	size_t queue_max;	/* of the store and the fanout */
+	size_t queue_max;	/* of the fanout */
 	size_t sub_buffer;	/* bytes a subscriber may fall behind */
 	int port;
 	int sub_port;
 	int listen_fd;		/* taken by the listener when it starts */
 	int sub_fd;		/* taken by the fanout when it starts */
 	uint64_t first_conn;	/* store: the first free connection number */
+	struct inbox *inbox;	/* the store's, owned by the master */
 
 	uint64_t conns;		/* listener: connections accepted */
-	uint64_t rows;		/* store: rows committed */
+	uint64_t rows;		/* store: rows committed, all runs */
 	uint64_t dropped;	/* fanout: subscribers dropped as too slow */
 	bool failed;		/* master: a worker failed */
 };
@@ -173,6 +224,34 @@ int fifo_push(struct fifo *q, struct frame *f);
 struct frame *fifo_peek(const struct fifo *q, size_t i);
 struct frame *fifo_pop(struct fifo *q);
 void fifo_clear(struct fifo *q);
+
+/*
+ * The frames handed to the store and not yet committed, oldest first.  The
+ * master owns it and appends; the runs of the store, one after another,
+ * copy a batch off the front and remove it once committed, so a run that
+ * fails leaves its batch to the next.  Two threads share it: under lock.
+ */
+struct inbox {
+	pthread_mutex_t lock;
+	struct fifo q;
+	bool nudged;		/* the store was told, and has not yet found
+				 * the inbox empty */
+};
+
+void inbox_init(struct inbox *in);
+/* Appends f with the caller's reference; ENOMEM keeps it the caller's.
+ * *wake: the store must be told (a "frames" event). */
+int inbox_put(struct inbox *in, struct frame *f, bool *wake);
+/* The store could not be told: the next frame tries again. */
+void inbox_unnudge(struct inbox *in);
+/* Copies up to max frames off the front into v (the inbox keeps their
+ * references); 0 when empty, which ends the nudge. */
+size_t inbox_peek(struct inbox *in, struct frame **v, size_t max);
+/* The first n frames, v as inbox_peek() gave them, are committed: out,
+ * each paid and dropped. */
+void inbox_done(struct inbox *in, struct frame **v, size_t n);
+size_t inbox_len(struct inbox *in);
+void inbox_fini(struct inbox *in);
 
 /* ---- From a conn to its framer (conn.c, framer.c) -------------------- */
 

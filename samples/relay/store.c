@@ -1,30 +1,55 @@
 /*
- * store.c - the store: a child of the master.  It owns the SQLite
- * connection and its statements, and writes every frame fired at it as a
- * row, a transaction per batch of events.  It tells the master the first
- * free connection number ("ready") before anything else starts, and
- * commits the last batch as it unwinds from the master's stop.
+ * store.c - the store: a child of the master, which restarts it when its
+ * database fails.  A run owns the SQLite connection and its statements,
+ * and commits the frames of the store's inbox (relayd.h), a transaction
+ * per batch, from the front; a failed write fails the run and leaves the
+ * batch in the inbox for the next one.  The first run tells the master the
+ * first free connection number ("ready") before anything else starts;
+ * every run says "ready" once its database is open.  Its stop commits the
+ * whole inbox.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "relayd.h"
 
+#define STORE_BATCH	1024	/* frames per transaction at most */
+
 struct store {
 	struct relay *r;
+	struct inbox *in;
 	worker_t *self;
 	sqlite3 *db;
 	sqlite3_stmt *insert;
 	sqlite3_stmt *begin;
 	sqlite3_stmt *commit;
-	bool in_txn;
-	uint64_t pending;	/* rows inserted since BEGIN */
-	uint64_t rows;		/* rows committed */
-	int err;		/* nonzero once the database failed */
+	bool stopping;
+	struct frame *batch[STORE_BATCH];	/* the inbox's references */
 };
+
+/*
+ * The test hook RELAYD_FAIL_WRITES=N[,K] (relayd.h): inserts are counted
+ * over the whole process, through every run of the store, which run one
+ * after another.
+ */
+static uint64_t inserts;
+
+static bool
+fail_injected(void)
+{
+	const char *v = getenv("RELAYD_FAIL_WRITES");
+	unsigned long long n, k = 1;
+
+	inserts++;
+	if (v == NULL || sscanf(v, "%llu,%llu", &n, &k) < 1)
+		return false;
+	return inserts >= n && inserts - n < k;
+}
 
 static const char store_schema[] =
     "CREATE TABLE IF NOT EXISTS frames ("
@@ -38,7 +63,6 @@ static void
 store_error(struct store *s, const char *what)
 {
 	say("store: %s: %s: %s", s->r->db, what, sqlite3_errmsg(s->db));
-	s->err = EIO;
 }
 
 /*
@@ -110,8 +134,9 @@ store_open(struct store *s)
 		store_error(s, "open");
 		return false;
 	}
-	/* A reader, such as sqlite3(1), may hold the lock for a moment. */
-	sqlite3_busy_timeout(s->db, 5000);
+	/* Another process may hold the lock for a moment; longer, and the
+	 * store fails and comes back later (relayd.h). */
+	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
 	/* synchronous=NORMAL: in WAL mode a commit survives a crash of
 	 * relayd, and costs no fsync. */
 	if (!store_wal(s) ||
@@ -120,8 +145,10 @@ store_open(struct store *s)
 	    !store_exec(s, "SELECT COALESCE(MAX(connection), 0) FROM frames",
 	    &last))
 		return false;
-	/* Numbers go on from an earlier run, so rows never mix. */
-	s->r->first_conn = (uint64_t)last + 1;
+	/* Numbers go on from an earlier run, so rows never mix.  A restart
+	 * keeps the numbers the listener has given out since. */
+	if (s->r->first_conn == 0)
+		s->r->first_conn = (uint64_t)last + 1;
 	return store_prepare(s, "INSERT INTO frames (connection, sequence, "
 	    "received_at, payload) VALUES (?, ?, ?, ?)", &s->insert) &&
 	    store_prepare(s, "BEGIN", &s->begin) &&
@@ -141,48 +168,14 @@ store_step(struct store *s, sqlite3_stmt *st, const char *what)
 	return true;
 }
 
-static void
-store_commit(struct store *s)
-{
-	if (!s->in_txn)
-		return;
-	s->in_txn = false;
-	if (store_step(s, s->commit, "COMMIT"))
-		s->rows += s->pending;
-	s->pending = 0;
-}
-
-/* Timer: the batch of events is handled, commit what it brought. */
-static void
-store_commit_cb(void *arg)
-{
-	store_commit(arg);
-}
-
-/*
- * Writes one frame.  The first frame of a batch opens a transaction and
- * schedules the commit for the end of the batch: a timer of delay 0 runs
- * once the events queued now are handled.  So a transaction holds what
- * came while the last one was written, at most the queue's size: few
- * commits under load, no delay when idle.
- */
-static void
+/* Writes one frame into the open transaction. */
+static bool
 store_insert(struct store *s, const struct frame *f)
 {
-	int rc;
-
-	if (s->err != 0)
-		return;
-	if (!s->in_txn) {
-		if (!store_step(s, s->begin, "BEGIN"))
-			return;
-		s->in_txn = true;
-		if ((rc = worker_later(s->self, store_commit_cb, s, 0,
-		    NULL)) != 0) {
-			say("store: %s", strerror(rc));
-			s->err = rc;
-			return;
-		}
+	if (fail_injected()) {
+		say("store: %s: INSERT: failed by RELAYD_FAIL_WRITES",
+		    s->r->db);
+		return false;
 	}
 	/* SQLITE_STATIC: the payload outlives the step, and the next frame
 	 * binds its own before the statement runs again. */
@@ -194,74 +187,107 @@ store_insert(struct store *s, const struct frame *f)
 	    sqlite3_bind_blob(s->insert, 4, f->data, (int)f->len,
 	    SQLITE_STATIC) != SQLITE_OK) {
 		store_error(s, "bind");
-		return;
+		return false;
 	}
-	if (store_step(s, s->insert, "INSERT"))
-		s->pending++;
-}
-
-/* Listener of "frame": written or not, the frame pays its credit. */
-static int
-on_store_frame(const worker_event_t *ev, void *ctx)
-{
-	struct store *s = ctx;
-	struct frame *f = ev->data;
-
-	store_insert(s, f);
-	frame_pay(f);
-	return 0;
-}
-
-static int
-store_failed(const worker_event_t *ev, void *ctx)
-{
-	const struct store *s = ctx;
-
-	(void)ev;
-	return s->err != 0;
+	return store_step(s, s->insert, "INSERT");
 }
 
 /*
- * Cleanup handler: commits what is left and closes.  The master stops the
- * store only after the last frame, and STOP_THREAD comes after it in the
- * queue, so this commit is the last one.
+ * Commits the inbox, a batch per transaction, until it is empty: what came
+ * while one batch was written makes the next, so few commits under load
+ * and no delay when idle.  False after a failure: the batch stays at the
+ * front of the inbox, and closing the database rolls it back.
  */
+static bool
+store_drain(struct store *s)
+{
+	size_t n;
+
+	while ((n = inbox_peek(s->in, s->batch, STORE_BATCH)) > 0) {
+		if (!store_step(s, s->begin, "BEGIN"))
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (!store_insert(s, s->batch[i]))
+				return false;
+		if (!store_step(s, s->commit, "COMMIT"))
+			return false;
+		s->r->rows += n;
+		inbox_done(s->in, s->batch, n);
+	}
+	return true;
+}
+
+/* Listener of "frames", from the master: the inbox has some. */
+static int
+on_store_frames(const worker_event_t *ev, void *ctx)
+{
+	struct store *s = ctx;
+
+	(void)ev;
+	if (!store_drain(s))
+		worker_fail(EIO);
+	return 0;
+}
+
+/*
+ * Listener of STOP_THREAD.  The master stops the store last, once it has
+ * handed it every frame: commit them all, then the stop ends the run.
+ */
+static int
+on_store_stop(const worker_event_t *ev, void *ctx)
+{
+	struct store *s = ctx;
+
+	(void)ev;
+	if (!store_drain(s))
+		worker_fail(EIO);
+	s->stopping = true;
+	return 0;
+}
+
+/* Cleanup handler: closes; a transaction left open is rolled back. */
 static void
 store_close(void *arg)
 {
 	struct store *s = arg;
 
-	bool opened = s->commit != NULL;
-
-	store_commit(s);
 	sqlite3_finalize(s->insert);
 	sqlite3_finalize(s->begin);
 	sqlite3_finalize(s->commit);
 	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
 		store_error(s, "close");
-	s->r->rows = s->rows;
-	if (opened)
-		say("store: %" PRIu64 " rows committed to %s", s->rows,
+	if (s->stopping)
+		say("store: %" PRIu64 " rows committed to %s", s->r->rows,
 		    s->r->db);
+	else
+		say("store: %zu frames not committed yet",
+		    inbox_len(s->in));
 }
 
-/* The task of the store; arg is the struct relay. */
+/*
+ * The task of the store; arg is the struct relay.  Each run starts here
+ * with a new frame and a new connection to the database.
+ */
 void *
 store_task(void *arg)
 {
 	struct store s = { .r = arg };
 	int rc;
 
+	s.in = s.r->inbox;
 	s.self = worker_current();
 	worker_cleanup_push(store_close, &s);
 	if (!store_open(&s))
 		worker_fail(EIO);
-	listen_self("frame", on_store_frame, &s);
+	listen_self("frames", on_store_frames, &s);
+	listen_self(WORKER_STOP_THREAD, on_store_stop, &s);
 	/* The master starts the others once the connection numbers are
-	 * known. */
+	 * known; after a restart, it logs the return. */
 	if ((rc = worker_parent_fire(s.self, "ready", NULL)) != 0)
 		worker_fail(rc);
-	(void)worker_wait_until(store_failed, &s, -1, NULL);
-	worker_fail(s.err);
+	/* What waited while the store was down comes first. */
+	if (!store_drain(&s))
+		worker_fail(EIO);
+	worker_wait_forever();
 	return NULL;
 }
