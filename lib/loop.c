@@ -173,7 +173,10 @@ pause_action(worker_t *w)
 {
 	struct worker__wait wt = { .match = is_resume, .timeout = -1 };
 
-	if (w->control.ending || atomic_load_explicit(&w->loop.paused,
+	/* A worker that is stopping or ending does not pause: nothing but
+	 * a RESUME could then end its stop. */
+	if (w->control.ending || w->control.stopping > 0 ||
+	    w->unwind.leaving || atomic_load_explicit(&w->loop.paused,
 	    memory_order_relaxed))
 		return;
 	atomic_store_explicit(&w->loop.paused, 1, memory_order_relaxed);
@@ -342,6 +345,22 @@ drain_one(void *ev)
 }
 
 /*
+ * Hands one event of the end sequence to the listeners, in a frame of its
+ * own: a listener that exits only ends its own call.  Handlers a listener
+ * left pushed run when its call is over, as a task's do when it returns.
+ */
+static void
+drain_event(worker_t *w, struct wevent *ev)
+{
+	size_t before = w->unwind.ncleanup;
+
+	if (worker__protect(w, drain_one, ev, NULL) == OUTCOME_DONE) {
+		worker__event_free(w, ev);
+		worker__run_cleanups(w, before);
+	}
+}
+
+/*
  * End sequence: hands the events still queued to the listeners.  The
  * queue is closed, so one batch is all there is.  A listener that exits
  * only ends its own call: each event runs under its own frame.
@@ -359,9 +378,7 @@ worker__drain(worker_t *w)
 	do {
 		worker__take_batch(w);
 		while ((ev = worker__next(w)) != NULL)
-			if (worker__protect(w, drain_one, ev, NULL) ==
-			    OUTCOME_DONE)
-				worker__event_free(w, ev);
+			drain_event(w, ev);
 	} while (worker__pending(w));
 	atomic_store(&w->loop.paused, 0);
 	w->control.canceled = false;

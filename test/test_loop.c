@@ -771,6 +771,46 @@ START_TEST(root_stop_stops_children)
 END_TEST
 
 /*
+ * A worker that stops does not pause (the fuzzer's N2): a PAUSE_THREAD
+ * that comes while a STOP_THREAD listener waits would hold the stop until
+ * a RESUME_THREAD nobody sends, since every further stop is redundant.
+ */
+struct pause_in_stop {
+	sem_t waiting;
+};
+
+static int
+stop_waits_for_go(const worker_event_t *ev, void *ctx)
+{
+	struct pause_in_stop *p = ctx;
+
+	(void)ev;
+	sem_post(&p->waiting);
+	worker_wait_event("GO", NULL, wait_limit(), NULL);
+	return 0;
+}
+
+START_TEST(no_pause_while_stopping)
+{
+	struct pause_in_stop p;
+	worker_t *w = worker_new(NULL, NULL, NULL);
+
+	ck_assert_ptr_nonnull(w);
+	ck_assert_int_eq(sem_init(&p.waiting, 0, 0), 0);
+	CHECK_OK(worker_listen(w, WORKER_STOP_THREAD, stop_waits_for_go, &p,
+	    NULL));
+	CHECK_OK(worker_start(w));
+	CHECK_OK(worker_stop(w));
+	sem_wait_ok(&p.waiting, "the stop listener");
+	CHECK_OK(worker_pause(w));
+	CHECK_OK(worker_fire(w, "GO", NULL));
+	CHECK_OK(worker_join_timeout(w, wait_limit()));
+	worker_unref(w);
+	sem_destroy(&p.waiting);
+}
+END_TEST
+
+/*
  * Nesting is bounded: a listener of "deeper" that fires "deeper" at its
  * own worker and waits for it nests one loop per event.  The 64th loop
  * returns ELOOP at once, and the chain unwinds; 0.1 went on until the
@@ -853,6 +893,7 @@ suite_loop(void)
 	tcase_add_test(tc, pause_holds_update);
 	tcase_add_test(tc, pause_twice_resume_once);
 	tcase_add_test(tc, pause_then_stop);
+	tcase_add_test(tc, no_pause_while_stopping);
 
 	tc = test_case(s, "root");
 	tcase_add_test(tc, root_stop_wait_event);

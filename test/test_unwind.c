@@ -1180,6 +1180,54 @@ START_TEST(test_fail_negative_root)
 }
 END_TEST
 
+/*
+ * A handler that a listener of the end sequence leaves pushed runs when
+ * that listener's call is over, in the same run (the fuzzer's N1: it ran
+ * in the next run, or never).
+ */
+static atomic_int late_handler_runs;
+
+static void
+late_handler(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&late_handler_runs, 1);
+}
+
+static int
+on_late(const worker_event_t *ev, void *ctx)
+{
+	(void)ev;
+	(void)ctx;
+	worker_cleanup_push(late_handler, NULL);
+	return 0;
+}
+
+static void *
+returns_with_late_queued(void *arg)
+{
+	/* Queued now, handled only by the end sequence's drain. */
+	worker_fire(worker_current(), "late", NULL);
+	return arg;
+}
+
+START_TEST(drain_runs_left_handlers)
+{
+	worker_t *w = worker_new(returns_with_late_queued, NULL, NULL);
+
+	ck_assert_ptr_nonnull(w);
+	atomic_store(&late_handler_runs, 0);
+	CHECK_OK(worker_listen(w, "late", on_late, NULL, NULL));
+	CHECK_OK(worker_start(w));
+	CHECK_OK(worker_join_timeout(w, wait_limit()));
+	ck_assert_int_eq(atomic_load(&late_handler_runs), 1);
+	CHECK_OK(worker_start(w));
+	CHECK_OK(worker_join_timeout(w, wait_limit()));
+	ck_assert_int_eq(atomic_load(&late_handler_runs), 2);
+	worker_unref(w);
+}
+END_TEST
+
 Suite *
 suite_unwind(void)
 {
@@ -1199,6 +1247,8 @@ suite_unwind(void)
 	    test_exit_in_listener);
 	tcase_add_test(test_case(s, "fail_in_listener"),
 	    test_fail_in_listener);
+	tcase_add_test(test_case(s, "drain_handlers"),
+	    drain_runs_left_handlers);
 	tcase_add_test(test_case(s, "second_stop_waits"),
 	    test_second_stop_waits);
 	tcase_add_test(test_case(s, "stop_storm"), test_stop_storm);
