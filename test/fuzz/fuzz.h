@@ -33,7 +33,8 @@ enum {
 	FUZZ_AVOID_BAD_FD = 1 << 6,		/* L10 */
 	FUZZ_AVOID_CLEANUP_PUSH = 1 << 7,	/* L7 */
 	FUZZ_AVOID_TIMER_REENTER = 1 << 8,
-	FUZZ_AVOID_END_CLEANUP = 1 << 9		/* N1 */
+	FUZZ_AVOID_END_CLEANUP = 1 << 9,	/* N1 */
+	FUZZ_AVOID_PAUSE = 1 << 10		/* N2 */
 };
 
 /* Reads FUZZ_AVOID, FUZZ_TIMEOUT and FUZZ_VERBOSE; 0, or -1 after a

@@ -7,7 +7,9 @@
  *	fuzz-run -l			lists which byte is which operation
  *
  * FUZZ_REPEAT=N runs each input N times: inputs run several threads, so
- * a failure may need a few runs to show again.
+ * a failure may need a few runs to show again.  FUZZ_JOBS=N shares the
+ * inputs among N runners at once (the inputs mostly wait, so two runners
+ * on two cores go almost twice as fast).
  *
  * The inputs run one after the other in a child process, which tells the
  * parent on a pipe which input it is about to run.  An input that breaks
@@ -42,6 +44,7 @@ struct job {
 static struct job *jobs;
 static size_t njobs, capjobs;
 static size_t *bad;		/* the indexes of the failed jobs */
+static size_t nbad;
 
 /* Under ASan, LeakSanitizer checks after each input, so that a leak is
  * blamed on the input that made it. */
@@ -131,9 +134,9 @@ label(const struct job *j, char *buf, size_t size)
 		snprintf(buf, size, "seed %" PRIu64, j->seed);
 }
 
-/* The child: runs jobs from first on, announcing each on fd. */
+/* The child: runs jobs first to last - 1, announcing each on fd. */
 static _Noreturn void
-child(size_t first, int fd)
+child(size_t first, size_t last, int fd)
 {
 	static uint8_t buf[FUZZ_INPUT_MAX];
 	const char *r = getenv("FUZZ_REPEAT");
@@ -143,7 +146,7 @@ child(size_t first, int fd)
 
 	if (fuzz_init() != 0)
 		_exit(2);
-	for (i = first; i < njobs; i++) {
+	for (i = first; i < last; i++) {
 		uint32_t k = (uint32_t)i;
 
 		if (write(fd, &k, sizeof(k)) != sizeof(k))
@@ -171,6 +174,119 @@ child(size_t first, int fd)
 	exit(0);
 }
 
+/*
+ * Runs jobs first to last - 1, each failure in a child of its own: when a
+ * child dies, the input it announced last failed, and a new child goes on
+ * with the next one.  Returns how many passed; failures go to bad[].
+ */
+static size_t
+run_range(size_t first, size_t last)
+{
+	size_t next = first, passed = 0;
+
+	while (next < last) {
+		int fds[2], status;
+		uint32_t at = UINT32_MAX, k32;
+		char name[512];
+		pid_t pid;
+
+		fflush(stdout);
+		if (pipe(fds) != 0 || (pid = fork()) < 0) {
+			perror("fuzz-run");
+			exit(2);
+		}
+		if (pid == 0) {
+			close(fds[0]);
+			child(next, last, fds[1]);
+		}
+		close(fds[1]);
+		while (read(fds[0], &k32, sizeof(k32)) == sizeof(k32))
+			at = k32;
+		close(fds[0]);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			continue;
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+			passed += last - next;
+			break;
+		}
+		if (at == UINT32_MAX || at < next) {
+			fprintf(stderr, "fuzz-run: the child failed before "
+			    "its first input\n");
+			exit(2);
+		}
+		label(&jobs[at], name, sizeof(name));
+		if (WIFSIGNALED(status))
+			printf("fuzz-run: FAILED: %s (signal %d)\n", name,
+			    WTERMSIG(status));
+		else
+			printf("fuzz-run: FAILED: %s (exit %d)\n", name,
+			    WEXITSTATUS(status));
+		passed += at - next;
+		bad[nbad++] = at;
+		next = at + 1;
+	}
+	return passed;
+}
+
+/* n runners, each on a contiguous share; they report on a pipe. */
+static void
+run_parallel(size_t n, size_t *passed)
+{
+	size_t i, k;
+	pid_t pid[64];
+	int fds[64][2];
+
+	if (n > 64)
+		n = 64;
+	for (i = 0; i < n; i++) {
+		size_t a = njobs * i / n, b = njobs * (i + 1) / n;
+
+		fflush(stdout);
+		if (pipe(fds[i]) != 0 || (pid[i] = fork()) < 0) {
+			perror("fuzz-run");
+			exit(2);
+		}
+		if (pid[i] == 0) {
+			size_t p;
+
+			close(fds[i][0]);
+			p = run_range(a, b);
+			if (write(fds[i][1], &p, sizeof(p)) != sizeof(p) ||
+			    write(fds[i][1], &nbad, sizeof(nbad)) !=
+			    sizeof(nbad) || write(fds[i][1], bad, nbad *
+			    sizeof(*bad)) != (ssize_t)(nbad * sizeof(*bad)))
+				_exit(2);
+			fflush(stdout);
+			_exit(0);
+		}
+		close(fds[i][1]);
+	}
+	*passed = 0;
+	for (i = 0; i < n; i++) {
+		size_t p = 0, nb = 0;
+		int status;
+
+		if (read(fds[i][0], &p, sizeof(p)) != sizeof(p) ||
+		    read(fds[i][0], &nb, sizeof(nb)) != sizeof(nb) ||
+		    read(fds[i][0], bad + nbad, nb * sizeof(*bad)) !=
+		    (ssize_t)(nb * sizeof(*bad))) {
+			fprintf(stderr, "fuzz-run: runner %zu failed\n", i);
+			exit(2);
+		}
+		*passed += p;
+		nbad += nb;
+		close(fds[i][0]);
+		waitpid(pid[i], &status, 0);
+	}
+	for (i = 1; i < nbad; i++)	/* in input order, for the report */
+		for (k = i; k > 0 && bad[k - 1] > bad[k]; k--) {
+			size_t x = bad[k];
+
+			bad[k] = bad[k - 1];
+			bad[k - 1] = x;
+		}
+}
+
 static int
 write_seed(const char *path, const char *seed)
 {
@@ -194,8 +310,9 @@ is_number(const char *s)
 int
 main(int argc, char **argv)
 {
-	size_t next = 0, passed = 0, failed = 0, i;
+	size_t passed = 0, i;
 	struct timespec t0, t1;
+	const char *e;
 	int k;
 
 	if (argc == 4 && strcmp(argv[1], "-o") == 0)
@@ -209,9 +326,9 @@ main(int argc, char **argv)
 	}
 	if (argc == 3 && is_number(argv[1]) && is_number(argv[2])) {
 		uint64_t s = strtoull(argv[1], NULL, 10);
-		uint64_t e = strtoull(argv[2], NULL, 10);
+		uint64_t end = strtoull(argv[2], NULL, 10);
 
-		for (; s <= e; s++)
+		for (; s <= end; s++)
 			add_job(s, NULL, NULL);
 	} else if (argc >= 2) {
 		for (k = 1; k < argc; k++) {
@@ -238,54 +355,14 @@ main(int argc, char **argv)
 		return 2;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (next < njobs) {
-		int fds[2], status;
-		uint32_t at = UINT32_MAX, k32;
-		pid_t pid;
-
-		fflush(stdout);
-		if (pipe(fds) != 0 || (pid = fork()) < 0) {
-			perror("fuzz-run");
-			return 2;
-		}
-		if (pid == 0) {
-			close(fds[0]);
-			child(next, fds[1]);
-		}
-		close(fds[1]);
-		while (read(fds[0], &k32, sizeof(k32)) == sizeof(k32))
-			at = k32;
-		close(fds[0]);
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			continue;
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-			passed += njobs - next;
-			break;
-		}
-		if (at == UINT32_MAX || at < next) {
-			fprintf(stderr, "fuzz-run: the child failed before "
-			    "its first input\n");
-			return 2;
-		}
-		{
-			char name[512];
-
-			label(&jobs[at], name, sizeof(name));
-			if (WIFSIGNALED(status))
-				printf("fuzz-run: FAILED: %s (signal %d)\n",
-				    name, WTERMSIG(status));
-			else
-				printf("fuzz-run: FAILED: %s (exit %d)\n",
-				    name, WEXITSTATUS(status));
-		}
-		passed += at - next;
-		bad[failed++] = at;
-		next = at + 1;
-	}
+	if ((e = getenv("FUZZ_JOBS")) != NULL && atoi(e) > 1)
+		run_parallel((size_t)atoi(e), &passed);
+	else
+		passed = run_range(0, njobs);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	if (failed != 0) {
+	if (nbad != 0) {
 		printf("fuzz-run: failing inputs:");
-		for (i = 0; i < failed; i++) {
+		for (i = 0; i < nbad; i++) {
 			char name[512];
 
 			label(&jobs[bad[i]], name, sizeof(name));
@@ -293,11 +370,11 @@ main(int argc, char **argv)
 		}
 		printf("\n");
 	}
-	printf("fuzz-run: %zu passed, %zu failed (%.1f s)\n", passed, failed,
+	printf("fuzz-run: %zu passed, %zu failed (%.1f s)\n", passed, nbad,
 	    (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	free(bad);
 	for (i = 0; i < njobs; i++)
 		free(jobs[i].owned);
 	free(jobs);
-	return failed != 0;
+	return nbad != 0;
 }
