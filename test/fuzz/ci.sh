@@ -24,8 +24,9 @@ for step in "$@"; do
 	status=$?
 	# What the step printed, less the libraries' chatter on each input.
 	grep -v -e '^libworker: ' -e '^#[0-9]' -e '^INFO: ' "$log" | tail -n 40
-	counts=$(sed -n 's/.*: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed.*/\1 \2/p' \
-	    "$log" | tail -n 1)
+	n0='\([0-9][0-9]*\)'
+	counts=$(sed -n "s/.*: $n0 passed, $n0 failed.*/\\1 \\2/p" "$log" |
+	    tail -n 1)
 	if [ -n "$counts" ]; then
 		p=${counts% *}
 		f=${counts#* }

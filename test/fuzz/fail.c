@@ -2,7 +2,7 @@
  * fail.c - fuzz-fail: the library's allocations fail on a schedule.
  *
  *	fuzz-fail			the default sweep (make fuzz-ci)
- *	fuzz-fail nth N1 N2		every Nth allocation fails, N1 <= N <= N2
+ *	fuzz-fail nth N1 N2		every Nth allocation fails, N1..N2
  *	fuzz-fail after K1 K2		every allocation after the Kth fails
  *	fuzz-fail seeds S1 S2		seed inputs under a few patterns each
  *	fuzz-fail -1 nth|after N [SEED]	one pattern, in this process

@@ -61,7 +61,7 @@
 #include "fuzz.h"
 
 #define NSLOT		12	/* worker slots the operations choose from */
-#define NTASK		48	/* workers one input may make, asyncs included */
+#define NTASK		48	/* workers one input may make, async too */
 #define NDRIVER		3
 #define NDEFER		4
 #define NRETIRED	32	/* deferred values replaced, freed at the end */
@@ -118,6 +118,7 @@ struct task {
 	atomic_int op;		/* what its thread does, for hangs */
 	atomic_int where;
 	atomic_size_t pos;
+	atomic_int runs;	/* its task has started this often */
 };
 
 struct clean {
@@ -417,7 +418,8 @@ hang_report(void)
 	int i;
 
 	fprintf(stderr, "fuzz: FAILED on %s: still running after %.0f s "
-	    "(a hang), in phase \"%s\"\n", S.label, timeout_s, atomic_load(&S.phase));
+	    "(a hang), in phase \"%s\"\n", S.label, timeout_s,
+	    atomic_load(&S.phase));
 	for (i = 0; i < S.ndriver; i++)
 		fprintf(stderr, "fuzz:   driver %d: %s, in %s at byte %zu\n",
 		    i, atomic_load(&S.driver[i].done) ? "done" : "running",
@@ -437,10 +439,10 @@ hang_report(void)
 		    wherename[atomic_load(&t->where)],
 		    opname[atomic_load(&t->op)], atomic_load(&t->pos));
 		if (worker_is_running(w) && parent_ending(w))
-			fprintf(stderr, "fuzz:   worker %d runs, but its parent "
-			    "%s is ending and did not stop it: it was made "
-			    "or started under an ending parent (issue L2)\n",
-			    t->serial, worker_name(worker_parent(w)));
+			fprintf(stderr, "fuzz:   worker %d runs, but its "
+			    "parent %s is ending and did not stop it: it was "
+			    "made or started under an ending parent (issue "
+			    "L2)\n", t->serial, worker_name(worker_parent(w)));
 	}
 	fflush(stderr);
 	/* Every thread's stack says more than any of this. */
@@ -995,18 +997,29 @@ is_self_or_ancestor(const worker_t *w)
  * May the caller block, without running its loop, until w ends?  A
  * driver may; a worker only on a worker made after it, so that such
  * waits never form a cycle (a worker's end waits for its children,
- * which are always younger).
+ * which are always younger), and never on its own descendants, which it
+ * stops when it ends.  Nor may a worker whose end has begun: its end
+ * must go on to stop its children, which are left to it (sweeper_main).
  */
 static int
 may_block_on(const worker_t *w)
 {
 	const struct task *t = cur_task();
+	worker_t *self = worker_current();
+	char st[32];
 
 	if (w == NULL || is_root(w))
 		return 0;
 	if (t == NULL || t->serial == 0)
 		return 1;
-	return serial_of(w) > t->serial;
+	if (serial_of(w) <= t->serial)
+		return 0;
+	for (const worker_t *a = worker_parent(w); a != NULL;
+	    a = worker_parent(a))
+		if (a == self)
+			return 0;
+	state_of(self, st, sizeof(st));
+	return strcmp(st, "running") == 0 || strcmp(st, "paused") == 0;
 }
 
 static void
@@ -1038,6 +1051,7 @@ task_main(void *arg)
 
 	atomic_fetch_add(&S.tasks_started, 1);
 	atomic_fetch_add(&stats.tasks, 1);
+	atomic_fetch_add(&t->runs, 1);
 	t->ncstack = 0;
 	if (t->self_track && track(worker_current(), t)) {
 		atomic_fetch_add(&S.tasks_ended, 1);
@@ -1357,8 +1371,10 @@ op_start(struct prog *p)
 	worker_t *w = arg_worker(p), *parent = worker_parent(w);
 	int rc;
 
-	if ((avoid & FUZZ_AVOID_EXPLICIT_PARENT) && parent != NULL &&
-	    !is_root(parent)) {
+	if (((avoid & FUZZ_AVOID_EXPLICIT_PARENT) && parent != NULL &&
+	    !is_root(parent)) || ((avoid & FUZZ_AVOID_RESTART) &&
+	    worker_arg(w) != NULL &&
+	    atomic_load(&((struct task *)worker_arg(w))->runs) != 0)) {
 		worker_unref(w);
 		return;
 	}
@@ -1722,6 +1738,7 @@ op_watch(struct prog *p)
 			    events, rc);
 		return;
 	case 7:
+		wa->fd = BAD_FD;
 		rc = worker_watch(w, BAD_FD, WORKER_READABLE, on_watch, wa,
 		    &id);
 		if (w != NULL && rc == 0)
@@ -2642,7 +2659,8 @@ fuzz_stats(FILE *out)
 	fprintf(out, "\nfuzz: listener calls (nested in a wait):");
 	for (i = 0; i < NNAME; i++)
 		fprintf(out, " %s %ld (%ld)", i == 3 ? "LONG" : names[i],
-		    atomic_load(&stats.calls[i]), atomic_load(&stats.nested[i]));
+		    atomic_load(&stats.calls[i]),
+		    atomic_load(&stats.nested[i]));
 	fprintf(out, "\n");
 }
 
@@ -2691,6 +2709,7 @@ static const struct {
 	{ "timer_reenter", FUZZ_AVOID_TIMER_REENTER },
 	{ "end_cleanup", FUZZ_AVOID_END_CLEANUP },
 	{ "pause", FUZZ_AVOID_PAUSE },
+	{ "restart", FUZZ_AVOID_RESTART },
 };
 
 static int

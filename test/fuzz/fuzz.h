@@ -34,7 +34,8 @@ enum {
 	FUZZ_AVOID_CLEANUP_PUSH = 1 << 7,	/* L7 */
 	FUZZ_AVOID_TIMER_REENTER = 1 << 8,
 	FUZZ_AVOID_END_CLEANUP = 1 << 9,	/* N1 */
-	FUZZ_AVOID_PAUSE = 1 << 10		/* N2 */
+	FUZZ_AVOID_PAUSE = 1 << 10,		/* N2 */
+	FUZZ_AVOID_RESTART = 1 << 11		/* L5, without an overlay */
 };
 
 /* Reads FUZZ_AVOID, FUZZ_TIMEOUT and FUZZ_VERBOSE; 0, or -1 after a
