@@ -18,11 +18,12 @@
  * deferred values, fires payloads with destructors, then stops and joins
  * them.  So every invariant of fuzz.c holds here too: each destructor and
  * each cleanup handler exactly once, every worker freed, no thread left,
- * and the watchdog bounds each run (FUZZ_TIMEOUT, 10 s here).
+ * and the watchdog bounds each run (FUZZ_TIMEOUT, 5 s here: the workload
+ * takes some 50 ms).
  *
  * Each pattern runs in a child process of its own, so that an abort or a
- * hang is one failed pattern, not the end of the sweep.  The last line is
- * "fuzz-fail: N passed, M failed".
+ * hang is one failed pattern, not the end of the sweep; FUZZ_JOBS=N runs
+ * N at once.  The last line is "fuzz-fail: N passed, M failed".
  */
 #include <errno.h>
 #include <signal.h>
@@ -304,55 +305,113 @@ run_here(int m, long n, int seed, long *ncalls, long *nfail)
 	*nfail = atomic_load(&failures);
 }
 
-/* One pattern in a child process: 0 if it passed. */
-static int
-run_child(int m, long n, int seed)
-{
-	int status, waited = 0;
-	long c, f;
+struct pattern {
+	int mode;
+	long n;
+	int seed;		/* -1: the workload */
 	pid_t pid;
+	double start;
+};
+
+static long passed, failed;
+static int jobs = 1;
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+start_child(struct pattern *pt)
+{
+	long c, f;
 
 	fflush(stdout);
-	if ((pid = fork()) < 0) {
+	if ((pt->pid = fork()) < 0) {
 		perror("fuzz-fail");
 		exit(2);
 	}
-	if (pid == 0) {
-		run_here(m, n, seed, &c, &f);
+	if (pt->pid == 0) {
+		run_here(pt->mode, pt->n, pt->seed, &c, &f);
 		exit(0);
 	}
-	/* The child's own watchdog reports a hang; this is for a child
-	 * that cannot even do that. */
-	while (waitpid(pid, &status, WNOHANG) == 0) {
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
+	pt->start = now();
+}
 
-		if (++waited > (timeout_s + 10) * 100) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			break;
+static void
+report(const struct pattern *pt, int status)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		passed++;
+		return;
+	}
+	failed++;
+	if (pt->seed >= 0)
+		printf("fuzz-fail: FAILED: seed %d, ", pt->seed);
+	else
+		printf("fuzz-fail: FAILED: the workload, ");
+	printf("%s %ld (%s %d)\n", pt->mode == NTH ? "nth" : "after", pt->n,
+	    WIFSIGNALED(status) ? "signal" : "exit",
+	    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+}
+
+/*
+ * Runs the patterns, jobs at a time.  The child's own watchdog reports a
+ * hang; a child that cannot even do that is killed a little later.
+ */
+static void
+run_patterns(struct pattern *pts, size_t n)
+{
+	size_t next = 0, running = 0, i;
+
+	while (next < n || running > 0) {
+		struct timespec ts = { 0, 2 * 1000 * 1000 };
+		int status;
+
+		while (next < n && running < (size_t)jobs) {
+			start_child(&pts[next++]);
+			running++;
+		}
+		for (i = 0; i < next; i++) {
+			pid_t r;
+
+			if (pts[i].pid <= 0)
+				continue;
+			if ((r = waitpid(pts[i].pid, &status, WNOHANG)) == 0 &&
+			    now() - pts[i].start > timeout_s + 10) {
+				kill(pts[i].pid, SIGKILL);
+				r = waitpid(pts[i].pid, &status, 0);
+			}
+			if (r == pts[i].pid) {
+				report(&pts[i], status);
+				pts[i].pid = 0;
+				running--;
+			}
 		}
 		nanosleep(&ts, NULL);
 	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	printf("fuzz-fail: FAILED: %s%.0d%s %s %ld (%s %d)\n",
-	    seed >= 0 ? "seed " : "the workload", seed >= 0 ? seed : 0,
-	    seed >= 0 ? "," : ",", m == NTH ? "nth" : "after", n,
-	    WIFSIGNALED(status) ? "signal" : "exit",
-	    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-	return 1;
 }
 
-static long passed, failed;
+static struct pattern *pts;
+static size_t npts;
 
 static void
-sweep(int m, long first, long last, int seed)
+add(int mode, long first, long last, int seed)
 {
 	for (long n = first; n <= last; n++) {
-		if (run_child(m, n, seed) == 0)
-			passed++;
-		else
-			failed++;
+		if ((pts = realloc(pts, (npts + 1) * sizeof(*pts))) == NULL) {
+			perror("fuzz-fail");
+			exit(2);
+		}
+		pts[npts].mode = mode;
+		pts[npts].n = n;
+		pts[npts].seed = seed;
+		pts[npts].pid = 0;
+		npts++;
 	}
 }
 
@@ -364,8 +423,10 @@ main(int argc, char **argv)
 	long c = 0, f = 0;
 
 	if ((e = getenv("FUZZ_TIMEOUT")) == NULL || atoi(e) <= 0)
-		setenv("FUZZ_TIMEOUT", "10", 1);
+		setenv("FUZZ_TIMEOUT", "5", 1);
 	timeout_s = atoi(getenv("FUZZ_TIMEOUT"));
+	if ((e = getenv("FUZZ_JOBS")) != NULL && atoi(e) > 0)
+		jobs = atoi(e);
 	fuzz_alloc_hook = alloc_hook;
 	fuzz_nofail_hook = nofail_hook;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -377,24 +438,26 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (argc == 4 && strcmp(argv[1], "nth") == 0) {
-		sweep(NTH, atol(argv[2]), atol(argv[3]), -1);
+		add(NTH, atol(argv[2]), atol(argv[3]), -1);
 	} else if (argc == 4 && strcmp(argv[1], "after") == 0) {
-		sweep(AFTER, atol(argv[2]), atol(argv[3]), -1);
+		add(AFTER, atol(argv[2]), atol(argv[3]), -1);
 	} else if (argc == 4 && strcmp(argv[1], "seeds") == 0) {
 		for (int s = atoi(argv[2]); s <= atoi(argv[3]); s++) {
-			sweep(NTH, 2, 4, s);
-			sweep(NTH, 7, 7, s);
-			sweep(AFTER, 50, 50, s);
+			add(NTH, 2, 4, s);
+			add(NTH, 7, 7, s);
+			add(AFTER, 50, 50, s);
 		}
 	} else if (argc == 1) {
-		sweep(NTH, 1, 50, -1);
-		sweep(AFTER, 0, 300, -1);
+		add(NTH, 1, 50, -1);
+		add(AFTER, 0, 300, -1);
 	} else {
 		fprintf(stderr, "usage: fuzz-fail [nth|after FIRST LAST]\n"
 		    "       fuzz-fail seeds FIRST LAST\n"
 		    "       fuzz-fail -1 nth|after N [SEED]\n");
 		return 2;
 	}
+	run_patterns(pts, npts);
+	free(pts);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("fuzz-fail: %ld passed, %ld failed (%.1f s)\n", passed,
 	    failed, (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) /

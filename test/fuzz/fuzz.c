@@ -440,9 +440,11 @@ hang_report(void)
 		    opname[atomic_load(&t->op)], atomic_load(&t->pos));
 		if (worker_is_running(w) && parent_ending(w))
 			fprintf(stderr, "fuzz:   worker %d runs, but its "
-			    "parent %s is ending and did not stop it: it was "
-			    "made or started under an ending parent (issue "
-			    "L2)\n", t->serial, worker_name(worker_parent(w)));
+			    "parent %s is ending and did not stop it: %s\n",
+			    t->serial, worker_name(worker_parent(w)),
+			    fuzz_alloc_hook != NULL ? "the stop could not be "
+			    "allocated? (issue L6)" : "it was made or started "
+			    "under an ending parent (issue L2)");
 	}
 	fflush(stderr);
 	/* Every thread's stack says more than any of this. */

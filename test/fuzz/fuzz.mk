@@ -90,6 +90,10 @@ fuzz_range = $(FUZZ_FIRST) $(call fuzz_last,$(1))
 FUZZ_PLAIN_RUN = $(FUZZ_ENV) $(FUZZ_RUN)
 FUZZ_ASAN_RUN = $(FUZZ_ASAN_ENV) $(FUZZ_RUN_ASAN)
 FUZZ_TSAN_RUN = $(FUZZ_TSAN_ENV) $(FUZZ_RUN_TSAN)
+# The sweep's workload takes some 50 ms: a 5 s watchdog is plenty.
+FUZZ_FAIL_RUN = $(FUZZ_ENV) FUZZ_TIMEOUT=5 $(FUZZ_FAIL)
+FUZZ_FAIL_ASAN_RUN = $(FUZZ_ENV) FUZZ_TIMEOUT=5 \
+    ASAN_OPTIONS="detect_leaks=1 abort_on_error=1" $(FUZZ_FAIL_ASAN)
 FUZZ_LIBFUZZER_RUN = $(FUZZ_LIBFUZZER) -max_total_time=$(FUZZ_LIBFUZZER_S) \
     -timeout=60 -max_len=1024 -rss_limit_mb=4096 -print_final_stats=1 \
     -artifact_prefix=$(FUZZ_LOGS)/dev/ build/fuzz-corpus $(FUZZ_CORPUS)
@@ -102,7 +106,7 @@ fuzz-ci: fuzz-build
 	    '$(FUZZ_TSAN_RUN) $(call fuzz_range,$(FUZZ_CI_TSAN))' \
 	    '$(FUZZ_ASAN_RUN) $(FUZZ_CORPUS)' \
 	    '$(FUZZ_TSAN_RUN) $(FUZZ_CORPUS)' \
-	    '$(FUZZ_FAIL)'
+	    '$(FUZZ_FAIL_RUN)'
 
 # libFuzzer adds what it finds to build/fuzz-corpus/, reads the committed
 # corpus as seeds, and writes a crash as $(FUZZ_LOGS)/dev/crash-*.
@@ -117,8 +121,9 @@ fuzz: fuzz-build fuzz-libfuzzer-build
 	    '$(FUZZ_ASAN_RUN) $(FUZZ_CORPUS)' \
 	    '$(FUZZ_TSAN_RUN) $(FUZZ_CORPUS)' \
 	    '$(FUZZ_LIBFUZZER_RUN)' \
-	    '$(FUZZ_FAIL)' \
-	    'ASAN_OPTIONS="detect_leaks=1 abort_on_error=1" $(FUZZ_FAIL_ASAN)'
+	    '$(FUZZ_FAIL_RUN)' \
+	    '$(FUZZ_ENV) ASAN_OPTIONS="detect_leaks=1 abort_on_error=1" \
+	        $(FUZZ_FAIL_ASAN)'
 
 -include $(wildcard $(B)$(FUZZ_DIR)/*.d)
 
