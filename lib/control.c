@@ -28,6 +28,7 @@ worker__control_init(struct worker__control_part *c)
 	c->ending = false;
 	c->canceled = false;
 	c->stopping = 0;
+	c->ending_loop = 0;
 	c->child_ended = NULL;
 }
 

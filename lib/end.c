@@ -302,6 +302,9 @@ struct lists {
 	worker_t **kids;
 	size_t n;
 	struct ending *e;
+	worker_t *w;		/* set: a throw puts back what was */
+	bool was_leaving;
+	unsigned was_loop;
 };
 
 static void
@@ -309,6 +312,10 @@ lists_free(void *arg)
 {
 	struct lists *l = arg;
 
+	if (l->w != NULL) {
+		l->w->unwind.leaving = l->was_leaving;
+		l->w->control.ending_loop = l->was_loop;
+	}
 	for (size_t i = 0; i < l->n; i++)
 		worker_unref(l->kids[i]);
 	free(l->kids);
@@ -320,14 +327,22 @@ worker__end_children(worker_t *w)
 {
 	unsigned doing = worker__doing(w, DOING_STOPPING, 0);
 	bool was_leaving = w->unwind.leaving;
+	unsigned was_loop = w->control.ending_loop;
 	struct worker__hook hook;
-	struct lists l = { NULL, 0, NULL };
+	struct lists l = { NULL, 0, NULL, NULL, false, 0 };
 
 	/* A stop from now on is redundant (control.c), and a throw meanwhile
 	 * goes straight to the cleanup handlers (unwind.c). */
 	w->unwind.leaving = true;
+	/* The waits below run one loop deeper than this; waits nested in
+	 * them (listeners, callbacks) end at once (loop.c). */
+	if (was_loop == 0)
+		w->control.ending_loop = w->loop.depth + 1;
 	worker__tree_close(w, true);
 	l.n = worker__children_newest_first(w, &l.kids);
+	l.w = w;
+	l.was_leaving = was_leaving;
+	l.was_loop = was_loop;
 	worker__hook_push(w, &hook, lists_free, &l);
 	if (!w->stop_parallel) {
 		end_one_by_one(w, l.kids, l.n);
@@ -337,12 +352,14 @@ worker__end_children(worker_t *w)
 		end_all_at_once(w, l.e, l.n);
 	}
 	worker__hook_pop(w, &hook);
+	l.w = NULL;
 	lists_free(&l);
 	/* No memory for the lists, or children the lists did not reach. */
 	end_without_memory(w);
 	if (w->is_root)
 		worker__tree_close(w, false);
 	w->unwind.leaving = was_leaving;
+	w->control.ending_loop = was_loop;
 	worker__doing_restore(w, doing);
 }
 

@@ -430,9 +430,10 @@ void worker__control(worker_t *w, struct wevent *ev);
 static inline bool
 worker__control_redundant(const worker_t *w, const struct wevent *ev)
 {
-	/* Also while it ends its children: it is stopping already. */
+	/* Also while a started worker ends its children: it is stopping
+	 * already.  A root's stop still cancels the wait it is in. */
 	return ev->kind == KIND_STOP && (w->control.stopping > 0 ||
-	    w->unwind.leaving);
+	    (w->unwind.leaving && !w->is_root));
 }
 
 /* Did a stop cancel the root's wait since the last look?  Clears it. */

@@ -138,6 +138,19 @@ wait_matches(const struct worker__wait *wt, const struct wevent *ev)
 	return wt->match != NULL && wt->match(&ev->pub, wt->match_ctx);
 }
 
+/*
+ * Is this loop inside the one where w waits for its children to end
+ * (end.c)?  A listener or callback that waits there would hold w's end
+ * for good, since every further stop is redundant: its wait ends at once
+ * instead, as in a worker that ends.
+ */
+static bool
+nested_in_ending(const worker_t *w)
+{
+	return w->control.ending_loop != 0 &&
+	    w->loop.depth > w->control.ending_loop;
+}
+
 /* A handled event nobody waited for: keep it if a pause may need it. */
 static void
 settle(worker_t *w, struct wevent *ev)
@@ -240,7 +253,8 @@ loop_run(worker_t *w, struct worker__wait *wt)
 
 	release_held(w);
 	for (;;) {
-		if (w->control.ending || worker__stop_seen(w))
+		if (w->control.ending || worker__stop_seen(w) ||
+		    nested_in_ending(w))
 			return ECANCELED;
 		if ((ev = cache_pop(w)) != NULL) {
 			if (wait_matches(wt, ev))

@@ -154,6 +154,8 @@ struct worker__control_part {
 	bool ending;			/* draining in the end sequence */
 	bool canceled;			/* root: STOP handled, not yet seen */
 	unsigned stopping;		/* STOP_THREAD dispatches under way */
+	unsigned ending_loop;		/* the loop that waits for its
+					 * children to end (end.c), or 0 */
 	/* What a CHILD_THREAD_END calls: the supervisor (supervise.c). */
 	void (*child_ended)(worker_t *w, worker_t *child);
 };

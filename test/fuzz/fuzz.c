@@ -60,6 +60,10 @@
 
 #include "fuzz.h"
 
+/* Seconds a parent waits for a stopped child (attr.stop_timeout). */
+#define STOP_TIMEOUT_S 0.25
+
+
 #define NSLOT		12	/* worker slots the operations choose from */
 #define NTASK		48	/* workers one input may make, async too */
 #define NDRIVER		3
@@ -795,8 +799,13 @@ cl_push(int kind, void *arg, enum where where)
 	c->serial = t->serial;
 	c->where = where;
 	c->ending = !worker_is_running(worker_current());
+	/* Without memory the library pushes nothing and says ENOMEM: the
+	 * handler is then as good as popped, and its caller knows. */
+	if (worker_cleanup_push(clean_run, c) != 0) {
+		atomic_store(&c->popped, 1);
+		return NULL;
+	}
 	t->cstack[t->ncstack++] = i;
-	worker_cleanup_push(clean_run, c);
 	return c;
 }
 
@@ -1060,9 +1069,11 @@ task_main(void *arg)
 		return NULL;
 	}
 	/* The oldest handler: it runs once however the task ends, when it
-	 * returns or unwinds, and so counts the tasks that ended. */
-	if (!(avoid & FUZZ_AVOID_CLEANUP_PUSH))
-		worker_cleanup_push(task_end, t);
+	 * returns or unwinds, and so counts the tasks that ended.  Without
+	 * memory to push it (fuzz-fail), the task counts as ended now. */
+	if (!(avoid & FUZZ_AVOID_CLEANUP_PUSH) &&
+	    worker_cleanup_push(task_end, t) != 0)
+		atomic_fetch_add(&S.tasks_ended, 1);
 	p.pos = t->off;
 	p.end = t->off + t->len < S.size ? t->off + t->len : S.size;
 	p.where = IN_TASK;
@@ -1350,6 +1361,11 @@ op_new(struct prog *p, int start)
 	a.quiet = (s & 0xf0) != 0 || !verbose;
 	if (b & 0x40)
 		a.stack_size = 512 * 1024;
+	/* A child stuck in a join of its own (a random program may join in
+	 * a cycle) is given up on soon, so that stuck ones cost the
+	 * watchdog little; both stop orders. */
+	a.stop_timeout = STOP_TIMEOUT_S;
+	a.stop_order = (s & 1) ? WORKER_STOP_PARALLEL : WORKER_STOP_REVERSE;
 	if ((t = task_new(p)) == NULL) {
 		worker_unref(parent);
 		return;
@@ -2282,7 +2298,8 @@ driver_main(void *arg)
 	 * whose task is the second half of the driver's part, so that the
 	 * programs have workers to act on from their first operation. */
 	if ((t = task_new(&p)) != NULL) {
-		worker_attr_t a = { .quiet = 1 };
+		worker_attr_t a = { .quiet = 1,
+		    .stop_timeout = STOP_TIMEOUT_S };
 
 		t->off = d->off + (d->end - d->off) / 2;
 		t->len = d->end - t->off;
