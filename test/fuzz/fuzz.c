@@ -11,9 +11,19 @@
  * watches, and records of listeners, timers and watches.  A worker's task,
  * and every listener, timer, watch callback and EXECUTE function the
  * programs install, runs a sub-program: a slice of the same input chosen
- * by two argument bytes, so a mutation anywhere changes what every thread
- * does.  A budget of operations per input bounds the work, so a program
- * that fires at itself from its own listener still ends.
+ * by three argument bytes, so a mutation anywhere changes what every
+ * thread does.  Budgets of operations per input (one for tasks, one for
+ * callbacks) bound the work, so a program that fires at itself from its
+ * own listener still ends.  Each driver first makes a worker of its own,
+ * so that the programs have workers to act on from the start.
+ *
+ * The input stops when the drivers are done, or have made no progress
+ * for IDLE_MS (one of them blocks in a call only a stop will end): a
+ * sweeper thread then stops every tracked worker and every driver's root
+ * until all are joined, while tasks and callbacks go on with their
+ * programs, so that the stops meet them at work.  It leaves the children
+ * of a parent that is ending to that parent: a child the parent cannot
+ * know of then hangs the input, which the watchdog reports (issue L2).
  *
  * The harness keeps one reference on every worker it made ("tracked"),
  * whatever the programs do with the slots, so that at the end it can stop
@@ -22,8 +32,10 @@
  * Waits that hold a reference are protected by cleanup handlers, as a
  * program must do, since any breakpoint of a started worker may unwind.
  * Blocking calls that do not run a loop (join, an overlay in a task) go
- * only from a worker to workers made after it, so they cannot form a
- * cycle that no stop could break; that rule is the program's, not the
+ * only from a running worker to workers made after it that are not its
+ * descendants, so they cannot form a cycle that no stop could break, and
+ * nothing waits without a limit while a STOP_THREAD is handled (the stop
+ * waits for its listeners).  Those rules are the program's, not the
  * library's.
  *
  * What is checked while it runs: payload destructors and cleanup handlers
