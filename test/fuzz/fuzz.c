@@ -1842,6 +1842,11 @@ op_unwatch(struct prog *p)
 	remote = wa->w != worker_current() && !on_stack(wa);
 	if (remote && (avoid & FUZZ_AVOID_REMOTE_UNWATCH))
 		return;
+	/* A remote unwatch waits for the other callback to return: from a
+	 * watch callback of its own it may wait for one that waits for it,
+	 * a deadlock the contract allows (worker_watch(3) CAVEATS). */
+	if (remote && p->where == IN_WATCH)
+		return;
 	if (worker_unwatch(wa->w, id) == 0)
 		atomic_store(&wa->gone, remote ? GONE_REMOTE : GONE_LOCAL);
 }
