@@ -3,6 +3,7 @@
  * thread: counts are atomic, and an armed schedule applies to the
  * library's threads as well as to the test's.
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,6 +27,7 @@ static atomic_long calls;
 static atomic_long failed;
 static long fail_after;
 static long fail_every;
+static __thread int paused;
 
 void
 failmalloc_arm(long after, long every)
@@ -43,10 +45,28 @@ failmalloc_disarm(void)
 	atomic_store(&armed, false);
 }
 
+void
+failmalloc_enable(int on)
+{
+	atomic_store(&armed, on != 0);
+}
+
+void
+failmalloc_pause(int on)
+{
+	paused += on ? 1 : -1;
+}
+
 long
 failmalloc_failed(void)
 {
 	return atomic_load(&failed);
+}
+
+long
+failmalloc_calls(void)
+{
+	return atomic_load(&calls);
 }
 
 static bool
@@ -54,12 +74,13 @@ must_fail(void)
 {
 	long n;
 
-	if (!atomic_load_explicit(&armed, memory_order_relaxed))
+	if (!atomic_load_explicit(&armed, memory_order_relaxed) || paused > 0)
 		return false;
 	n = atomic_fetch_add(&calls, 1);
 	if ((fail_after >= 0 && n >= fail_after) ||
 	    (fail_every > 0 && n % fail_every == fail_every - 1)) {
 		atomic_fetch_add(&failed, 1);
+		errno = ENOMEM;
 		return true;
 	}
 	return false;

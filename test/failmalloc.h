@@ -17,7 +17,14 @@
 void failmalloc_arm(long after, long every);
 /* Every allocation succeeds again. */
 void failmalloc_disarm(void);
+/* Lets the armed schedule act (on) or not, keeping its count. */
+void failmalloc_enable(int on);
+/* The calling thread's allocations always succeed (on), nested; for a
+ * harness's own bookkeeping amid a failing workload. */
+void failmalloc_pause(int on);
 /* How many allocations failed since the last arm. */
 long failmalloc_failed(void);
+/* How many allocations the schedule counted since the last arm. */
+long failmalloc_calls(void);
 
 #endif

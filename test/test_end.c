@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <math.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -449,6 +450,40 @@ START_TEST(shutdown_every_top_level)
 }
 END_TEST
 
+/*
+ * A daemon's main: a signal stops the master (worker_signals), and
+ * worker_shutdown() then ends every top-level worker that is left.
+ */
+START_TEST(shutdown_after_signal)
+{
+	sigset_t usr1;
+	worker_t *master = worker_new(NULL, NULL, &(worker_attr_t){
+		.name = "master" });
+	worker_t *other, *kid;
+
+	/* Blocked before any thread starts, so that every thread keeps it
+	 * blocked and only the master's signalfd reads it. */
+	ck_assert_ptr_nonnull(master);
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	CHECK_OK(worker_signals(master, &usr1, NULL));
+	CHECK_OK(worker_start(master));
+	other = worker_create(NULL, NULL, NULL);
+	ck_assert_ptr_nonnull(other);
+	kid = worker_create(NULL, NULL, &(worker_attr_t){ .parent = master });
+	ck_assert_ptr_nonnull(kid);
+	ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+	CHECK_OK(worker_join_timeout(master, wait_limit()));
+	ck_assert_int_eq(worker_is_running(kid), 0);
+	ck_assert_int_eq(worker_is_running(other), 1);
+	CHECK_OK(worker_shutdown(wait_limit()));
+	ck_assert_int_eq(worker_is_running(other), 0);
+	worker_unref(kid);
+	worker_unref(other);
+	worker_unref(master);
+}
+END_TEST
+
 Suite *
 suite_end(void)
 {
@@ -464,5 +499,6 @@ suite_end(void)
 	tc = test_case(s, "stuck");
 	tcase_add_test(tc, stuck_child_given_up);
 	tcase_add_test(tc, shutdown_every_top_level);
+	tcase_add_test(tc, shutdown_after_signal);
 	return s;
 }

@@ -298,6 +298,54 @@ START_TEST(forged_end_restarts_nothing)
 }
 END_TEST
 
+/* A restart racing the parent's own stop: the parent ends, and so does
+ * the child, whatever the interleaving. */
+START_TEST(restart_races_parent_stop)
+{
+	for (int round = 0; round < 30; round++) {
+		struct kid k = { .fails = 1000000 };
+		worker_t *p = supervisor(WORKER_ONE_FOR_ONE, 100000, 0);
+		worker_t *c = kid_new(p, &k, WORKER_RESTART_PERMANENT);
+
+		wait_count(&k.runs, 1 + round % 5);
+		CHECK_OK(worker_stop(p));
+		CHECK_OK(worker_join_timeout(p, wait_limit()));
+		CHECK_OK(worker_join_timeout(c, wait_limit()));
+		ck_assert_int_eq(worker_is_running(c), 0);
+		worker_unref(c);
+		worker_unref(p);
+	}
+}
+END_TEST
+
+/* Two members of a ONE_FOR_ALL group fail together: the second's end
+ * comes while the first's restart stops its siblings.  All come back. */
+START_TEST(one_for_all_overlapping_failures)
+{
+	struct kid k[3];
+	worker_t *kids[3];
+	worker_t *p = supervisor(WORKER_ONE_FOR_ALL, 100, 0);
+
+	memset(k, 0, sizeof(k));
+	k[0].fails = 1;
+	k[1].fails = 1;
+	for (int i = 0; i < 3; i++)
+		kids[i] = kid_new(p, &k[i], WORKER_RESTART_PERMANENT);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_ge(wait_count(&k[i].runs, 2), 2);
+	/* Settled: every child runs, and the supervisor does too. */
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(wait_count(&k[i].runs, 2) >= 2, 1);
+	ck_assert_int_eq(worker_is_running(p), 1);
+	stop_join(p);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(worker_is_running(kids[i]), 0);
+		worker_unref(kids[i]);
+	}
+	worker_unref(p);
+}
+END_TEST
+
 /* ---- Intensity, escalation, delay ------------------------------------ */
 
 START_TEST(intensity_gives_up)
@@ -428,6 +476,8 @@ suite_supervise(void)
 	tcase_add_test(tc, rest_for_one);
 	tcase_add_test(tc, temporary_not_restarted_by_group);
 	tcase_add_test(tc, forged_end_restarts_nothing);
+	tcase_add_test(tc, restart_races_parent_stop);
+	tcase_add_test(tc, one_for_all_overlapping_failures);
 
 	tc = test_case(s, "intensity");
 	tcase_add_test(tc, intensity_gives_up);

@@ -7,9 +7,10 @@
  *	fuzz-fail seeds S1 S2		seed inputs under a few patterns each
  *	fuzz-fail -1 nth|after N [SEED]	one pattern, in this process
  *
- * The program is linked with -Wl,--wrap=malloc,... so that the calls of
- * the library (and of fuzz.c) to malloc, calloc, realloc, aligned_alloc
- * and strdup come here; libc's own allocations do not.  Allocations fail
+ * The program is linked with -Wl,--wrap=malloc,... and test/failmalloc.c,
+ * so that the calls of the library (and of fuzz.c) to malloc, calloc,
+ * realloc, aligned_alloc and strdup go through its schedule; libc's own
+ * allocations do not.  Allocations fail
  * only while fuzz.c runs the programs of an input (fuzz_alloc_hook), and
  * never in the harness's own bookkeeping calls (fuzz_nofail_hook).
  *
@@ -36,84 +37,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../failmalloc.h"
 #include "fuzz.h"
 
-void *__real_malloc(size_t size);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t size);
-void *__real_aligned_alloc(size_t align, size_t size);
-char *__real_strdup(const char *s);
-void *__wrap_malloc(size_t size);
-void *__wrap_calloc(size_t n, size_t size);
-void *__wrap_realloc(void *p, size_t size);
-void *__wrap_aligned_alloc(size_t align, size_t size);
-char *__wrap_strdup(const char *s);
-
 enum { NONE, NTH, AFTER };
-
-static atomic_int enabled;
-static int mode;
-static long every_n, after_k;
-static atomic_long calls, failures;
-static __thread int nofail_depth;
-
-static int
-should_fail(void)
-{
-	long n;
-
-	if (!atomic_load(&enabled) || nofail_depth > 0)
-		return 0;
-	n = atomic_fetch_add(&calls, 1) + 1;
-	if ((mode == NTH && n % every_n == 0) ||
-	    (mode == AFTER && n > after_k)) {
-		atomic_fetch_add(&failures, 1);
-		errno = ENOMEM;
-		return 1;
-	}
-	return 0;
-}
-
-void *
-__wrap_malloc(size_t size)
-{
-	return should_fail() ? NULL : __real_malloc(size);
-}
-
-void *
-__wrap_calloc(size_t n, size_t size)
-{
-	return should_fail() ? NULL : __real_calloc(n, size);
-}
-
-void *
-__wrap_realloc(void *p, size_t size)
-{
-	return should_fail() ? NULL : __real_realloc(p, size);
-}
-
-void *
-__wrap_aligned_alloc(size_t align, size_t size)
-{
-	return should_fail() ? NULL : __real_aligned_alloc(align, size);
-}
-
-char *
-__wrap_strdup(const char *s)
-{
-	return should_fail() ? NULL : __real_strdup(s);
-}
 
 static void
 alloc_hook(int on)
 {
-	atomic_store(&enabled, on);
+	failmalloc_enable(on);
 }
 
 static void
 nofail_hook(int on)
 {
-	nofail_depth += on ? 1 : -1;
+	failmalloc_pause(on);
 }
 
 /* ---- The workload ----------------------------------------------------- */
@@ -285,9 +223,9 @@ run_here(int m, long n, int seed, long *ncalls, long *nfail)
 
 	if (fuzz_init() != 0)
 		exit(2);
-	mode = m;
-	every_n = n;
-	after_k = n;
+	/* Armed, but idle until fuzz.c runs the programs (alloc_hook). */
+	failmalloc_arm(m == AFTER ? n : -1, m == NTH ? n : 0);
+	failmalloc_enable(0);
 	if (seed < 0) {
 		size = workload();
 		snprintf(label, sizeof(label), "the workload, %s %ld",
@@ -301,8 +239,8 @@ run_here(int m, long n, int seed, long *ncalls, long *nfail)
 		fuzz_set_label(label);
 		fuzz_one(buf, size);
 	}
-	*ncalls = atomic_load(&calls);
-	*nfail = atomic_load(&failures);
+	*ncalls = failmalloc_calls();
+	*nfail = failmalloc_failed();
 }
 
 struct pattern {

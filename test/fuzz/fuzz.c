@@ -687,6 +687,17 @@ on_stack(const void *rec)
 	return 0;
 }
 
+/* Is this thread inside a watch callback, however deep? */
+static int
+in_watch_callback(void)
+{
+	depth();
+	for (int i = 0; i < tl_nframes; i++)
+		if (tl_frames[i].kind == K_WATCH)
+			return 1;
+	return 0;
+}
+
 /* A timeout that ends, where a wait must end. */
 static double
 bounded(double timeout)
@@ -1842,10 +1853,11 @@ op_unwatch(struct prog *p)
 	remote = wa->w != worker_current() && !on_stack(wa);
 	if (remote && (avoid & FUZZ_AVOID_REMOTE_UNWATCH))
 		return;
-	/* A remote unwatch waits for the other callback to return: from a
-	 * watch callback of its own it may wait for one that waits for it,
-	 * a deadlock the contract allows (worker_watch(3) CAVEATS). */
-	if (remote && p->where == IN_WATCH)
+	/* A remote unwatch waits for the other callback to return: from
+	 * inside a watch callback of its own, however deep, it may wait for
+	 * one that waits for it, a deadlock the contract allows
+	 * (worker_watch(3) CAVEATS). */
+	if (remote && in_watch_callback())
 		return;
 	if (worker_unwatch(wa->w, id) == 0)
 		atomic_store(&wa->gone, remote ? GONE_REMOTE : GONE_LOCAL);

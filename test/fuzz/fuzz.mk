@@ -61,7 +61,8 @@ $(B)$(FUZZ_DIR)/fuzz-run: $(B)$(FUZZ_DIR)/run.o $(FUZZ_OBJ) $(LIB_A)
 
 # --wrap redirects only the references of the objects linked here, the
 # library's and fuzz.c's, not those inside libc.
-$(B)$(FUZZ_DIR)/fuzz-fail: $(B)$(FUZZ_DIR)/fail.o $(FUZZ_OBJ) $(LIB_A)
+$(B)$(FUZZ_DIR)/fuzz-fail: $(B)$(FUZZ_DIR)/fail.o $(B)test/failmalloc.o \
+    $(FUZZ_OBJ) $(LIB_A)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(FUZZ_WRAP) -lm
 
 # Built in build/fuzz/ by clang; SAN holds -fsanitize=fuzzer-no-link, so
