@@ -93,7 +93,7 @@ worker_defer_get(worker_defer_t *d, double timeout, void **value)
 	if ((self = worker__current()) == NULL)
 		return ENOMEM;
 	rc = worker__wait_on(self, &d->lock, &d->waiters, defer_settled, d,
-	    timeout);
+	    timeout, WAIT_CALL_DEFER);
 	if (rc != 0)
 		return rc;
 	pthread_mutex_lock(&d->lock);

@@ -97,6 +97,27 @@ kind_name(unsigned kind)
 	return NULL;
 }
 
+/* The wait a worker is in, as words. */
+static const char *
+wait_words(unsigned call)
+{
+	static const char *const words[] = {
+		[WAIT_CALL_LOOP] = "waiting in a breakpoint",
+		[WAIT_CALL_EVENT] = "waiting in worker_wait_event()",
+		[WAIT_CALL_UNTIL] = "waiting in worker_wait_until()",
+		[WAIT_CALL_SLEEP] = "in worker_sleep()",
+		[WAIT_CALL_FOREVER] = "in worker_wait_forever()",
+		[WAIT_CALL_UPDATE] = "in worker_update()",
+		[WAIT_CALL_THREAD] = "waiting in worker_wait_thread()",
+		[WAIT_CALL_DEFER] = "waiting in worker_defer_get()",
+		[WAIT_CALL_CHILDREN] = "waiting for its children to end",
+		[WAIT_CALL_PAUSE] = "paused",
+	};
+
+	return call < sizeof(words) / sizeof(words[0]) && words[call] != NULL ?
+	    words[call] : words[WAIT_CALL_LOOP];
+}
+
 /* What w is doing, as words for a report, into buf. */
 static const char *
 doing_words(const worker_t *w, char *buf, size_t size)
@@ -108,7 +129,7 @@ doing_words(const worker_t *w, char *buf, size_t size)
 	case DOING_TASK:
 		return "in its task, outside any breakpoint";
 	case DOING_WAIT:
-		return "waiting in a breakpoint";
+		return wait_words(d >> 8);
 	case DOING_LISTENER:
 		ev = kind_name(d >> 8);
 		snprintf(buf, size, "in a listener of %s",
@@ -203,7 +224,7 @@ wait_child(worker_t *w, struct ending *e)
 		left = e->until > now ? (double)(e->until - now) / 1e9 : 0;
 	}
 	rc = worker__wait_on(w, &c->qlock, &c->run.waiters, ending_done, e,
-	    left);
+	    left, WAIT_CALL_CHILDREN);
 	if (rc == 0 || rc == ETIMEDOUT)
 		return rc;
 	return worker__join_until(c, e->until) == ETIMEDOUT ? ETIMEDOUT : 0;

@@ -456,8 +456,23 @@ void worker__free_garbage(worker_t *w);
 
 /* ---- loop: loop.c -------------------------------------------------- */
 
+/* Which call a loop runs for, for reports of stuck workers (end.c). */
+enum worker_wait_call {
+	WAIT_CALL_LOOP,			/* none of the below */
+	WAIT_CALL_EVENT,		/* worker_wait_event() */
+	WAIT_CALL_UNTIL,		/* worker_wait_until() */
+	WAIT_CALL_SLEEP,		/* worker_sleep() */
+	WAIT_CALL_FOREVER,		/* worker_wait_forever(), a NULL task */
+	WAIT_CALL_UPDATE,		/* worker_update() */
+	WAIT_CALL_THREAD,		/* worker_wait_thread(), async_get */
+	WAIT_CALL_DEFER,		/* worker_defer_get() */
+	WAIT_CALL_CHILDREN,		/* the end of its children (end.c) */
+	WAIT_CALL_PAUSE			/* PAUSE_THREAD's hold */
+};
+
 /* What a loop waits for.  All fields are optional. */
 struct worker__wait {
+	unsigned call;			/* enum worker_wait_call */
 	int (*match)(const worker_event_t *ev, void *ctx);
 	void *match_ctx;
 	int (*done)(void *ctx);		/* checked whenever the loop wakes */
@@ -487,7 +502,7 @@ void worker__waiter_remove(struct worker__waiter *wt);
 void worker__waiters_take(list_t *woken, list_t *l);
 void worker__waiters_wake(list_t *woken);
 int worker__wait_on(worker_t *self, pthread_mutex_t *lock, list_t *l,
-    int (*done)(void *ctx), void *ctx, double timeout);
+    int (*done)(void *ctx), void *ctx, double timeout, unsigned call);
 
 /* ---- services: signal.c, channel.c --------------------------------- */
 

@@ -184,7 +184,8 @@ is_resume(const worker_event_t *ev, void *ctx)
 static void
 pause_action(worker_t *w)
 {
-	struct worker__wait wt = { .match = is_resume, .timeout = -1 };
+	struct worker__wait wt = { .call = WAIT_CALL_PAUSE,
+	    .match = is_resume, .timeout = -1 };
 
 	/* A worker that is stopping or ending does not pause: nothing but
 	 * a RESUME could then end its stop. */
@@ -316,14 +317,15 @@ loop_unwound(void *arg)
  */
 /* One more loop inside the others: false past LOOP_DEPTH_MAX. */
 static bool
-loop_enter(worker_t *w, struct loop_frame *f, struct worker__hook *hook)
+loop_enter(worker_t *w, struct loop_frame *f, struct worker__hook *hook,
+    unsigned call)
 {
 	if (w->loop.depth >= LOOP_DEPTH_MAX)
 		return false;
 	w->loop.depth++;
 	f->w = w;
 	f->doing = worker__doing(w, atomic_load_explicit(&w->loop.paused,
-	    memory_order_relaxed) ? DOING_PAUSED : DOING_WAIT, 0);
+	    memory_order_relaxed) ? DOING_PAUSED : DOING_WAIT, call);
 	worker__hook_push(w, hook, loop_unwound, f);
 	return true;
 }
@@ -343,7 +345,7 @@ worker__loop(worker_t *w, struct worker__wait *wt)
 	struct loop_frame f;
 	int rc;
 
-	if (!loop_enter(w, &f, &hook))
+	if (!loop_enter(w, &f, &hook, wt->call))
 		return ELOOP;
 	rc = loop_run(w, wt);
 	loop_leave(w, &f, &hook);
@@ -410,7 +412,7 @@ worker__update(worker_t *w)
 	struct loop_frame f;
 	int count;
 
-	if (w->control.ending || !loop_enter(w, &f, &hook))
+	if (w->control.ending || !loop_enter(w, &f, &hook, WAIT_CALL_UPDATE))
 		return 0;
 	release_held(w);
 	worker__fd_clear(w);

@@ -29,11 +29,12 @@ match_name(const worker_event_t *ev, void *ctx)
 }
 
 static int
-wait_for(int (*match)(const worker_event_t *, void *), void *ctx,
-    double timeout, void **data)
+wait_for(unsigned call, int (*match)(const worker_event_t *, void *),
+    void *ctx, double timeout, void **data)
 {
 	struct worker__wait wt = {
-		.match = match, .match_ctx = ctx, .timeout = timeout
+		.call = call, .match = match, .match_ctx = ctx,
+		.timeout = timeout
 	};
 	worker_t *w;
 	int rc;
@@ -56,7 +57,7 @@ worker_wait_event(const char *name, worker_t *source, double timeout,
 
 	if (name == NULL || name[0] == '\0')
 		return EINVAL;
-	return wait_for(match_name, &m, timeout, data);
+	return wait_for(WAIT_CALL_EVENT, match_name, &m, timeout, data);
 }
 
 int
@@ -65,7 +66,7 @@ worker_wait_until(int (*cond)(const worker_event_t *ev, void *ctx),
 {
 	if (cond == NULL)
 		return EINVAL;
-	return wait_for(cond, ctx, timeout, data);
+	return wait_for(WAIT_CALL_UNTIL, cond, ctx, timeout, data);
 }
 
 int
@@ -75,14 +76,14 @@ worker_sleep(double seconds)
 
 	if (isnan(seconds) || seconds < 0)
 		return EINVAL;
-	rc = wait_for(NULL, NULL, seconds, NULL);
+	rc = wait_for(WAIT_CALL_SLEEP, NULL, NULL, seconds, NULL);
 	return rc == ETIMEDOUT ? 0 : rc;
 }
 
 void
 worker_wait_forever(void)
 {
-	wait_for(NULL, NULL, -1, NULL);
+	wait_for(WAIT_CALL_FOREVER, NULL, NULL, -1, NULL);
 }
 
 int
@@ -125,7 +126,7 @@ worker_wait_thread(worker_t *w, void **ret)
 	tw.run = w->run.starts;
 	pthread_mutex_unlock(&w->qlock);
 	rc = worker__wait_on(self, &w->qlock, &w->run.waiters, thread_ended,
-	    &tw, -1);
+	    &tw, -1, WAIT_CALL_THREAD);
 	if (rc != 0)
 		return rc;
 	return worker_result(w, ret);

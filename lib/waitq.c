@@ -110,11 +110,11 @@ unregister(void *arg)
  */
 int
 worker__wait_on(worker_t *self, pthread_mutex_t *lock, list_t *l,
-    int (*done)(void *ctx), void *ctx, double timeout)
+    int (*done)(void *ctx), void *ctx, double timeout, unsigned call)
 {
 	struct registration r = { .lock = lock };
 	struct worker__wait wait = {
-		.done = done, .done_ctx = ctx, .timeout = timeout
+		.call = call, .done = done, .done_ctx = ctx, .timeout = timeout
 	};
 	struct worker__hook hook;
 	bool already;

@@ -233,7 +233,8 @@ set_thread_name(const char *name)
 static void
 call_task(void *arg)
 {
-	struct worker__wait forever = { .timeout = -1 };
+	struct worker__wait forever = { .call = WAIT_CALL_FOREVER,
+	    .timeout = -1 };
 	worker_t *w = arg;
 
 	if (w->fn != NULL)

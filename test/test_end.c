@@ -403,6 +403,45 @@ START_TEST(stuck_child_given_up)
 }
 END_TEST
 
+/* The report says which wait a stuck child is in. */
+static int
+sleeps_on_stop(const worker_event_t *ev, void *ctx)
+{
+	(void)ev;
+	sem_post(ctx);
+	worker_sleep(wait_limit());
+	return 0;
+}
+
+START_TEST(stuck_report_names_the_wait)
+{
+	worker_t *p = worker_create(NULL, NULL, NULL);
+	sem_t in_listener;
+	worker_t *c;
+	char log[512];
+	int saved, fd;
+
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(sem_init(&in_listener, 0, 0), 0);
+	c = worker_new(NULL, NULL, &(worker_attr_t){ .name = "sleeper",
+		.parent = p, .stop_timeout = 0.05 });
+	ck_assert_ptr_nonnull(c);
+	CHECK_OK(worker_listen(c, WORKER_STOP_THREAD, sleeps_on_stop,
+	    &in_listener, NULL));
+	CHECK_OK(worker_start(c));
+	fd = capture_stderr(&saved);
+	CHECK_OK(worker_stop(p));
+	CHECK_OK(worker_join_timeout(p, wait_limit()));
+	release_stderr(fd, saved, log, sizeof(log));
+	sem_wait_ok(&in_listener, "the child's stop listener");
+	ck_assert_msg(strstr(log, "sleeper") != NULL &&
+	    strstr(log, "worker_sleep") != NULL, "the report: %s", log);
+	worker_unref(c);	/* it ends when its sleep does, by itself */
+	worker_unref(p);
+	sem_destroy(&in_listener);
+}
+END_TEST
+
 /* ---- worker_shutdown ------------------------------------------------ */
 
 START_TEST(shutdown_every_top_level)
@@ -498,6 +537,7 @@ suite_end(void)
 
 	tc = test_case(s, "stuck");
 	tcase_add_test(tc, stuck_child_given_up);
+	tcase_add_test(tc, stuck_report_names_the_wait);
 	tcase_add_test(tc, shutdown_every_top_level);
 	tcase_add_test(tc, shutdown_after_signal);
 	return s;
