@@ -23,6 +23,8 @@ struct kid {
 	int returns;		/* runs after those that return */
 	char mark;		/* written to the log as each run unwinds */
 	struct endlog *log;
+	atomic_int *group;	/* if set: fail only once this many ran */
+	int group_size;
 };
 
 /* The order in which runs unwound (a failure or a stop). */
@@ -49,6 +51,13 @@ kid_task(void *arg)
 
 	if (k->log != NULL)
 		worker_cleanup_push(kid_unwinds, k);
+	if (k->group != NULL && run == 1) {
+		double until = now() + wait_limit();
+
+		atomic_fetch_add(k->group, 1);
+		while (atomic_load(k->group) < k->group_size && now() < until)
+			worker_sleep(0.001);
+	}
 	if (run <= k->fails)
 		worker_fail(EIO);
 	if (run <= k->fails + k->returns)
@@ -318,10 +327,12 @@ START_TEST(restart_races_parent_stop)
 }
 END_TEST
 
-/* Two members of a ONE_FOR_ALL group fail together: the second's end
- * comes while the first's restart stops its siblings.  All come back. */
+/* Two members of a ONE_FOR_ALL group fail together, once all three run:
+ * the second's end comes while the first's restart stops its siblings.
+ * All come back. */
 START_TEST(one_for_all_overlapping_failures)
 {
+	atomic_int group = 0;
 	struct kid k[3];
 	worker_t *kids[3];
 	worker_t *p = supervisor(WORKER_ONE_FOR_ALL, 100, 0);
@@ -329,6 +340,10 @@ START_TEST(one_for_all_overlapping_failures)
 	memset(k, 0, sizeof(k));
 	k[0].fails = 1;
 	k[1].fails = 1;
+	for (int i = 0; i < 3; i++) {
+		k[i].group = &group;
+		k[i].group_size = 3;
+	}
 	for (int i = 0; i < 3; i++)
 		kids[i] = kid_new(p, &k[i], WORKER_RESTART_PERMANENT);
 	for (int i = 0; i < 3; i++)
