@@ -191,6 +191,7 @@ struct watch {
 	size_t off, len;
 	atomic_int calls;
 	atomic_int gone;	/* worker_unwatch() returned 0 */
+	atomic_int in_cb;	/* its callback's program runs */
 };
 
 /* One nested callback on this thread's stack. */
@@ -1274,8 +1275,13 @@ on_watch(int fd, unsigned revents, void *ctx)
 	read_first = nowait || wa->len == 0 || (S.in[wa->off] & 1);
 	if (wa->readable && read_first)
 		drain(fd);
-	if (spend(IN_WATCH))
+	if (spend(IN_WATCH)) {
+		/* Left raised if the program unwinds: that watch then gets
+		 * no remote unwatch (op_unwatch), which costs nothing. */
+		atomic_fetch_add(&wa->in_cb, 1);
 		run_sub(wa->off, wa->len, IN_WATCH, nowait);
+		atomic_fetch_sub(&wa->in_cb, 1);
+	}
 	if (wa->readable && !read_first)
 		drain(fd);
 	/* Level-triggered: a write end is always ready, so it unwatches
@@ -1858,6 +1864,10 @@ op_unwatch(struct prog *p)
 	 * one that waits for it, a deadlock the contract allows
 	 * (worker_watch(3) CAVEATS). */
 	if (remote && in_watch_callback())
+		return;
+	/* Nor, for the same reason, while the callback's program runs: it
+	 * may join or wait for the caller. */
+	if (remote && atomic_load(&wa->in_cb) > 0)
 		return;
 	if (worker_unwatch(wa->w, id) == 0)
 		atomic_store(&wa->gone, remote ? GONE_REMOTE : GONE_LOCAL);
