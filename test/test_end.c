@@ -74,11 +74,10 @@ parent_cleanup(void *arg)
 	note(arg, 'P');
 }
 
-static void *
-parent_task(void *arg)
+/* A parent's task begins: its cleanup handler, then three children. */
+static void
+parent_begins(struct parent *p)
 {
-	struct parent *p = arg;
-
 	worker_cleanup_push(parent_cleanup, &p->trace);
 	for (int i = 0; i < 3; i++) {
 		p->kids[i].trace = &p->trace;
@@ -86,6 +85,14 @@ parent_task(void *arg)
 		p->kids[i].up = &p->up;
 		p->handles[i] = worker_create(kid_task, &p->kids[i], NULL);
 	}
+}
+
+static void *
+parent_task(void *arg)
+{
+	struct parent *p = arg;
+
+	parent_begins(p);
 	worker_wait_forever();
 	return NULL;
 }
@@ -138,13 +145,7 @@ returning_parent(void *arg)
 {
 	struct parent *p = arg;
 
-	worker_cleanup_push(parent_cleanup, &p->trace);
-	for (int i = 0; i < 3; i++) {
-		p->kids[i].trace = &p->trace;
-		p->kids[i].mark = (char)('1' + i);
-		p->kids[i].up = &p->up;
-		p->handles[i] = worker_create(kid_task, &p->kids[i], NULL);
-	}
+	parent_begins(p);
 	for (int i = 0; i < 3; i++)
 		sem_wait_intr(&p->up);
 	if (p->stop_order == 1)
