@@ -190,17 +190,6 @@ escalate(worker_t *w)
 
 /* ---- Restarting ------------------------------------------------------ */
 
-/* Is c running a run (not ending, not ended)? */
-static bool
-child_runs(worker_t *c)
-{
-	bool runs;
-
-	pthread_mutex_lock(&c->qlock);
-	runs = c->phase == PHASE_RUNNING;
-	pthread_mutex_unlock(&c->qlock);
-	return runs;
-}
 
 /*
  * Starts c again once its last run is completely over: its CHILD_THREAD_END
@@ -213,7 +202,7 @@ restart_one(worker_t *w, worker_t *c)
 	int rc;
 
 	/* Given up on, or started again by someone else meanwhile. */
-	if (atomic_load(&c->tree.abandoned) || child_runs(c))
+	if (atomic_load(&c->tree.abandoned) || worker__running(c))
 		return;
 	if (worker__join_until(c, c->stop_timeout < 0 ? UINT64_MAX :
 	    worker__deadline_ns(c->stop_timeout)) != 0) {
@@ -372,16 +361,6 @@ group_of(worker_t *w, worker_t *c, worker_t ***out)
 	return k;
 }
 
-/*
- * Has c's run really ended?  A CHILD_THREAD_END fired by hand at the
- * parent, while c runs, must restart nothing.
- */
-static bool
-child_has_ended(worker_t *c)
-{
-	return !child_runs(c);
-}
-
 /* CHILD_THREAD_END of child reached w, in w's own thread. */
 static void
 child_ended(worker_t *w, worker_t *c)
@@ -391,8 +370,9 @@ child_ended(worker_t *w, worker_t *c)
 	size_t n;
 	unsigned recent;
 
+	/* A running c sent its CHILD_THREAD_END by hand: nothing ended. */
 	if (c->parent != w || w->tree.closing || w->control.ending ||
-	    atomic_load(&c->tree.abandoned) || !child_has_ended(c))
+	    atomic_load(&c->tree.abandoned) || worker__running(c))
 		return;
 	if (c->sup.by_parent) {
 		c->sup.by_parent = false;	/* its group restarts it */
