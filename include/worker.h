@@ -348,6 +348,40 @@ WORKER_EXPORT int worker_signals(worker_t *w, const sigset_t *stop,
     const sigset_t *notify);
 #endif
 
+/* ---- Observability -------------------------------------------------- */
+
+/* What worker_stats() reports of one worker; field names are those of
+ * worker_dump_json() too. */
+typedef struct worker_stats {
+	uint64_t handled;	/* events handed to listeners, all runs */
+	uint64_t queued;	/* events waiting now */
+	uint64_t queued_max;	/* high-water mark of queued */
+	uint64_t rejected;	/* fires at it refused (ESRCH, EAGAIN) */
+	uint64_t listener_errors;	/* listener calls that failed */
+	uint64_t restarts;	/* restarts by its supervising parent */
+	uint64_t timers, watches;	/* pending now */
+	uint64_t listener_ns;	/* time in listeners, all runs */
+	uint64_t listener_max_ns;	/* the longest listener call */
+	double since_breakpoint;	/* s since it last passed a breakpoint;
+					 * 0 while it waits in one */
+	char doing[48];		/* "task", "wait_event", "listener EVENT",
+				 * "timer", "watch", "paused", "ended"... */
+} worker_stats_t;
+
+/* Fills *st with w's counters and what it is doing now; any thread. */
+WORKER_EXPORT int worker_stats(const worker_t *w, worker_stats_t *st);
+/* Writes one JSON document of the tree under root (NULL: every top-level
+ * tree and the root workers), each worker with its stats. */
+WORKER_EXPORT int worker_dump_json(FILE *out, const worker_t *root);
+/* Sends every message of the library to fn (level: syslog's LOG_ERR,
+ * LOG_WARNING, LOG_INFO; w: the worker it is about, or NULL); NULL fn:
+ * back to the default, stderr. */
+WORKER_EXPORT void worker_set_log(void (*fn)(int level, const worker_t *w,
+    const char *msg, void *ctx), void *ctx);
+/* Makes w serve worker_dump_json() snapshots on a Unix socket at path,
+ * from its own loop, until it ends. */
+WORKER_EXPORT int worker_inspect(worker_t *w, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

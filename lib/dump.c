@@ -10,35 +10,13 @@
 
 #include "internal.h"
 
-static const char *
-state_name(worker_t *w)
-{
-	int phase;
-	unsigned starts;
-
-	if (w->is_root)
-		return worker__running(w) ? "root" : "ended";
-	pthread_mutex_lock(&w->qlock);
-	phase = w->phase;
-	starts = w->run.starts;
-	pthread_mutex_unlock(&w->qlock);
-	switch (phase) {
-	case PHASE_RUNNING:
-		return atomic_load(&w->loop.paused) ? "paused" : "running";
-	case PHASE_ENDING:
-		return "ending";
-	default:
-		return starts == 0 ? "new" : "ended";
-	}
-}
-
 static int
 dump_locked(FILE *out, worker_t *w, int depth)
 {
 	struct list_node *n;
 
 	if (fprintf(out, "%*s%s [%s] daemon=%s queued=%zu\n", 2 * depth, "",
-	    w->name, state_name(w), w->daemon ? "yes" : "no",
+	    w->name, worker__state_name(w), w->daemon ? "yes" : "no",
 	    worker__queued(w)) < 0)
 		return EIO;
 	list_for_each(n, &w->tree.children)

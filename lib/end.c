@@ -84,19 +84,6 @@ worker_join_timeout(worker_t *w, double timeout)
 
 /* ---- Stuck workers -------------------------------------------------- */
 
-/* The name of the built-in event of that kind, or NULL for a user event. */
-static const char *
-kind_name(unsigned kind)
-{
-	size_t n;
-	const struct builtin_name *b = worker__builtins(&n);
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i].kind == kind)
-			return b[i].name;
-	return NULL;
-}
-
 /* The wait a worker is in, as words. */
 static const char *
 wait_words(unsigned call)
@@ -120,10 +107,10 @@ wait_words(unsigned call)
 
 /* What w is doing, as words for a report, into buf. */
 static const char *
-doing_words(const worker_t *w, char *buf, size_t size)
+doing_words(worker_t *w, char *buf, size_t size)
 {
 	unsigned d = atomic_load_explicit(&w->doing, memory_order_relaxed);
-	const char *ev;
+	char name[48];
 
 	switch (d & 0xff) {
 	case DOING_TASK:
@@ -131,9 +118,8 @@ doing_words(const worker_t *w, char *buf, size_t size)
 	case DOING_WAIT:
 		return wait_words(d >> 8);
 	case DOING_LISTENER:
-		ev = kind_name(d >> 8);
 		snprintf(buf, size, "in a listener of %s",
-		    ev != NULL ? ev : "a user event");
+		    worker__listening_to(w, name, sizeof(name)));
 		return buf;
 	case DOING_TIMER:
 		return "in a timer callback";
@@ -154,8 +140,9 @@ doing_words(const worker_t *w, char *buf, size_t size)
 static void
 give_up(worker_t *w, worker_t *c, double waited)
 {
-	char buf[64];
+	char buf[80];
 
+	PROBE3(stuck, w->name, c->name, (uint64_t)(waited * 1000));
 	worker__log(LOG_WARNING, c, "worker %s: child %s is stuck: not ended "
 	    "%.3g s after its stop, %s; going on without it", w->name,
 	    c->name, waited, doing_words(c, buf, sizeof(buf)));
@@ -166,8 +153,9 @@ give_up(worker_t *w, worker_t *c, double waited)
 static void
 give_up_top(worker_t *t, double waited)
 {
-	char buf[64];
+	char buf[80];
 
+	PROBE3(stuck, (const char *)NULL, t->name, (uint64_t)(waited * 1000));
 	worker__log(LOG_WARNING, t, "worker %s is stuck: not ended %.3g s "
 	    "after worker_shutdown() stopped it, %s", t->name, waited,
 	    doing_words(t, buf, sizeof(buf)));

@@ -13,9 +13,10 @@
  * thread starts afresh too: it has no current worker, and gets a new root
  * (the child's main root) when it needs one.
  *
- * The process-wide locks, tree_lock and the channel lock, are taken
- * before the fork and released after it on both sides (pthread_atfork),
- * so the child never finds one held by a thread it does not have.  The
+ * The process-wide locks, tree_lock, the channel lock and the log's,
+ * are taken before the fork and released after it on both sides
+ * (pthread_atfork), so the child never finds one held by a thread it
+ * does not have.  The
  * handlers are registered with the first worker, not at load time: a
  * process may fork before its first libworker call.
  */
@@ -28,11 +29,13 @@ before_fork(void)
 {
 	pthread_mutex_lock(&worker__tree_lock);
 	pthread_mutex_lock(&worker__channel_lock);
+	worker__log_lock(true);
 }
 
 static void
 after_fork_parent(void)
 {
+	worker__log_lock(false);
 	pthread_mutex_unlock(&worker__channel_lock);
 	pthread_mutex_unlock(&worker__tree_lock);
 }
@@ -40,6 +43,7 @@ after_fork_parent(void)
 static void
 after_fork_child(void)
 {
+	worker__log_lock(false);
 	pthread_mutex_unlock(&worker__channel_lock);
 	pthread_mutex_unlock(&worker__tree_lock);
 	worker__thread_forked();

@@ -10,9 +10,10 @@
  * event.c -> wake.c, and on the owner's side loop.c -> send.c (take) ->
  * listen.c (dispatch) -> control.c (built-in actions) -> event.c (free).
  *
- *   api       fire.c wait.c exit.c async.c defer.c dump.c
+ *   api       fire.c wait.c exit.c async.c defer.c dump.c json.c inspect.c
  *   life      worker.c end.c supervise.c   life, children first, restarts
  *   services  channel.c signal.c fork.c
+ *   observe   stats.c      counters, and what a worker does, in words
  *   waiting   waitq.c      waiting in the loop for another object
  *   loop      loop.c       the breakpoints' loop, pause, worker_update
  *   dispatch  listen.c     listeners, and handing an event to them
@@ -143,11 +144,26 @@ worker__builtin_of(const char *name)
 	return NULL;
 }
 
+/* The name of the built-in event of that kind, or NULL for KIND_USER. */
+static inline const char *
+worker__kind_name(unsigned kind)
+{
+	size_t n;
+	const struct builtin_name *b = worker__builtins(&n);
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i].kind == kind)
+			return b[i].name;
+	return NULL;
+}
+
 /* ---- base: log.c --------------------------------------------------- */
 
 /* Writes one message about w (may be NULL); level is syslog's LOG_*. */
 void worker__log(int level, const worker_t *w, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Takes (true) or releases the log's lock, around fork(). */
+void worker__log_lock(bool lock);
 
 #include "parts.h"
 
@@ -397,6 +413,9 @@ void worker__watches_init(struct worker__watch_part *wa);
 void worker__watches_fini(worker_t *w);
 int worker__watches_run(worker_t *w, bool wait, uint64_t until);
 void worker__watches_drop(worker_t *w);
+int worker__watch(worker_t *w, int fd, unsigned events,
+    void (*cb)(int fd, unsigned revents, void *ctx), void *ctx,
+    void (*dropped)(void *ctx), uint64_t *id);
 
 /* ---- tree: tree.c -------------------------------------------------- */
 
@@ -410,6 +429,7 @@ void worker__tree_close(worker_t *w, bool closing);
 void worker__tree_abandon(worker_t *child);
 size_t worker__children_newest_first(worker_t *w, worker_t ***out);
 size_t worker__top_newest_first(worker_t ***out, bool *short_of_memory);
+void worker__each_top_locked(bool (*fn)(worker_t *w, void *ctx), void *ctx);
 int worker__tree_fire(worker_t *w, bool deep, worker_t *source,
     const char *name, void *data, struct payload *pl, unsigned flags);
 int worker__fire_from(worker_t *source, worker_t *w, const char *name,
@@ -453,6 +473,7 @@ void worker__listen_fini(worker_t *w);
 void worker__dispatch(worker_t *w, struct wevent *ev);
 void worker__remove_transient(worker_t *w);
 void worker__free_garbage(worker_t *w);
+const char *worker__listening_to(worker_t *w, char *buf, size_t size);
 
 /* ---- loop: loop.c -------------------------------------------------- */
 
@@ -504,6 +525,11 @@ void worker__waiters_wake(list_t *woken);
 int worker__wait_on(worker_t *self, pthread_mutex_t *lock, list_t *l,
     int (*done)(void *ctx), void *ctx, double timeout, unsigned call);
 
+/* ---- observe: stats.c ---------------------------------------------- */
+
+/* new, running, paused, ending, ended or root. */
+const char *worker__state_name(worker_t *w);
+
 /* ---- services: signal.c, channel.c --------------------------------- */
 
 void worker__fork_init(void);
@@ -528,6 +554,10 @@ int worker__supervise_init(worker_t *w, const worker_attr_t *attr);
 void worker__supervise_fini(worker_t *w);
 void worker__supervise_run(worker_t *w);
 void worker__supervise_end(worker_t *w);
+
+/* ---- api: json.c -------------------------------------------------- */
+
+int worker__json_snapshot(const worker_t *root, char **buf, size_t *len);
 
 /* ---- Small things every layer uses --------------------------------- */
 
@@ -612,5 +642,8 @@ worker__count(atomic_size_t *counter)
 	atomic_store_explicit(counter, atomic_load_explicit(counter,
 	    memory_order_relaxed) + 1, memory_order_relaxed);
 }
+
+#include "stats.h"
+#include "probes.h"
 
 #endif

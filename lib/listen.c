@@ -27,6 +27,7 @@
  * goes down, garbage is freed and the event is released.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +62,7 @@ struct dispatch {
 	size_t next;		/* where in the cache the snapshot stopped */
 	bool pinned;		/* it holds the cache as it is (see snapshot) */
 	unsigned doing;		/* what the owner did before the dispatch */
+	struct listener *calling;	/* the listener called before it */
 	struct snap_entry stack[SNAP_STACK];
 };
 
@@ -249,6 +251,7 @@ worker__listen_init(struct worker__listen_part *l)
 	l->pinned = 0;
 	l->cache_ver = 0;
 	l->depth = 0;
+	atomic_init(&l->calling, NULL);
 }
 
 void
@@ -393,6 +396,28 @@ dispatch_end(struct dispatch *d)
 		free(d->snap);
 }
 
+/*
+ * The name of the event whose listener w calls now, or of the built-in
+ * event whose action it runs, into buf; any thread.  The listener's
+ * own copy of the name is read under llock: the owner frees a removed
+ * listener under llock too, and only once it is no longer the one
+ * called (worker__dispatch), so the listener read here is alive.
+ */
+const char *
+worker__listening_to(worker_t *w, char *buf, size_t size)
+{
+	unsigned doing = atomic_load_explicit(&w->doing, memory_order_relaxed);
+	const char *builtin = worker__kind_name(doing >> 8);
+	struct listener *l;
+
+	pthread_mutex_lock(&w->listen.llock);
+	l = atomic_load_explicit(&w->listen.calling, memory_order_relaxed);
+	snprintf(buf, size, "%s", l != NULL ? l->name :
+	    builtin != NULL ? builtin : "?");
+	pthread_mutex_unlock(&w->listen.llock);
+	return buf;
+}
+
 /* The dispatch was unwound: finish it and drop its event. */
 static void
 dispatch_unwound(void *arg)
@@ -400,6 +425,8 @@ dispatch_unwound(void *arg)
 	struct dispatch *d = arg;
 
 	worker__doing_restore(d->w, d->doing);
+	atomic_store_explicit(&d->w->listen.calling, d->calling,
+	    memory_order_relaxed);
 	dispatch_end(d);
 	worker__event_free(NULL, d->ev);
 }
@@ -448,8 +475,12 @@ call_snapshot(struct dispatch *d)
 		if (!d->snap[i].claimed && atomic_load_explicit(&l->removed,
 		    memory_order_relaxed))
 			continue;
-		if ((rc = l->fn(&d->ev->pub, l->ctx)) != 0)
+		atomic_store_explicit(&d->w->listen.calling, l,
+		    memory_order_relaxed);
+		if ((rc = l->fn(&d->ev->pub, l->ctx)) != 0) {
+			worker__stats_add(&d->w->stats.listener_errors, 1);
 			listener_failed(d->w, d->ev, rc);
+		}
 	}
 }
 
@@ -479,15 +510,22 @@ worker__dispatch(worker_t *w, struct wevent *ev)
 	if (ev->kind == KIND_STOP)
 		w->control.stopping++;
 	d.doing = worker__doing(w, DOING_LISTENER, ev->kind);
+	d.calling = atomic_load_explicit(&w->listen.calling,
+	    memory_order_relaxed);
 	worker__hook_push(w, &hook, dispatch_unwound, &d);
+	PROBE2(dispatch__begin, w->name, ev->pub.name);
 	for (bool whole = false; !whole;) {
 		whole = snapshot(&d);
 		call_snapshot(&d);
 	}
+	PROBE2(dispatch__end, w->name, ev->pub.name);
 	if (ev->kind != KIND_USER)
 		worker__control(w, ev);
 	worker__hook_pop(w, &hook);
 	worker__doing_restore(w, d.doing);
+	/* Before dispatch_end() may free it with the garbage. */
+	atomic_store_explicit(&w->listen.calling, d.calling,
+	    memory_order_relaxed);
 	if (ev->kind == KIND_STOP)
 		w->control.stopping--;
 	dispatch_end(&d);

@@ -215,7 +215,9 @@ handle(worker_t *w, struct wevent *ev)
 {
 	struct worker__hook hook;
 
+	worker__stats_span_begin(w);
 	worker__dispatch(w, ev);
+	worker__stats_handled(w);
 	if (ev->kind != KIND_PAUSE)
 		return;
 	worker__hook_push(w, &hook, event_unwound, ev);
@@ -280,6 +282,7 @@ loop_run(worker_t *w, struct worker__wait *wt)
 			/* Past the deadline: end the batch taken, no more. */
 			if (took_batch && deadline_passed(deadline))
 				return ETIMEDOUT;
+			worker__stats_span_end(w);
 			block(w, deadline);
 			took_batch = true;
 			if (list_empty(&w->inbox.batch))
@@ -336,6 +339,12 @@ loop_leave(worker_t *w, struct loop_frame *f, struct worker__hook *hook)
 	worker__hook_pop(w, hook);
 	w->loop.depth--;
 	worker__doing_restore(w, f->doing);
+	/* Back to a listener, whose time goes on, or to the task. */
+	worker__stats_span_end(w);
+	if (w->listen.depth > 0)
+		worker__stats_span_begin(w);
+	else
+		worker__stats_busy(w);
 }
 
 int
@@ -370,7 +379,9 @@ drain_event(worker_t *w, struct wevent *ev)
 {
 	size_t before = w->unwind.ncleanup;
 
+	worker__stats_span_begin(w);
 	if (worker__protect(w, drain_one, ev, NULL) == OUTCOME_DONE) {
+		worker__stats_handled(w);
 		worker__event_free(w, ev);
 		worker__run_cleanups(w, before);
 	}
@@ -396,6 +407,7 @@ worker__drain(worker_t *w)
 		while ((ev = worker__next(w)) != NULL)
 			drain_event(w, ev);
 	} while (worker__pending(w));
+	worker__stats_span_end(w);
 	atomic_store(&w->loop.paused, 0);
 	w->control.canceled = false;
 }

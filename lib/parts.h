@@ -192,6 +192,8 @@ struct worker__listen_part {
 	unsigned cache_ver;
 	unsigned depth;			/* owner: dispatches under way */
 	unsigned pinned;		/* owner: dispatches that pin cache */
+	/* Owner writes, a reader under llock: the listener called now. */
+	_Atomic(struct listener *) calling;
 };
 
 /* Loops a worker may run inside one another; one more is ELOOP. */
@@ -232,6 +234,23 @@ struct worker__run_part {
 	int outcome;			/* owner */
 	int fail_err;			/* owner */
 	void *task_ret;			/* owner */
+};
+
+/*
+ * stats.c (stats.h): the counters of worker_stats().  The owner writes
+ * all but rejected with plain relaxed stores, no read-modify-write;
+ * senders add to rejected, on the path of a refusal only.
+ */
+struct worker__stats_part {
+	atomic_uint_least64_t handled;
+	atomic_uint_least64_t queued_max;
+	atomic_uint_least64_t listener_errors;
+	atomic_uint_least64_t listener_ns;
+	atomic_uint_least64_t listener_max_ns;
+	atomic_uint_least64_t busy_since;	/* CLOCK_MONOTONIC ns */
+	uint64_t span_start;		/* owner: the timed run, 0: none */
+	unsigned span_events;		/* owner: events in it */
+	atomic_uint_least64_t rejected;	/* any sender */
 };
 
 struct worker {
@@ -278,6 +297,7 @@ struct worker {
 	struct worker__signal_part signals;
 	struct worker__channel_part channels;
 	struct worker__supervise_part sup;
+	struct worker__stats_part stats;
 };
 
 #endif

@@ -119,6 +119,8 @@ worker__send(worker_t *source, worker_t *target, const char *name,
 	if (worker__gone(target))
 		return ESRCH;
 	worker__name_init(&n, name);
+	PROBE3(fire, source != NULL ? source->name : NULL, target->name,
+	    name);
 	if (worker__ring_send(source, target, &n, data, pl, flags))
 		return 0;
 	if ((ev = worker__event_new(source, &n, data, pl, flags)) == NULL &&
@@ -126,6 +128,8 @@ worker__send(worker_t *source, worker_t *target, const char *name,
 	    flags)) == NULL)
 		return n.kind == KIND_STOP ? 0 : ENOMEM;
 	rc = enqueue(target, ev, n.always_admitted);
+	if (rc != 0)
+		worker__stats_rejected(target);
 	if (rc == ESRCH && notify)
 		reject(target, ev);
 	else if (rc != 0)
@@ -167,6 +171,7 @@ worker__has_queued(const worker_t *w)
 void
 worker__take_locked(worker_t *w)
 {
+	worker__stats_queued(w, worker__queued);
 	worker__ring_take_locked(w, &w->inbox.batch);
 	if (worker__ring_pending_locked(w))
 		return;
@@ -180,6 +185,7 @@ worker__take_batch(worker_t *w)
 {
 	worker__unref_flush(w);
 	if (worker__ring_open(w)) {
+		worker__stats_queued(w, worker__queued);
 		worker__ring_take(w, &w->inbox.batch);
 		/* The locked queue is empty while the ring is open. */
 		if (worker__ring_open(w))

@@ -211,7 +211,8 @@ restart_one(worker_t *w, worker_t *c)
 		return;
 	}
 	if ((rc = worker_start(c)) == 0) {
-		atomic_fetch_add(&c->sup.restarts, 1);
+		PROBE3(restart, w->name, c->name,
+		    atomic_fetch_add(&c->sup.restarts, 1) + 1);
 		return;
 	}
 	if (rc != ESRCH && rc != EBUSY)

@@ -358,9 +358,9 @@ worker__timers_run(worker_t *w)
 	now = worker__now_ns();
 	while ((t = take_due(w, now, count >= TIMER_ROUND)) != NULL) {
 		struct worker__hook hook;
-
 		unsigned doing = worker__doing(w, DOING_TIMER, 0);
 
+		worker__stats_busy(w);
 		worker__hook_push(w, &hook, timer_unwound, t);
 		t->fn(t->arg);
 		worker__hook_pop(w, &hook);

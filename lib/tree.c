@@ -192,6 +192,23 @@ worker__top_newest_first(worker_t ***out, bool *short_of_memory)
 	return count;
 }
 
+/*
+ * Calls fn on every worker with no parent, oldest first, until it returns
+ * false; tree_lock held, so none of them is freed meanwhile.
+ */
+void
+worker__each_top_locked(bool (*fn)(worker_t *w, void *ctx), void *ctx)
+{
+	struct list_node *n;
+
+	for (n = every_worker.next; n != &every_worker; n = n->next) {
+		worker_t *w = container_of(n, worker_t, tree.every);
+
+		if (w->parent == NULL && !worker__gone(w) && !fn(w, ctx))
+			return;
+	}
+}
+
 /* w's end sequence begins (closing) or is over: new children or not. */
 void
 worker__tree_close(worker_t *w, bool closing)

@@ -47,6 +47,7 @@ struct watch {
 	short events;		/* POLLIN, POLLOUT */
 	void (*cb)(int fd, unsigned revents, void *ctx);
 	void *ctx;
+	void (*dropped)(void *ctx);	/* its worker ended, or NULL */
 	bool running;		/* qlock: its callback runs */
 	bool owner_frees;	/* qlock: unwatched from its own callback */
 };
@@ -83,6 +84,19 @@ worker_watch(worker_t *w, int fd, unsigned events,
     void (*cb)(int fd, unsigned revents, void *ctx), void *ctx,
     uint64_t *id)
 {
+	return worker__watch(w, fd, events, cb, ctx, NULL, id);
+}
+
+/*
+ * worker_watch(), and dropped(ctx) is called if the worker's run ends
+ * with the watch still on, so that what the library itself watches
+ * (inspect.c) is closed with its worker.
+ */
+int
+worker__watch(worker_t *w, int fd, unsigned events,
+    void (*cb)(int fd, unsigned revents, void *ctx), void *ctx,
+    void (*dropped)(void *ctx), uint64_t *id)
+{
 	struct watch *wa;
 	uint64_t wid;
 	int rc;
@@ -107,6 +121,7 @@ worker_watch(worker_t *w, int fd, unsigned events,
 	    ((events & WORKER_WRITABLE) ? POLLOUT : 0));
 	wa->cb = cb;
 	wa->ctx = ctx;
+	wa->dropped = dropped;
 	pthread_mutex_lock(&w->qlock);
 	rc = w->phase != PHASE_RUNNING ? ESRCH :
 	    worker__need_eventfd_locked(w);
@@ -317,6 +332,7 @@ call_ready(worker_t *w, const struct ready *ready, size_t count)
 		if (wa == NULL)
 			continue;
 		doing = worker__doing(w, DOING_WATCH, 0);
+		worker__stats_busy(w);
 		worker__hook_push(w, &hook, callback_done, wa);
 		wa->cb(ready[i].fd, ready[i].revents, wa->ctx);
 		worker__hook_pop(w, &hook);
@@ -344,18 +360,29 @@ worker__watches_run(worker_t *w, bool wait, uint64_t until)
 	return call_ready(w, ready, count);
 }
 
-/* Drops every watch: the worker ends.  Descriptors stay the caller's. */
+/*
+ * Drops every watch: the worker ends.  Descriptors stay the caller's;
+ * the library's own watches are told, with no lock held.
+ */
 void
 worker__watches_drop(worker_t *w)
 {
 	struct list_node *n;
+	list_t gone;
 
+	list_init(&gone);
 	pthread_mutex_lock(&w->qlock);
-	while ((n = list_pop(&w->watches.list)) != NULL)
-		free(container_of(n, struct watch, link));
+	list_splice_tail(&gone, &w->watches.list);
 	if (atomic_exchange(&w->watches.count, 0) != 0)
 		worker__ring_release_locked(w);
 	pthread_mutex_unlock(&w->qlock);
+	while ((n = list_pop(&gone)) != NULL) {
+		struct watch *wa = container_of(n, struct watch, link);
+
+		if (wa->dropped != NULL)
+			wa->dropped(wa->ctx);
+		free(wa);
+	}
 }
 
 /* The worker is freed: so is what its watches used. */

@@ -130,6 +130,7 @@ worker__alloc(const char *name, bool is_root)
 	worker__loop_init(&w->loop);
 	worker__signals_init(&w->signals);
 	worker__channels_init(&w->channels);
+	worker__stats_init(&w->stats);
 	run_init(w);
 	if (worker__supervise_init(w, &default_attr) != 0) {
 		worker_free(w);
@@ -360,10 +361,14 @@ run_worker(worker_t *w, bool rename)
 	notify_parent(w, WORKER_CHILD_THREAD_START, NULL);
 
 	worker__supervise_run(w);
+	PROBE2(start, w->name, w->id);
 	worker__doing(w, DOING_TASK, 0);
+	worker__stats_run(w);
 	w->run.outcome = worker__protect(w, call_task, w,
 	    worker__end_children);
 	worker__doing(w, DOING_ENDING, 0);
+	worker__stats_busy(w);
+	PROBE3(end, w->name, w->id, w->run.outcome);
 	publish_result(w);
 	report_outcome(w, w->run.outcome, w->run.fail_err);
 	worker__end(w);
