@@ -5,9 +5,12 @@
  * Also the two helpers every role uses, say() and listen_self().
  *
  * Usage: relayd [-v] [-p PORT] [-s SUBPORT] [-d DB] [-q QUEUE] [-b BYTES]
+ *	  [--inspect PATH]
  * Port 0 takes a free port; the line "relayd: ready: ..." on standard
- * error names the ports.  Exits 0 after an orderly stop, 1 if a worker
- * failed, 2 on bad usage.
+ * error names the ports.  --inspect PATH has the master serve snapshots
+ * of the tree on a Unix socket at PATH (worker_inspect()), which
+ * worker-top(1) shows live.  Exits 0 after an orderly stop, 1 if a worker
+ * failed or the socket could not be made, 2 on bad usage.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +27,9 @@
 #include "relayd.h"
 
 bool verbose;
+
+/* --inspect: where the master serves its snapshots, or NULL. */
+static const char *inspect_path;
 
 /* A line on standard error; stdio locks the stream, so lines never mix. */
 void
@@ -54,13 +60,18 @@ listen_self(const char *name, worker_listener_fn fn, void *ctx)
 static const char usage[] =
     "usage: relayd [-v] [-p PORT] [-s SUBPORT] [-d DB] [-q QUEUE] "
     "[-b BYTES]\n"
+    "              [--inspect PATH]\n"
     "  -p, --port PORT        clients on 127.0.0.1:PORT (7400; 0: any)\n"
     "  -s, --sub-port PORT    subscribers on 127.0.0.1:PORT (7401)\n"
     "  -d, --db FILE          the SQLite database (relay.db)\n"
     "  -q, --queue N          events queued on the fanout (1024)\n"
     "  -b, --sub-buffer BYTES how far a subscriber may fall behind "
     "(8388608)\n"
-    "  -v, --verbose          log every connection\n";
+    "  -v, --verbose          log every connection\n"
+    "      --inspect PATH     serve snapshots of the tree for worker-top(1)\n"
+    "                         on a Unix socket at PATH\n";
+
+enum { OPT_INSPECT = 256 };
 
 static bool
 parse_options(int argc, char **argv, struct relay *r)
@@ -72,6 +83,7 @@ parse_options(int argc, char **argv, struct relay *r)
 		{ "queue", required_argument, NULL, 'q' },
 		{ "sub-buffer", required_argument, NULL, 'b' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "inspect", required_argument, NULL, OPT_INSPECT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -103,6 +115,11 @@ parse_options(int argc, char **argv, struct relay *r)
 		case 'v':
 			verbose = true;
 			break;
+		case OPT_INSPECT:
+			if (*optarg == '\0')
+				return false;
+			inspect_path = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(EXIT_SUCCESS);
@@ -111,6 +128,25 @@ parse_options(int argc, char **argv, struct relay *r)
 		}
 	}
 	return optind == argc;
+}
+
+/*
+ * The master's task with --inspect: the socket first, then the master
+ * proper.  worker_inspect() serves from the loop of a running worker, so
+ * it is called here, in the master's run, before there is a child.  A
+ * socket asked for and not made fails the master: better no daemon than
+ * one that cannot be looked at.
+ */
+static void *
+inspected_master_task(void *arg)
+{
+	int rc;
+
+	if ((rc = worker_inspect(worker_current(), inspect_path)) != 0) {
+		say("--inspect %s: %s", inspect_path, strerror(rc));
+		worker_fail(rc);
+	}
+	return master_task(arg);
 }
 
 /* A listening socket on 127.0.0.1:*port; *port gets the port bound. */
@@ -178,7 +214,8 @@ main(int argc, char **argv)
 			close(r.listen_fd);
 		return EXIT_FAILURE;
 	}
-	if ((master = worker_new(master_task, &r, &attr)) == NULL) {
+	if ((master = worker_new(inspect_path != NULL ?
+	    inspected_master_task : master_task, &r, &attr)) == NULL) {
 		say("worker_new: %s", strerror(errno));
 		return EXIT_FAILURE;
 	}
