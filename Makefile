@@ -1,5 +1,5 @@
 # libworker - see README.  Targets: all tools samples test tsan asan
-# valgrind bench bench-deps demo relaytest lint install uninstall
+# valgrind bench bench-deps demo relaytest toptest lint install uninstall
 # installcheck clean.  Everything built lands under build/.
 .DELETE_ON_ERROR:
 .SUFFIXES:
@@ -53,9 +53,21 @@ SAMPLES := $(addprefix $(B),$(SAMPLE_SRC:.c=)) \
     $(if $(LOAD_SRC),$(B)samples/relay-load)
 SAMPLE_OBJ := $(addprefix $(B),$(RELAYD_SRC:.c=.o) $(LOAD_SRC:.c=.o))
 
-# Tools: one installed program per tools/*.c.
+# Tools: the installed programs, one per tools/*.c, and worker-top, whose
+# files are in tools/worker-top/.  Each has its page man/man1/NAME.1.
 TOOL_SRC := $(sort $(wildcard tools/*.c))
-TOOLS := $(addprefix $(B),$(TOOL_SRC:.c=))
+WTOP_SRC := $(sort $(wildcard tools/worker-top/*.c))
+WTOP_OBJ := $(addprefix $(B)obj/,$(WTOP_SRC:.c=.o))
+TOOLS := $(addprefix $(B),$(TOOL_SRC:.c=)) \
+    $(if $(WTOP_SRC),$(B)tools/worker-top)
+# What the tools link with beyond the library: ncurses and Jansson
+# (Debian: libncurses-dev libjansson-dev).  Evaluated only by the recipes
+# that use it.
+TOOL_LIBS = $(shell pkg-config --libs ncurses 2>/dev/null || \
+    echo -lncurses) -ljansson
+TOOL_DEPS_CHECK = printf '\#include <curses.h>\n\#include <jansson.h>\nint \
+    main(void){return !initscr() || !json_object();}\n' | \
+    $(CC) -x c - -o /dev/null $(TOOL_LIBS) 2>/dev/null
 
 all: $(LIB_A) $(LIB_SO) $(PC)
 
@@ -86,12 +98,31 @@ $(PC): libworker.pc.in include/worker.h
 
 # ---- Tools and samples ------------------------------------------------
 
-tools: $(TOOLS)
+# Without ncurses or Jansson the tools are skipped, with a line that says
+# so, and the rest of the build (make install too) goes on without them.
+tools:
+	@if $(TOOL_DEPS_CHECK); then \
+	    $(MAKE) --no-print-directory tools-build; \
+	else echo "make tools: worker-top skipped: it needs ncurses and" \
+	    "Jansson (Debian: apt-get install libncurses-dev" \
+	    "libjansson-dev)"; fi
+
+tools-build: $(TOOLS)
+	@:
 
 $(B)tools/%: tools/%.c $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(LIB_A) $(ALL_LDFLAGS) \
 	    $(TOOL_LIBS)
+
+$(B)obj/tools/worker-top/%.o: tools/worker-top/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+# worker-top only reads the socket: it does not need the library.
+$(B)tools/worker-top: $(WTOP_OBJ)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(TOOL_LIBS)
 
 # The relay sample and its load client keep their frames in SQLite, the
 # only package the samples need beyond the library's.
@@ -130,7 +161,7 @@ WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
 
 $(CHECK): $(TEST_OBJ) $(LIB_A)
 	$(CC) -o $@ $(TEST_OBJ) $(LIB_A) $(ALL_LDFLAGS) $(WRAP_ALLOC) \
-	    -lcheck -lsubunit -lm -lrt
+	    -lcheck -lsubunit -ljansson -lm -lrt
 
 # The suite runs every test case in its own process (Check's fork mode).
 test: $(CHECK)
@@ -171,6 +202,10 @@ demo: all samples
 relaytest: all samples
 	sh test/relay_test.sh
 
+# worker-top in a real terminal (tmux) against relayd under load.
+toptest: samples tools
+	sh test/top_test.sh
+
 installcheck: all
 	sh test/install_check.sh
 
@@ -202,9 +237,12 @@ install: all tools
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
 	sh man/links.sh list $(MAN3) | while read page name; do \
 	    echo ".so man3/$$page" > $(DESTDIR)$(MANDIR)/man3/$$name.3; done
-	$(if $(TOOLS),install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1)
-	$(if $(TOOLS),install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR))
-	$(if $(MAN1),install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1)
+	for t in $(TOOLS); do [ -f "$$t" ] || continue; \
+	    install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 && \
+	    install -m 755 "$$t" $(DESTDIR)$(BINDIR) && \
+	    if [ -f "man/man1/$${t##*/}.1" ]; then install -m 644 \
+	    "man/man1/$${t##*/}.1" $(DESTDIR)$(MANDIR)/man1; fi || exit 1; \
+	    done
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/worker.h $(DESTDIR)$(LIBDIR)/libworker.a \
@@ -221,12 +259,13 @@ clean:
 	rm -rf build test/examples.out
 	$(MAKE) -C bench clean
 
-.PHONY: all tools samples sample-deps test tsan asan valgrind bench \
-	bench-deps demo relaytest lint install uninstall installcheck clean
+.PHONY: all tools tools-build samples sample-deps test tsan asan valgrind \
+	bench bench-deps demo relaytest toptest lint install uninstall \
+	installcheck clean
 
 -include $(wildcard $(B)lib/*.d $(B)pic/lib/*.d $(B)test/*.d \
     $(B)samples/*.d $(B)samples/relay/*.d $(B)samples/relay/load/*.d \
-    $(B)tools/*.d)
+    $(B)tools/*.d $(B)obj/tools/*/*.d)
 
 # ---- Fuzzing: test/fuzz/ (see its README) -------------------------------
 -include test/fuzz/fuzz.mk
