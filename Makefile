@@ -164,10 +164,11 @@ $(CHECK): $(TEST_OBJ) $(LIB_A)
 	    -lcheck -lsubunit -ljansson -lm -lrt
 
 # The suite runs every test case in its own process (Check's fork mode).
-test: $(CHECK)
+test: $(CHECK) $(LIB_SO)
 	./$(CHECK)
 	sh test/header_check.sh
 	sh test/man_examples.sh
+	sh test/probes_check.sh $(B)
 
 # Sanitizer builds live in their own trees (B) so they never mix objects.
 tsan asan:

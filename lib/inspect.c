@@ -225,14 +225,16 @@ inspector_dropped(void *ctx)
 	inspector_put(ctx);
 }
 
-/* Is a socket file at addr one that nobody serves any more? */
+/* Is the file at addr a socket that nobody serves any more? */
 static bool
 stale(const struct sockaddr_un *addr)
 {
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct stat st;
+	int fd;
 	bool refused;
 
-	if (fd < 0)
+	if (lstat(addr->sun_path, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+	    (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return false;
 	refused = connect(fd, (const struct sockaddr *)addr,
 	    sizeof(*addr)) < 0 && errno == ECONNREFUSED;

@@ -215,9 +215,9 @@ handle(worker_t *w, struct wevent *ev)
 {
 	struct worker__hook hook;
 
-	worker__stats_span_begin(w);
+	worker__stats_handing(w);
 	worker__dispatch(w, ev);
-	worker__stats_handled(w);
+	worker__stats_handed(w);
 	if (ev->kind != KIND_PAUSE)
 		return;
 	worker__hook_push(w, &hook, event_unwound, ev);
@@ -379,9 +379,9 @@ drain_event(worker_t *w, struct wevent *ev)
 {
 	size_t before = w->unwind.ncleanup;
 
-	worker__stats_span_begin(w);
+	worker__stats_handing(w);
 	if (worker__protect(w, drain_one, ev, NULL) == OUTCOME_DONE) {
-		worker__stats_handled(w);
+		worker__stats_handed(w);
 		worker__event_free(w, ev);
 		worker__run_cleanups(w, before);
 	}

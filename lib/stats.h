@@ -83,7 +83,7 @@ worker__stats_run(worker_t *w)
 	worker__stats_busy(w);
 }
 
-/* Owner, before it hands an event to listeners: a span begins if none. */
+/* Owner: a span begins, unless one is under way. */
 static inline void
 worker__stats_span_begin(worker_t *w)
 {
@@ -125,12 +125,23 @@ worker__stats_span_end(worker_t *w)
 #endif
 }
 
-/* Owner, after an event was handed to the listeners. */
+/*
+ * Owner, as it hands an event to the listeners.  Counted before, so that
+ * an event that unwinds the worker (STOP_THREAD) counts too, and a
+ * listener sees its own event counted.
+ */
 static inline void
-worker__stats_handled(worker_t *w)
+worker__stats_handing(worker_t *w)
+{
+	worker__stats_add(&w->stats.handled, 1);
+	worker__stats_span_begin(w);
+}
+
+/* Owner, once the listeners returned: a full span ends. */
+static inline void
+worker__stats_handed(worker_t *w)
 {
 #if WORKER_STATS
-	worker__stats_add(&w->stats.handled, 1);
 	if (++w->stats.span_events >= STATS_SPAN_MAX)
 		worker__stats_span_end(w);
 #else

@@ -2,7 +2,8 @@
 # lint.sh - the style checks that can be made mechanically (make lint):
 # 80 columns with 8-column tabs, no trailing white space, tabs for
 # indentation, no placeholder comments, every public prototype exported,
-# no source of lib/, samples/ or tools/ over 800 lines.
+# no source of lib/, samples/ or tools/ over 800 lines, no library file
+# but log.c writing to stderr.
 status=0
 files=$(ls include/*.h lib/*.c lib/*.h test/*.c test/*.h samples/*.c samples/*.h \
     samples/relay/*.c samples/relay/*.h samples/relay/load/*.c \
@@ -28,6 +29,16 @@ for f in $(ls lib/*.[ch] samples/*.c samples/relay/*.[ch] \
     samples/relay/load/*.[ch] tools/*.[ch] 2>/dev/null); do
 	n=$(wc -l < "$f")
 	[ "$n" -le 800 ] || complain "$f: $n lines, over 800"
+done
+
+# Every message of the library goes through worker_set_log()'s hook:
+# only lib/log.c may write to the standard streams.
+for f in lib/*.[ch]; do
+	[ "$f" = lib/log.c ] && continue
+	grep -nE '\b(stderr|stdout)\b|(^|[^a-z_])(perror|printf|puts|putchar) *\(' \
+	    "$f" |
+	    sed "s|^|lint: $f:|;s|$| (write through worker__log)|" | grep . &&
+	    status=1
 done
 
 # Every function declared in the public header carries WORKER_EXPORT.

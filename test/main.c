@@ -16,7 +16,8 @@ main(void)
 		suite_worker, suite_tree, suite_unwind, suite_fire,
 		suite_listen, suite_loop, suite_api, suite_timer, suite_async,
 		suite_watch, suite_queue, suite_fork, suite_signal,
-		suite_oom, suite_end, suite_supervise,
+		suite_oom, suite_end, suite_supervise, suite_stats,
+		suite_inspect,
 	};
 	SRunner *sr = srunner_create(NULL);
 	int failed;

@@ -58,6 +58,8 @@ test_case(Suite *s, const char *name)
 }
 
 Suite *suite_worker(void);
+Suite *suite_stats(void);
+Suite *suite_inspect(void);
 Suite *suite_tree(void);
 Suite *suite_unwind(void);
 Suite *suite_fire(void);
