@@ -7,7 +7,7 @@
 status=0
 files=$(ls include/*.h lib/*.c lib/*.h test/*.c test/*.h samples/*.c samples/*.h \
     samples/relay/*.c samples/relay/*.h samples/relay/load/*.c \
-    samples/relay/load/*.h bench/*.c 2>/dev/null)
+    samples/relay/load/*.h bench/*.c tools/*.[ch] tools/*/*.[ch] 2>/dev/null)
 
 complain() {
 	echo "lint: $*"
@@ -26,7 +26,7 @@ done
 # One concern per file: none of the library, the samples or the tools
 # grows past 800 lines.
 for f in $(ls lib/*.[ch] samples/*.c samples/relay/*.[ch] \
-    samples/relay/load/*.[ch] tools/*.[ch] 2>/dev/null); do
+    samples/relay/load/*.[ch] tools/*.[ch] tools/*/*.[ch] 2>/dev/null); do
 	n=$(wc -l < "$f")
 	[ "$n" -le 800 ] || complain "$f: $n lines, over 800"
 done
