@@ -46,12 +46,14 @@ struct inspector {
 struct client {
 	struct inspector *in;
 	int fd;
-	uint64_t read_id;
+	uint64_t read_id;		/* 0: it asks for nothing more */
 	uint64_t write_id;		/* 0: not waiting to write */
+	unsigned watches;		/* of the two above, those on */
 	char *out;			/* the snapshot in flight, or NULL */
 	size_t len;
 	size_t sent;
 	bool again;			/* asked for one more meanwhile */
+	bool eof;			/* shut its side: close once sent */
 };
 
 static void
@@ -81,28 +83,37 @@ client_free(struct client *c)
 	inspector_put(in);
 }
 
+static bool
+client_watch(struct client *c, unsigned events,
+    void (*cb)(int fd, unsigned revents, void *ctx), uint64_t *id);
+
+static void
+client_unwatch(struct client *c, uint64_t *id)
+{
+	if (*id == 0)
+		return;
+	worker_unwatch(c->in->w, *id);
+	*id = 0;
+	c->watches--;
+}
+
 /* The client goes: its watches first, then what it holds. */
 static void
 client_close(struct client *c)
 {
-	worker_unwatch(c->in->w, c->read_id);
-	if (c->write_id != 0)
-		worker_unwatch(c->in->w, c->write_id);
+	client_unwatch(c, &c->read_id);
+	client_unwatch(c, &c->write_id);
 	client_free(c);
 }
 
-/* Its worker ended: the watches are gone already. */
+/* Its worker ended: the watches go one by one, the client with the last. */
 static void
 client_dropped(void *ctx)
 {
 	struct client *c = ctx;
 
-	/* Two watches, one client: the second drop finds it freed. */
-	if (c->write_id != 0) {
-		c->write_id = 0;
-		return;
-	}
-	client_free(c);
+	if (--c->watches == 0)
+		client_free(c);
 }
 
 static void client_writable(int fd, unsigned revents, void *ctx);
@@ -138,12 +149,22 @@ client_flush(struct client *c)
 	}
 	/* Wait for room only while there is something to send. */
 	if (c->out != NULL && c->write_id == 0)
-		return worker__watch(c->in->w, c->fd, WORKER_WRITABLE,
-		    client_writable, c, client_dropped, &c->write_id) == 0;
-	if (c->out == NULL && c->write_id != 0) {
-		worker_unwatch(c->in->w, c->write_id);
-		c->write_id = 0;
-	}
+		return client_watch(c, WORKER_WRITABLE, client_writable,
+		    &c->write_id);
+	if (c->out == NULL)
+		client_unwatch(c, &c->write_id);
+	/* A client that is done asking goes once it has its answer. */
+	return c->out != NULL || !c->eof;
+}
+
+static bool
+client_watch(struct client *c, unsigned events,
+    void (*cb)(int fd, unsigned revents, void *ctx), uint64_t *id)
+{
+	if (worker__watch(c->in->w, c->fd, events, cb, c, client_dropped,
+	    id) != 0)
+		return false;
+	c->watches++;
 	return true;
 }
 
@@ -169,12 +190,18 @@ client_readable(int fd, unsigned revents, void *ctx)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
 	    errno == EINTR))
 		return;
-	if (n <= 0) {
+	if (n < 0) {
 		client_close(c);
 		return;
 	}
-	if (memchr(buf, '\n', (size_t)n) != NULL)
+	/* Shut its side (socat at the end of its input): the snapshot in
+	 * flight still goes out. */
+	if (n == 0) {
+		c->eof = true;
+		client_unwatch(c, &c->read_id);
+	} else if (memchr(buf, '\n', (size_t)n) != NULL) {
 		c->again = true;
+	}
 	if (!client_flush(c))
 		client_close(c);
 }
@@ -194,8 +221,8 @@ accept_client(struct inspector *in, int fd)
 	c->again = true;
 	in->clients++;
 	in->refs++;
-	if (worker__watch(in->w, fd, WORKER_READABLE, client_readable, c,
-	    client_dropped, &c->read_id) != 0) {
+	if (!client_watch(c, WORKER_READABLE, client_readable,
+	    &c->read_id)) {
 		client_free(c);
 		return;
 	}

@@ -144,17 +144,26 @@ worker__builtin_of(const char *name)
 	return NULL;
 }
 
-/* The name of the built-in event of that kind, or NULL for KIND_USER. */
+/* 1 + the place of ev_name in the table if it is built in, else 0. */
+static inline unsigned
+worker__builtin_number(const char *ev_name)
+{
+	size_t n;
+	const struct builtin_name *b = worker__builtins(&n),
+	    *found = worker__builtin_of(ev_name);
+
+	(void)n;
+	return found != NULL ? (unsigned)(found - b) + 1 : 0;
+}
+
+/* The name of built-in event number (worker__builtin_number), or NULL. */
 static inline const char *
-worker__kind_name(unsigned kind)
+worker__builtin_name(unsigned number)
 {
 	size_t n;
 	const struct builtin_name *b = worker__builtins(&n);
 
-	for (size_t i = 0; i < n; i++)
-		if (b[i].kind == kind)
-			return b[i].name;
-	return NULL;
+	return number >= 1 && number <= n ? b[number - 1].name : NULL;
 }
 
 /* ---- base: log.c --------------------------------------------------- */
@@ -562,17 +571,19 @@ int worker__json_snapshot(const worker_t *root, char **buf, size_t *len);
 /* ---- Small things every layer uses --------------------------------- */
 
 /*
- * What the owner is doing, for a parent that finds it stuck (and, later,
- * for statistics): the owner sets it as it enters and leaves each kind of
+ * What the owner is doing, for a parent that finds it stuck and for
+ * worker_stats(): the owner sets it as it enters and leaves each kind of
  * call, with one relaxed store, and any thread may read it.  A listener's
- * record holds the event's kind, not its name, which may be gone by the
- * time another thread reads it.
+ * record holds no name, which may be gone by the time another thread
+ * reads it: the number of a built-in event, and listen.c keeps the
+ * listener called, whose own copy of the name it can read safely.
  */
 enum worker_doing {
 	DOING_IDLE,		/* not running */
 	DOING_TASK,		/* in its task, outside any breakpoint */
 	DOING_WAIT,		/* waiting in a breakpoint */
-	DOING_LISTENER,		/* in a listener (the kind of its event) */
+	DOING_LISTENER,		/* in a listener, or the action of a
+				 * built-in event (its number, or 0) */
 	DOING_TIMER,		/* in a timer's callback */
 	DOING_WATCH,		/* in a watch's callback */
 	DOING_PAUSED,		/* paused, until RESUME_THREAD */

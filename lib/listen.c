@@ -407,7 +407,7 @@ const char *
 worker__listening_to(worker_t *w, char *buf, size_t size)
 {
 	unsigned doing = atomic_load_explicit(&w->doing, memory_order_relaxed);
-	const char *builtin = worker__kind_name(doing >> 8);
+	const char *builtin = worker__builtin_name(doing >> 8);
 	struct listener *l;
 
 	pthread_mutex_lock(&w->listen.llock);
@@ -509,7 +509,9 @@ worker__dispatch(worker_t *w, struct wevent *ev)
 	w->listen.depth++;
 	if (ev->kind == KIND_STOP)
 		w->control.stopping++;
-	d.doing = worker__doing(w, DOING_LISTENER, ev->kind);
+	/* A built-in event's name, for the action run after its listeners. */
+	d.doing = worker__doing(w, DOING_LISTENER, ev->kind == KIND_USER ? 0 :
+	    worker__builtin_number(ev->name));
 	d.calling = atomic_load_explicit(&w->listen.calling,
 	    memory_order_relaxed);
 	worker__hook_push(w, &hook, dispatch_unwound, &d);
@@ -519,8 +521,12 @@ worker__dispatch(worker_t *w, struct wevent *ev)
 		call_snapshot(&d);
 	}
 	PROBE2(dispatch__end, w->name, ev->pub.name);
-	if (ev->kind != KIND_USER)
+	if (ev->kind != KIND_USER) {
+		/* The action is the event's, not its last listener's. */
+		atomic_store_explicit(&w->listen.calling, NULL,
+		    memory_order_relaxed);
 		worker__control(w, ev);
+	}
 	worker__hook_pop(w, &hook);
 	worker__doing_restore(w, d.doing);
 	/* Before dispatch_end() may free it with the garbage. */

@@ -271,8 +271,11 @@ loop_run(worker_t *w, struct worker__wait *wt)
 		}
 		if (list_empty(&w->inbox.batch)) {
 			/* Timers and descriptors are served between batches;
-			 * either may end the wait. */
-			int ran = worker__timers_run(w);
+			 * either may end the wait.  Not listeners' time. */
+			int ran;
+
+			worker__stats_span_end(w);
+			ran = worker__timers_run(w);
 
 			ran += worker__watches_run(w, false, 0);
 			if (ran > 0 && wait_done(wt)) {
@@ -282,7 +285,6 @@ loop_run(worker_t *w, struct worker__wait *wt)
 			/* Past the deadline: end the batch taken, no more. */
 			if (took_batch && deadline_passed(deadline))
 				return ETIMEDOUT;
-			worker__stats_span_end(w);
 			block(w, deadline);
 			took_batch = true;
 			if (list_empty(&w->inbox.batch))

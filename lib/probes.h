@@ -23,8 +23,9 @@
 #define PROBE2(name, a, b)		DTRACE_PROBE2(libworker, name, a, b)
 #define PROBE3(name, a, b, c)		DTRACE_PROBE3(libworker, name, a, b, c)
 #else
-#define PROBE2(name, a, b)		((void)0)
-#define PROBE3(name, a, b, c)		((void)0)
+/* The arguments are still evaluated, so that what they do is done. */
+#define PROBE2(name, a, b)		((void)(a), (void)(b))
+#define PROBE3(name, a, b, c)		((void)(a), (void)(b), (void)(c))
 #endif
 
 #endif

@@ -211,8 +211,9 @@ restart_one(worker_t *w, worker_t *c)
 		return;
 	}
 	if ((rc = worker_start(c)) == 0) {
-		PROBE3(restart, w->name, c->name,
-		    atomic_fetch_add(&c->sup.restarts, 1) + 1);
+		uint64_t n = atomic_fetch_add(&c->sup.restarts, 1) + 1;
+
+		PROBE3(restart, w->name, c->name, n);
 		return;
 	}
 	if (rc != ESRCH && rc != EBUSY)
