@@ -1,11 +1,19 @@
 /*
  * subscribers.c - relay-load's subscribers of relayd, over WebSocket
  * (../ws.h): the handshake by hand, which is HTTP, then wslay's client
- * for the frames.  "subscriber" owns its socket, its wslay context and the
- * bytes read and not yet given to wslay, and checks each message as it
- * comes: every client's frames in order, each intact.  "slow" subscribes
- * with a small receive buffer and reads nothing until main says "check";
- * relayd must drop it.  Each gives its verdict to run().
+ * for the messages.  Each WebSocket has a worker of its own, which owns
+ * its socket, its wslay context and the bytes read and not yet given to
+ * wslay.  "subscriber" checks each message as it comes: every client's
+ * frames in order, each intact.  "slow" subscribes with a small receive
+ * buffer and reads nothing until main says "check"; relayd must drop it.
+ *
+ * With --subscribers N there are N of the first kind, "subscriber-1"...,
+ * each checking every frame.  They are the children of one worker,
+ * "subscribers" ("slow" for the slow one), that stands for them towards
+ * run(): it says "subscribed" once every one is, passes "expect" or
+ * "check" on, ends once they all have, and meanwhile paces the senders by
+ * the slowest (ld->checked is the least of their counts, every
+ * PACE_PERIOD).  Its verdict is theirs.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,8 +34,10 @@
 #define START_TIMEOUT	15.0		/* seconds to subscribe */
 #define READ_SIZE	(256 * 1024)	/* bytes the subscriber reads at once */
 #define HEAD_MAX	4096		/* bytes of relayd's 101 response */
+#define PACE_PERIOD	0.001		/* seconds between two paces */
 
-struct subscriber {
+/* One WebSocket to relayd, its worker's, and the checks of what comes. */
+struct wsub {
 	struct load *ld;
 	worker_t *self;
 	int fd;
@@ -47,7 +57,8 @@ struct subscriber {
 	uint64_t seen;		/* frames checked */
 	uint64_t bad;		/* frames wrong */
 	uint16_t close_code;	/* of relayd's close frame, or 0 */
-	bool paces;		/* the senders wait for this one */
+	atomic_uint_least64_t checked;	/* bytes of frames checked */
+	atomic_bool gone;	/* the connection is closed */
 	bool closed;		/* relayd closed the connection */
 	bool timed_out;
 	bool dropped;		/* the slow one: relayd dropped it */
@@ -55,12 +66,12 @@ struct subscriber {
 };
 
 static void
-sub_problem(struct subscriber *s, const char *fmt, ...)
+sub_problem(struct wsub *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* A frame the subscriber got is wrong: one more bad one. */
 static void
-sub_problem(struct subscriber *s, const char *fmt, ...)
+sub_problem(struct wsub *s, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -71,7 +82,7 @@ sub_problem(struct subscriber *s, const char *fmt, ...)
 
 /* Checks one frame the subscriber got. */
 static void
-sub_check(struct subscriber *s, const unsigned char *p, size_t len)
+sub_check(struct wsub *s, const unsigned char *p, size_t len)
 {
 	struct load *ld = s->ld;
 	uint32_t client, index;
@@ -108,7 +119,7 @@ static ssize_t
 ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
     void *user)
 {
-	struct subscriber *s = user;
+	struct wsub *s = user;
 	ssize_t n;
 
 	(void)flags;
@@ -140,7 +151,7 @@ static ssize_t
 ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
     int flags, void *user)
 {
-	struct subscriber *s = user;
+	struct wsub *s = user;
 	ssize_t n;
 
 	(void)flags;
@@ -166,7 +177,7 @@ static void
 ws_frame_start(wslay_event_context_ptr ctx,
     const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
 {
-	struct subscriber *s = user;
+	struct wsub *s = user;
 	size_t need;
 	unsigned char *m;
 
@@ -191,7 +202,7 @@ static void
 ws_frame_chunk(wslay_event_context_ptr ctx,
     const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
 {
-	struct subscriber *s = user;
+	struct wsub *s = user;
 
 	(void)ctx;
 	if (s->in_ctrl)
@@ -205,7 +216,7 @@ static void
 ws_message(wslay_event_context_ptr ctx,
     const struct wslay_event_on_msg_recv_arg *arg, void *user)
 {
-	struct subscriber *s = user;
+	struct wsub *s = user;
 
 	(void)ctx;
 	switch (arg->opcode) {
@@ -223,7 +234,7 @@ ws_message(wslay_event_context_ptr ctx,
 			break;
 		}
 		sub_check(s, s->msg, s->msg_len);
-		atomic_fetch_add(&s->ld->checked, 4 + (uint64_t)s->msg_len);
+		atomic_fetch_add(&s->checked, 4 + (uint64_t)s->msg_len);
 		break;
 	case WSLAY_CONNECTION_CLOSE:
 		s->close_code = arg->status_code;
@@ -239,7 +250,7 @@ ws_message(wslay_event_context_ptr ctx,
  * message; answers a ping or a close.  s->closed once the stream ends.
  */
 static void
-sub_pump(struct subscriber *s)
+sub_pump(struct wsub *s)
 {
 	s->read = false;
 	wslay_event_set_error(s->ws, 0);
@@ -252,14 +263,14 @@ sub_pump(struct subscriber *s)
 static void
 on_sub_readable(int fd, unsigned revents, void *ctx)
 {
-	struct subscriber *s = ctx;
+	struct wsub *s = ctx;
 
 	(void)fd;
 	(void)revents;
 	sub_pump(s);
 	/* Nobody to wait for any more. */
 	if (s->closed)
-		atomic_store(&s->ld->sub_gone, true);
+		atomic_store(&s->gone, true);
 	if (s->closed && s->watch != 0) {
 		(void)worker_unwatch(s->self, s->watch);
 		s->watch = 0;
@@ -271,20 +282,19 @@ on_sub_readable(int fd, unsigned revents, void *ctx)
 static int
 sub_finished(const worker_event_t *ev, void *ctx)
 {
-	const struct subscriber *s = ctx;
+	const struct wsub *s = ctx;
 
 	(void)ev;
 	return s->closed || s->seen >= s->ld->expect;
 }
 
-/* Cleanup handler of both subscribers. */
+/* Cleanup handler of both kinds of subscriber. */
 static void
 sub_close(void *arg)
 {
-	struct subscriber *s = arg;
+	struct wsub *s = arg;
 
-	if (s->paces)
-		atomic_store(&s->ld->sub_gone, true);
+	atomic_store(&s->gone, true);
 	if (s->watch != 0)
 		(void)worker_unwatch(s->self, s->watch);
 	s->watch = 0;
@@ -347,7 +357,7 @@ accepted(const char *head, size_t n, const char *key)
  * 0 or an errno.
  */
 static int
-handshake(struct subscriber *s)
+handshake(struct wsub *s)
 {
 	unsigned char raw[16];
 	char key[WS_KEY_LEN + 1], req[512], head[HEAD_MAX];
@@ -390,7 +400,7 @@ handshake(struct subscriber *s)
  * from which every frame relayd takes reaches us.  0 or an errno.
  */
 static int
-subscribe(struct subscriber *s, int rcvbuf)
+subscribe(struct wsub *s, int rcvbuf)
 {
 	static const struct wslay_event_callbacks cb = {
 		.recv_callback = ws_recv,
@@ -431,15 +441,14 @@ subscribe(struct subscriber *s, int rcvbuf)
 	return worker_parent_fire(s->self, "subscribed", NULL);
 }
 
-/* The task of "subscriber"; arg is its struct subscriber. */
+/* The task of "subscriber"; arg is its struct wsub. */
 static void *
 sub_task(void *arg)
 {
-	struct subscriber *s = arg;
+	struct wsub *s = arg;
 	int rc;
 
 	s->self = worker_current();
-	s->paces = true;
 	worker_cleanup_push(sub_close, s);
 	if ((rc = subscribe(s, 0)) != 0) {
 		s->err = rc;
@@ -470,7 +479,7 @@ sub_task(void *arg)
 static void *
 slow_task(void *arg)
 {
-	struct subscriber *s = arg;
+	struct wsub *s = arg;
 	char junk[65536];
 	ssize_t n;
 	int rc;
@@ -491,7 +500,115 @@ slow_task(void *arg)
 	return NULL;
 }
 
-/* ---- Starting and the verdicts, for run() ----------------------------- */
+/* ---- The group, for run() ----------------------------------------------- */
+
+/* The subscribers of a run, or the slow one; run() owns it. */
+struct subscriber {
+	struct load *ld;
+	bool slow;
+	size_t n;		/* WebSockets */
+	size_t up;		/* subscribed so far */
+	struct wsub *v;
+	worker_t **w;		/* their workers, references of the group */
+	int err;		/* a WebSocket could not subscribe */
+};
+
+/* Timer: the senders may be the window ahead of the slowest. */
+static void
+group_pace(void *arg)
+{
+	struct subscriber *g = arg;
+	uint64_t least = UINT64_MAX, c;
+
+	for (size_t i = 0; i < g->n; i++)
+		if (!atomic_load(&g->v[i].gone) &&
+		    (c = atomic_load(&g->v[i].checked)) < least)
+			least = c;
+	/* Nobody to wait for any more. */
+	if (least == UINT64_MAX)
+		atomic_store(&g->ld->sub_gone, true);
+	else
+		atomic_store(&g->ld->checked, least);
+}
+
+/* What ends the group's first wait: all subscribed, or one ended. */
+static int
+group_started(const worker_event_t *ev, void *ctx)
+{
+	struct subscriber *g = ctx;
+
+	if (strcmp(ev->name, "subscribed") == 0)
+		g->up++;
+	else if (strcmp(ev->name, WORKER_CHILD_THREAD_END) == 0)
+		g->err = EPROTO;
+	return g->up == g->n || g->err != 0;
+}
+
+/* Cleanup handler of the group: its WebSockets end with it. */
+static void
+group_close(void *arg)
+{
+	struct subscriber *g = arg;
+
+	for (size_t i = 0; i < g->n; i++) {
+		if (g->w[i] == NULL)
+			continue;
+		(void)worker_stop(g->w[i]);
+		(void)worker_join(g->w[i]);
+		worker_unref(g->w[i]);
+		g->w[i] = NULL;
+	}
+	atomic_store(&g->ld->sub_gone, true);
+}
+
+/* The task of "subscribers" and of the group of "slow". */
+static void *
+group_task(void *arg)
+{
+	struct subscriber *g = arg;
+	worker_t *self = worker_current();
+	worker_attr_t attr = { .parent = self, .quiet = 1 };
+	const char *go = g->slow ? "check" : "expect";
+	char name[32];
+	int rc;
+
+	worker_cleanup_push(group_close, g);
+	for (size_t i = 0; i < g->n; i++) {
+		if (g->n == 1)
+			snprintf(name, sizeof(name), "%s", g->slow ? "slow" :
+			    "subscriber");
+		else
+			snprintf(name, sizeof(name), "subscriber-%zu", i + 1);
+		attr.name = name;
+		g->w[i] = worker_create(g->slow ? slow_task : sub_task,
+		    &g->v[i], &attr);
+		if (g->w[i] == NULL) {
+			g->err = errno;
+			complain("%s: %s", name, strerror(errno));
+			worker_fail(g->err);
+		}
+	}
+	rc = worker_wait_until(group_started, g, START_TIMEOUT, NULL);
+	if (rc != 0 || g->err != 0) {
+		for (size_t i = 0; i < g->n && g->err == 0; i++)
+			g->err = g->v[i].err;
+		if (g->err == 0)
+			g->err = rc != 0 ? rc : EPROTO;
+		worker_fail(g->err);
+	}
+	if (!g->slow && (rc = worker_every(self, group_pace, g, PACE_PERIOD,
+	    NULL)) != 0)
+		worker_fail(rc);
+	if ((rc = worker_parent_fire(self, "subscribed", NULL)) != 0 ||
+	    (rc = worker_wait_event(go, NULL, -1, NULL)) != 0)
+		worker_fail(rc);
+	for (size_t i = 0; i < g->n; i++)
+		(void)worker_fire(g->w[i], go, NULL);
+	for (size_t i = 0; i < g->n; i++)
+		(void)worker_wait_thread(g->w[i], NULL);
+	worker_cleanup_pop(1);
+	return NULL;
+}
 
 /* What ends start_sub()'s wait: subscribed, or ended without. */
 static int
@@ -503,13 +620,13 @@ started(const worker_event_t *ev, void *ctx)
 }
 
 /*
- * Starts "subscriber", or with slow "slow", and waits until it is
+ * Starts "subscribers", or with slow "slow", and waits until it is
  * subscribed, or NULL.
  */
 worker_t *
-start_sub(struct subscriber *s, bool slow)
+start_sub(struct subscriber *g, bool slow)
 {
-	const char *name = slow ? "slow" : "subscriber";
+	const char *name = slow ? "slow" : "subscribers";
 	worker_attr_t attr = {
 		.name = name, .parent = worker_current(), .quiet = 1
 	};
@@ -517,17 +634,20 @@ start_sub(struct subscriber *s, bool slow)
 	worker_t *w;
 	int rc;
 
-	if ((w = worker_create(slow ? slow_task : sub_task, s, &attr)) ==
-	    NULL) {
+	g->slow = slow;
+	if (slow)
+		g->n = 1;
+	if ((w = worker_create(group_task, g, &attr)) == NULL) {
 		complain("%s: %s", name, strerror(errno));
 		return NULL;
 	}
-	rc = worker_wait_until(started, w, START_TIMEOUT, &data);
-	if (rc == 0 && s->err == 0 && worker_is_running(w))
+	/* Each WebSocket has START_TIMEOUT, and they start together. */
+	rc = worker_wait_until(started, w, START_TIMEOUT + 5, &data);
+	if (rc == 0 && g->err == 0 && worker_is_running(w))
 		return w;
 	complain("%s: cannot subscribe on port %d: %s", name,
-	    s->ld->sub_port, strerror(rc != 0 ? rc : s->err != 0 ?
-	    s->err : EPROTO));
+	    g->ld->sub_port, strerror(rc != 0 ? rc : g->err != 0 ?
+	    g->err : EPROTO));
 	(void)worker_stop(w);
 	(void)worker_join(w);
 	worker_unref(w);
@@ -537,39 +657,52 @@ start_sub(struct subscriber *s, bool slow)
 struct subscriber *
 sub_new(struct load *ld)
 {
-	struct subscriber *s = calloc(1, sizeof(*s));
+	struct subscriber *g = calloc(1, sizeof(*g));
 
-	if (s == NULL)
+	if (g == NULL)
 		return NULL;
-	s->ld = ld;
-	s->fd = -1;
-	s->next = calloc(ld->n, sizeof(*s->next));
-	s->payload = malloc(ld->max_size);
-	if (s->next == NULL || s->payload == NULL) {
-		free(s->next);
-		free(s->payload);
-		free(s);
-		return NULL;
+	g->ld = ld;
+	g->n = ld->subscribers > 0 ? ld->subscribers : 1;
+	g->v = calloc(g->n, sizeof(*g->v));
+	g->w = calloc(g->n, sizeof(*g->w));
+	if (g->v == NULL || g->w == NULL)
+		goto nomem;
+	for (size_t i = 0; i < g->n; i++) {
+		struct wsub *s = &g->v[i];
+
+		s->ld = ld;
+		s->fd = -1;
+		s->next = calloc(ld->n, sizeof(*s->next));
+		s->payload = malloc(ld->max_size);
+		if (s->next == NULL || s->payload == NULL)
+			goto nomem;
 	}
-	return s;
+	return g;
+nomem:
+	sub_free(g);
+	return NULL;
 }
 
 void
-sub_free(struct subscriber *s)
+sub_free(struct subscriber *g)
 {
-	if (s == NULL)
+	if (g == NULL)
 		return;
-	free(s->buf);
-	free(s->msg);
-	free(s->next);
-	free(s->payload);
-	free(s);
+	for (size_t i = 0; g->v != NULL && i < g->n; i++) {
+		free(g->v[i].buf);
+		free(g->v[i].msg);
+		free(g->v[i].next);
+		free(g->v[i].payload);
+	}
+	free(g->v);
+	free(g->w);
+	free(g);
 }
 
-/* The subscriber's verdict; true if it is good. */
-bool
-sub_report(const struct load *ld, const struct subscriber *s,
-    uint64_t total, double secs)
+/* One subscriber's verdict, printed only if it fails or is alone. */
+static bool
+wsub_report(const struct load *ld, const struct wsub *s, const char *who,
+    uint64_t total, double secs, bool alone)
 {
 	uint64_t behind = 0;
 
@@ -577,29 +710,59 @@ sub_report(const struct load *ld, const struct subscriber *s,
 		if (s->next[c] > ld->sent[c])
 			behind++;	/* more than was sent: counted below */
 	if (ld->tolerate) {
-		printf("relay-load: the subscriber saw %" PRIu64 " frames of "
-		    "at most %" PRIu64 " sent, %" PRIu64 " wrong%s\n",
-		    s->seen, total, s->bad, s->closed ?
-		    "; relayd closed the connection" : "");
+		if (alone || s->bad > 0 || behind > 0)
+			printf("relay-load: %s saw %" PRIu64 " frames of at "
+			    "most %" PRIu64 " sent, %" PRIu64 " wrong%s\n",
+			    who, s->seen, total, s->bad, s->closed ?
+			    "; relayd closed the connection" : "");
 		return s->bad == 0 && behind == 0;
 	}
-	printf("relay-load: the subscriber saw %" PRIu64 " of %" PRIu64
-	    " frames in %.2f s, %" PRIu64 " wrong: lost: %" PRIu64 "\n",
-	    s->seen, total, secs, s->bad,
-	    total > s->seen ? total - s->seen : 0);
+	if (alone || s->bad > 0 || behind > 0 || s->seen != total)
+		printf("relay-load: %s saw %" PRIu64 " of %" PRIu64 " frames "
+		    "in %.2f s, %" PRIu64 " wrong: lost: %" PRIu64 "\n", who,
+		    s->seen, total, secs, s->bad,
+		    total > s->seen ? total - s->seen : 0);
 	if (s->timed_out)
-		complain("the subscriber gave up after %g s", ld->timeout);
+		complain("%s gave up after %g s", who, ld->timeout);
 	else if (s->closed && s->seen < total)
-		complain("relayd closed the subscriber's connection (close "
-		    "status %u)", (unsigned)s->close_code);
+		complain("relayd closed the connection of %s (close status "
+		    "%u)", who, (unsigned)s->close_code);
 	return s->bad == 0 && behind == 0 && s->seen == total;
+}
+
+/* The subscribers' verdict; true if every one is good. */
+bool
+sub_report(const struct load *ld, const struct subscriber *g,
+    uint64_t total, double secs)
+{
+	uint64_t seen = 0, lost = 0, bad = 0;
+	size_t good = 0;
+	char who[48];
+
+	if (g->n == 1)
+		return wsub_report(ld, &g->v[0], "the subscriber", total,
+		    secs, true);
+	for (size_t i = 0; i < g->n; i++) {
+		snprintf(who, sizeof(who), "subscriber %zu", i + 1);
+		if (wsub_report(ld, &g->v[i], who, total, secs, false))
+			good++;
+		seen += g->v[i].seen;
+		bad += g->v[i].bad;
+		lost += total > g->v[i].seen ? total - g->v[i].seen : 0;
+	}
+	printf("relay-load: %zu subscribers saw %" PRIu64 " frames in %.2f "
+	    "s: %.0f frames/s each, %.0f in all; %zu good, %" PRIu64
+	    " wrong: lost: %" PRIu64 "\n", g->n, seen, secs,
+	    (double)seen / (double)g->n / secs, (double)seen / secs, good,
+	    bad, ld->tolerate ? 0 : lost);
+	return good == g->n;
 }
 
 /* The slow subscriber's verdict, once it has checked; true if good. */
 bool
-slow_report(const struct subscriber *s)
+slow_report(const struct subscriber *g)
 {
-	if (s->dropped) {
+	if (g->v[0].dropped) {
 		printf("relay-load: relayd dropped the slow subscriber\n");
 		return true;
 	}
