@@ -1,6 +1,6 @@
 # libworker - see README.  Targets: all tools samples test tsan asan
-# valgrind bench bench-deps demo relaytest toptest lint install uninstall
-# installcheck clean.  Everything built lands under build/.
+# valgrind bench bench-deps demo relaytest relaywstest toptest lint install
+# uninstall installcheck clean.  Everything built lands under build/.
 .DELETE_ON_ERROR:
 .SUFFIXES:
 
@@ -211,6 +211,11 @@ demo: all samples
 relaytest: all samples
 	sh test/relay_test.sh
 
+# The relay's WebSocket side, with Python's websockets and headless
+# Chromium (Debian: python3-websockets chromium).
+relaywstest: all samples
+	sh test/relay_ws_test.sh
+
 # worker-top in a real terminal (tmux) against relayd under load.
 toptest: samples tools
 	sh test/top_test.sh
@@ -269,7 +274,7 @@ clean:
 	$(MAKE) -C bench clean
 
 .PHONY: all tools tools-build samples sample-deps test tsan asan valgrind \
-	bench bench-deps demo relaytest toptest lint install uninstall \
+	bench bench-deps demo relaytest relaywstest toptest lint install uninstall \
 	installcheck clean
 
 -include $(wildcard $(B)lib/*.d $(B)pic/lib/*.d $(B)test/*.d \
