@@ -88,12 +88,14 @@ async def drain(ws):
         return e.rcvd.code if e.rcvd is not None else 1006
 
 
-async def slow_reader(ws):
-    """Reads a message every 5 ms until the end; the close code."""
+async def slow_reader(ws, go):
+    """Reads a message every 5 ms, then once GO exists at full speed,
+    until the end; the close code."""
     try:
         while True:
             await ws.recv()
-            await asyncio.sleep(0.005)
+            if not os.path.exists(go):
+                await asyncio.sleep(0.005)
     except websockets.ConnectionClosed as e:
         return e.rcvd.code if e.rcvd is not None else 1006
 
@@ -105,7 +107,8 @@ async def cmd_stall(a):
             for _ in range(a.n)]
     readers = [await subscribe(a.port, max_queue=1)
                for _ in range(a.readers)]
-    reading = [asyncio.ensure_future(slow_reader(ws)) for ws in readers]
+    reading = [asyncio.ensure_future(slow_reader(ws, a.go))
+               for ws in readers]
     print("subscribed %d" % (len(subs) + len(readers)), flush=True)
     while not os.path.exists(a.go):
         await asyncio.sleep(0.1)

@@ -29,7 +29,7 @@ for p in /usr/bin/python3 python3; do
 	fi
 done
 client() {
-	timeout -k 5 60 "$py" test/relay_ws_client.py "$@"
+	timeout -k 5 100 "$py" test/relay_ws_client.py "$@"
 }
 
 # start NAME [RELAYD-OPTIONS...]: starts relayd in $top/NAME, and sets dir,
@@ -179,17 +179,19 @@ case_every_frame() {
 # (b) Five Python subscribers and relay-load's slow one stall, and one
 # Python subscriber reads slowly: relayd drops each once it is --sub-buffer
 # behind (the slow reader gets the close frame, status 1008), while
-# relay-load's three other subscribers get every one of about 200 MB of
-# frames, and relayd's peak RSS stays under 64 MiB (the stalled ones would
-# otherwise hold what they did not read).
+# relay-load's three other subscribers get every one of about 60 MB of
+# frames, and relayd's peak RSS stays under 40 MiB (the stalled ones would
+# otherwise hold what they did not read).  The others are at most the
+# window and a piece (16 KiB) per client behind, within --sub-buffer.
 case_stalled() {
-	start stalled --sub-buffer 262144 || return 1
-	client stall "$sub" 5 "$dir/go" --readers 1 >"$dir/stall.out" 2>&1 &
+	start stalled --sub-buffer 1048576 || return 1
+	client --timeout 90 stall "$sub" 5 "$dir/go" --readers 1 \
+	    >"$dir/stall.out" 2>&1 &
 	cpid=$!
 	bg="$bg $cpid"
 	await "$dir/stall.out" "subscribed 6" &&
 	    load --sub-port "$sub" --subscribers 3 --slow-sub \
-	    --window 65536 --clients 10 --frames 5000 --max-size 8192 ||
+	    --window 524288 --clients 10 --frames 1500 --max-size 8192 ||
 	    return 1
 	touch "$dir/go"
 	if ! wait $cpid; then
@@ -203,8 +205,8 @@ case_stalled() {
 	echo "# stalled: relayd's peak RSS ${rss:-?} KiB;" \
 	    "$(sed -n 's/.*sent [0-9]* frames (\([0-9.]* MB\)).*/\1/p' \
 	    "$dir/load.out") sent"
-	[ "${rss:-999999}" -lt 65536 ] && return 0
-	why="relayd's peak RSS is ${rss:-?} KiB, not under 64 MiB"
+	[ "${rss:-999999}" -lt 40960 ] && return 0
+	why="relayd's peak RSS is ${rss:-?} KiB, not under 40 MiB"
 	return 1
 }
 

@@ -56,7 +56,9 @@
 					 * chatty subscriber cannot hold the
 					 * fanout */
 #define HANDSHAKE_TIMEOUT 10.0		/* seconds to send a request */
-#define CLOSE_GRACE	2.0		/* seconds for a close to go out */
+#define CLOSE_GRACE	10.0		/* seconds for a close to go out:
+					 * after the bytes the kernel holds,
+					 * which a slow reader takes slowly */
 
 enum { SUB_HTTP, SUB_OPEN, SUB_CLOSING, SUB_DONE };
 

@@ -11,9 +11,9 @@
  * each checking every frame.  They are the children of one worker,
  * "subscribers" ("slow" for the slow one), that stands for them towards
  * run(): it says "subscribed" once every one is, passes "expect" or
- * "check" on, ends once they all have, and meanwhile paces the senders by
- * the slowest (ld->checked is the least of their counts, every
- * PACE_PERIOD).  Its verdict is theirs.
+ * "check" on, and ends once they all have.  The senders are paced by the
+ * slowest: ld->checked is the least of their counts, which each raises
+ * after its reads.  The group's verdict is theirs.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -34,11 +34,11 @@
 #define START_TIMEOUT	15.0		/* seconds to subscribe */
 #define READ_SIZE	(256 * 1024)	/* bytes the subscriber reads at once */
 #define HEAD_MAX	4096		/* bytes of relayd's 101 response */
-#define PACE_PERIOD	0.001		/* seconds between two paces */
 
 /* One WebSocket to relayd, its worker's, and the checks of what comes. */
 struct wsub {
 	struct load *ld;
+	struct subscriber *g;	/* its group */
 	worker_t *self;
 	int fd;
 	uint64_t watch;
@@ -63,6 +63,17 @@ struct wsub {
 	bool timed_out;
 	bool dropped;		/* the slow one: relayd dropped it */
 	int err;		/* the setup failed */
+};
+
+/* The subscribers of a run, or the slow one; run() owns it. */
+struct subscriber {
+	struct load *ld;
+	bool slow;
+	size_t n;		/* WebSockets */
+	size_t up;		/* subscribed so far */
+	struct wsub *v;
+	worker_t **w;		/* their workers, references of the group */
+	int err;		/* a WebSocket could not subscribe */
 };
 
 static void
@@ -260,6 +271,34 @@ sub_pump(struct wsub *s)
 		(void)wslay_event_send(s->ws);
 }
 
+/*
+ * The senders may be the window ahead of the slowest subscriber that is
+ * still there: ld->checked is the least of their counts.  Any of them
+ * may raise it, never lower it, so a count read a moment late only holds
+ * the senders back.
+ */
+static void
+pace(struct subscriber *g)
+{
+	uint64_t least = UINT64_MAX, c, cur;
+
+	if (g->slow)
+		return;
+	for (size_t i = 0; i < g->n; i++)
+		if (!atomic_load(&g->v[i].gone) &&
+		    (c = atomic_load(&g->v[i].checked)) < least)
+			least = c;
+	/* Nobody to wait for any more. */
+	if (least == UINT64_MAX) {
+		atomic_store(&g->ld->sub_gone, true);
+		return;
+	}
+	cur = atomic_load(&g->ld->checked);
+	while (least > cur &&
+	    !atomic_compare_exchange_weak(&g->ld->checked, &cur, least))
+		continue;
+}
+
 static void
 on_sub_readable(int fd, unsigned revents, void *ctx)
 {
@@ -268,9 +307,9 @@ on_sub_readable(int fd, unsigned revents, void *ctx)
 	(void)fd;
 	(void)revents;
 	sub_pump(s);
-	/* Nobody to wait for any more. */
 	if (s->closed)
 		atomic_store(&s->gone, true);
+	pace(s->g);
 	if (s->closed && s->watch != 0) {
 		(void)worker_unwatch(s->self, s->watch);
 		s->watch = 0;
@@ -295,6 +334,7 @@ sub_close(void *arg)
 	struct wsub *s = arg;
 
 	atomic_store(&s->gone, true);
+	pace(s->g);
 	if (s->watch != 0)
 		(void)worker_unwatch(s->self, s->watch);
 	s->watch = 0;
@@ -502,35 +542,6 @@ slow_task(void *arg)
 
 /* ---- The group, for run() ----------------------------------------------- */
 
-/* The subscribers of a run, or the slow one; run() owns it. */
-struct subscriber {
-	struct load *ld;
-	bool slow;
-	size_t n;		/* WebSockets */
-	size_t up;		/* subscribed so far */
-	struct wsub *v;
-	worker_t **w;		/* their workers, references of the group */
-	int err;		/* a WebSocket could not subscribe */
-};
-
-/* Timer: the senders may be the window ahead of the slowest. */
-static void
-group_pace(void *arg)
-{
-	struct subscriber *g = arg;
-	uint64_t least = UINT64_MAX, c;
-
-	for (size_t i = 0; i < g->n; i++)
-		if (!atomic_load(&g->v[i].gone) &&
-		    (c = atomic_load(&g->v[i].checked)) < least)
-			least = c;
-	/* Nobody to wait for any more. */
-	if (least == UINT64_MAX)
-		atomic_store(&g->ld->sub_gone, true);
-	else
-		atomic_store(&g->ld->checked, least);
-}
-
 /* What ends the group's first wait: all subscribed, or one ended. */
 static int
 group_started(const worker_event_t *ev, void *ctx)
@@ -596,9 +607,6 @@ group_task(void *arg)
 			g->err = rc != 0 ? rc : EPROTO;
 		worker_fail(g->err);
 	}
-	if (!g->slow && (rc = worker_every(self, group_pace, g, PACE_PERIOD,
-	    NULL)) != 0)
-		worker_fail(rc);
 	if ((rc = worker_parent_fire(self, "subscribed", NULL)) != 0 ||
 	    (rc = worker_wait_event(go, NULL, -1, NULL)) != 0)
 		worker_fail(rc);
@@ -671,6 +679,7 @@ sub_new(struct load *ld)
 		struct wsub *s = &g->v[i];
 
 		s->ld = ld;
+		s->g = g;
 		s->fd = -1;
 		s->next = calloc(ld->n, sizeof(*s->next));
 		s->payload = malloc(ld->max_size);
