@@ -55,6 +55,10 @@
 #define READS_PER_TURN	16		/* recv() calls per callback: a
 					 * chatty subscriber cannot hold the
 					 * fanout */
+#define QUEUED_MAX	16		/* messages wslay holds for one: the
+					 * frame being sent, the greeting, a
+					 * close, and pongs; more is a flood
+					 * of pings that are not read */
 #define HANDSHAKE_TIMEOUT 10.0		/* seconds to send a request */
 #define CLOSE_GRACE	10.0		/* seconds for a close to go out:
 					 * after the bytes the kernel holds,
@@ -480,6 +484,12 @@ sub_read_ws(struct sub *s)
 	if (rc != 0 || s->eof) {
 		if (verbose)
 			say("subscriber %" PRIu64 ": gone", s->id);
+		sub_free(s);
+		return false;
+	}
+	if (wslay_event_get_queued_msg_count(s->ws) > QUEUED_MAX) {
+		say("subscriber %" PRIu64 " pings without reading the pongs; "
+		    "dropping it", s->id);
 		sub_free(s);
 		return false;
 	}
