@@ -317,6 +317,8 @@ sub_fill(struct sub *s)
 		s->ooff = 0;
 	}
 	while (s->olen < OBUF_SIZE) {
+		size_t before = s->olen;
+
 		if (s->state == SUB_OPEN && !sub_give(s))
 			return false;
 		if (!wslay_event_want_write(s->ws))
@@ -324,6 +326,9 @@ sub_fill(struct sub *s)
 		wslay_event_set_error(s->ws, 0);
 		if (wslay_event_send(s->ws) != 0)
 			return false;
+		/* wslay stops only on a full obuf: never spin. */
+		if (s->olen == before)
+			break;
 	}
 	return true;
 }
