@@ -34,6 +34,9 @@
 #define START_TIMEOUT	15.0		/* seconds to subscribe */
 #define READ_SIZE	(256 * 1024)	/* bytes the subscriber reads at once */
 #define HEAD_MAX	4096		/* bytes of relayd's 101 response */
+/* Bytes a frame of len takes on the clients' wire, as ld->written counts
+ * them: the window compares the two. */
+#define WIRE_COST(len)	(4 + (uint64_t)(len))
 
 /* One WebSocket to relayd, its worker's, and the checks of what comes. */
 struct wsub {
@@ -245,7 +248,7 @@ ws_message(wslay_event_context_ptr ctx,
 			break;
 		}
 		sub_check(s, s->msg, s->msg_len);
-		atomic_fetch_add(&s->checked, 4 + (uint64_t)s->msg_len);
+		atomic_fetch_add(&s->checked, WIRE_COST(s->msg_len));
 		break;
 	case WSLAY_CONNECTION_CLOSE:
 		s->close_code = arg->status_code;
