@@ -1,6 +1,6 @@
 # libworker - see README.  Targets: all tools samples test tsan asan
-# valgrind bench bench-deps demo relaytest toptest lint install uninstall
-# installcheck clean.  Everything built lands under build/.
+# valgrind bench bench-deps demo relaytest relaywstest toptest lint install
+# uninstall installcheck clean.  Everything built lands under build/.
 .DELETE_ON_ERROR:
 .SUFFIXES:
 
@@ -124,8 +124,11 @@ $(B)tools/worker-top: $(WTOP_OBJ)
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(TOOL_LIBS)
 
-# The relay sample and its load client keep their frames in SQLite, the
-# only package the samples need beyond the library's.
+# The relay sample and its load client keep their frames in SQLite, and
+# serve and read them over WebSocket with wslay and Nettle: the packages
+# the samples need beyond the library's.
+RELAY_LIBS := -lsqlite3 -lwslay -lnettle
+
 samples: sample-deps $(SAMPLES)
 
 sample-deps:
@@ -133,6 +136,11 @@ sample-deps:
 	    $(CC) -x c - -o /dev/null -lsqlite3 2>/dev/null || { \
 	    echo "make samples: SQLite is missing (Debian: apt-get install" \
 	        "libsqlite3-dev)" >&2; exit 1; }
+	@printf '#include <wslay/wslay.h>\n#include <nettle/sha1.h>\nint \
+	    main(void){return wslay_event_want_read(0) + !nettle_sha1_init;}\n' | \
+	    $(CC) -x c - -o /dev/null -lwslay -lnettle 2>/dev/null || { \
+	    echo "make samples: wslay or Nettle is missing (Debian:" \
+	        "apt-get install libwslay-dev nettle-dev)" >&2; exit 1; }
 
 $(B)samples/%: samples/%.c $(LIB_A)
 	@mkdir -p $(@D)
@@ -143,10 +151,10 @@ $(B)samples/relay/%.o: samples/relay/%.c
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(B)samples/relayd: $(addprefix $(B),$(RELAYD_SRC:.c=.o)) $(LIB_A)
-	$(CC) -o $@ $^ $(ALL_LDFLAGS) -lsqlite3
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(RELAY_LIBS)
 
 $(B)samples/relay-load: $(addprefix $(B),$(LOAD_SRC:.c=.o)) $(LIB_A)
-	$(CC) -o $@ $^ $(ALL_LDFLAGS) -lsqlite3 -lm
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(RELAY_LIBS) -lm
 
 # ---- Tests ------------------------------------------------------------
 
@@ -202,6 +210,11 @@ demo: all samples
 # End to end: the relay sample on real sockets, checked by relay-load.
 relaytest: all samples
 	sh test/relay_test.sh
+
+# The relay's WebSocket side, with Python's websockets and headless
+# Chromium (Debian: python3-websockets chromium).
+relaywstest: all samples
+	sh test/relay_ws_test.sh
 
 # worker-top in a real terminal (tmux) against relayd under load.
 toptest: samples tools
@@ -261,7 +274,7 @@ clean:
 	$(MAKE) -C bench clean
 
 .PHONY: all tools tools-build samples sample-deps test tsan asan valgrind \
-	bench bench-deps demo relaytest toptest lint install uninstall \
+	bench bench-deps demo relaytest relaywstest toptest lint install uninstall \
 	installcheck clean
 
 -include $(wildcard $(B)lib/*.d $(B)pic/lib/*.d $(B)test/*.d \

@@ -8,9 +8,11 @@
  * arrive split anywhere.  Every frame becomes one row of an SQLite
  * database (table frames: id, connection, sequence, received_at in
  * microseconds since the epoch, payload), and goes on to every subscriber
- * connected to 127.0.0.1:SUBPORT.  A subscriber first gets the 8 bytes
- * "RELAYD1\n", which tell it that every frame from then on will reach it,
- * then the frames, in the clients' format.
+ * connected to 127.0.0.1:SUBPORT.  A subscriber speaks WebSocket (RFC
+ * 6455; ws.h has the details): it opens one with an HTTP GET, and gets a
+ * text message "RELAYD1", which tells it that every frame from then on
+ * will reach it, then each frame as one binary message.  A GET of "/"
+ * without the upgrade gets a page that shows the frames live.
  *
  * The worker tree is the one of TaskThread's introduction, one file each:
  *
@@ -22,11 +24,15 @@
  *			(framer.c)
  *	  store		writes every frame into SQLite (store.c);
  *			restarted by the master when its database fails
- *	  fanout	sends every frame to the subscribers (fanout.c)
+ *	  fanout	sends every frame to the subscribers, over
+ *			WebSocket (fanout.c)
  *
  * main.c reads the options, opens the sockets and runs the master;
  * frame.c holds the frames, their credit and a queue of them; acceptor.c
- * the listening socket that the listener and the fanout share.
+ * the listening socket that the listener and the fanout share; http.c
+ * and page.c the HTTP side of the subscribers' port (the handshake and
+ * the page), while wslay (Debian: libwslay-dev) does the WebSocket
+ * framing in the fanout's loop.
  *
  * A worker talks only to its parent and its children.  A frame bubbles up
  * from its framer to the master, which fires it down at the store and at
@@ -280,6 +286,27 @@ struct acceptor {
 
 void acceptor_start(struct acceptor *a);
 void acceptor_close(struct acceptor *a);
+
+/* ---- The subscribers' HTTP side (http.c, page.c) --------------------- */
+
+#define HTTP_HEAD_MAX	8192		/* bytes of a request's head */
+
+/* What a subscriber's request gets (http_answer()). */
+enum { HTTP_MORE, HTTP_UPGRADE, HTTP_PAGE, HTTP_REFUSE };
+
+/*
+ * Reads the request received so far, req (len bytes).  HTTP_MORE until
+ * its head is complete; then writes the answer into out (cap bytes),
+ * sets *outlen to its length (0 if it did not fit) and *used to the bytes
+ * of req that were the head, and says what it is: the handshake of a
+ * WebSocket, the page, or a refusal (400, 404, 405, 426, 431).
+ */
+int http_answer(const char *req, size_t len, char *out, size_t cap,
+    size_t *outlen, size_t *used);
+
+/* The page of GET / (page.c). */
+extern const char page_html[];
+extern const size_t page_len;
 
 /* ---- The workers ----------------------------------------------------- */
 

@@ -4,8 +4,8 @@
  * from the command line).
  *
  * A frame is a 4-byte big-endian payload length, then the payload.  A
- * subscriber of relayd's second port first gets GREETING, then every
- * frame in the same format.
+ * subscriber of relayd's second port speaks WebSocket instead, and gets
+ * each frame as a binary message: ws.h.
  *
  * Header only: relayd is built from the C files of samples/relay and
  * relay-load from those of samples/relay/load, so a wire.c would belong
@@ -23,8 +23,6 @@
 #include <stdlib.h>
 
 #define FRAME_MAX	(1u << 20)	/* the longest payload: 1 MiB */
-#define GREETING	"RELAYD1\n"	/* what a subscriber gets first */
-#define GREETING_LEN	(sizeof(GREETING) - 1)
 
 static inline uint32_t
 get_be32(const unsigned char *p)

@@ -57,6 +57,7 @@
 struct load {
 	int port;
 	int sub_port;		/* 0: no subscriber */
+	size_t subscribers;	/* with sub_port: how many (0: 1) */
 	size_t clients;		/* good ones */
 	size_t oversize;
 	size_t cut;

@@ -52,6 +52,7 @@ static const char usage[] =
     "       relay-load --verify --db FILE --record FILE [--partial]\n"
     "  -p, --port PORT        relayd's clients port on 127.0.0.1\n"
     "  -s, --sub-port PORT    subscribe; check it sees every frame\n"
+    "      --subscribers N    N subscribers, each checking every frame (1)\n"
     "  -c, --clients N        clients that send good frames (10)\n"
     "  -f, --frames M         frames each (1000)\n"
     "  -d, --duration SECS    send for SECS seconds instead\n"
@@ -72,7 +73,7 @@ static const char usage[] =
 
 enum {
 	OPT_OVERSIZE = 256, OPT_CUT, OPT_SLOW, OPT_TOLERATE, OPT_SEED,
-	OPT_VERIFY, OPT_DB, OPT_PARTIAL
+	OPT_VERIFY, OPT_DB, OPT_PARTIAL, OPT_SUBSCRIBERS
 };
 
 static bool
@@ -109,6 +110,7 @@ parse_options(int argc, char **argv, struct load *ld)
 		{ "verify", no_argument, NULL, OPT_VERIFY },
 		{ "db", required_argument, NULL, OPT_DB },
 		{ "partial", no_argument, NULL, OPT_PARTIAL },
+		{ "subscribers", required_argument, NULL, OPT_SUBSCRIBERS },
 		{ NULL, 0, NULL, 0 }
 	};
 	const uint64_t many = 1000000;
@@ -179,6 +181,10 @@ parse_options(int argc, char **argv, struct load *ld)
 			break;
 		case OPT_PARTIAL:
 			ld->partial = true;
+			break;
+		case OPT_SUBSCRIBERS:
+			ok = relay_parse_u64(optarg, 1, 10000, &v);
+			ld->subscribers = (size_t)v;
 			break;
 		default:
 			ok = false;
