@@ -6,10 +6,13 @@
  *
  * This one source is linked three times (bench/Makefile), each time with
  * the library built its way: cost-full, cost-nostats, cost-noprobes; and
- * once more as "cost", the driver, which is a full build too.  With -1 a
+ * once more as "cost", the driver, which is a full build too.  The
+ * fourth, "watched", is cost-full with -l 1: it looks at a worker first
+ * (worker_stats()), which starts the statistics' clock reads (clock.c),
+ * so it measures what the statistics cost while a tool watches.  With -1 a
  * program runs the workloads (or only workload W) K times each in a row
  * and prints one line per workload with the best rate of the K.  Without
- * it, it is the driver: in each round, each workload is run by the three
+ * it, it is the driver: in each round, each workload is run by the four
  * programs one after the other, each as a process of its own, and who
  * goes first turns from one workload and round to the next (A B C, B C A,
  * C A B, ...).  Only the rates of the same workload in the same round are
@@ -47,7 +50,7 @@
  * (none in cost-noprobes).
  *
  * Usage: cost [-r ROUNDS] [-k K] [-n N] [-p P] [-s S]   the comparison
- *        cost-VARIANT -1 [-w W] [-k K] [-n N] [-p P] [-s S]
+ *        cost-VARIANT -1 [-w W] [-l 1] [-k K] [-n N] [-p P] [-s S]
  *                                  the workloads, or only W (1 to 6)
  */
 #include <elf.h>
@@ -423,13 +426,18 @@ enum { NTARGET = 4 };
  * is the one that the rest of the machine disturbed least.
  */
 static void
-run_once(const struct sizes *z, unsigned long w, unsigned long k)
+run_once(const struct sizes *z, unsigned long w, unsigned long k,
+    unsigned long look)
 {
 	const struct workload *wl;
 	uint64_t handled = 0;
 	unsigned long i;
 	double best, v;
+	worker_stats_t st;
 
+	/* A look at any worker starts the statistics' clocks (clock.c). */
+	if (look && worker_stats(worker_current(), &st) != 0)
+		bench_die("cost: worker_stats", EINVAL);
 	for (wl = workloads; wl < workloads + NWORK; wl++) {
 		if (w != 0 && wl != &workloads[w - 1])
 			continue;
@@ -445,8 +453,11 @@ run_once(const struct sizes *z, unsigned long w, unsigned long k)
 
 /* ---- The driver ----------------------------------------------------- */
 
-enum { FULL, NOSTATS, NOPROBES, NVAR };
-static const char *const variants[NVAR] = { "full", "nostats", "noprobes" };
+/* watched: cost-full once something looked at a worker, which times
+ * listeners and stamps "since when" with clock reads. */
+enum { FULL, NOSTATS, NOPROBES, WATCHED, NVAR };
+static const char *const variants[NVAR] = { "full", "nostats", "noprobes",
+    "watched" };
 
 static const struct bench_metric metrics[NWORK] = {
 	{ " 1->1 M/s", "throughput 1->1, million events/s", " %9.3f",
@@ -481,7 +492,7 @@ static void
 program_path(const struct config *cf, int var, char *path, size_t size)
 {
 	if ((size_t)snprintf(path, size, "%s/cost-%s", cf->dir,
-	    variants[var]) >= size)
+	    variants[var == WATCHED ? FULL : var]) >= size)
 		bench_die("cost: path", ENAMETOOLONG);
 }
 
@@ -545,9 +556,9 @@ out:
 static uint64_t
 spawn_once(const struct config *cf, int var, int w, double *m)
 {
-	char path[PATH_MAX + 16], a[5][32], line[256], key[64];
+	char path[PATH_MAX + 16], a[6][32], line[256], key[64];
 	char *argv[] = { path, "-1", "-w", a[0], "-k", a[1], "-n", a[2],
-	    "-p", a[3], "-s", a[4], NULL };
+	    "-p", a[3], "-s", a[4], "-l", a[5], NULL };
 	posix_spawn_file_actions_t fa;
 	unsigned long long handled = UINT64_MAX;
 	int fds[2], got = 0, rc, status;
@@ -561,6 +572,10 @@ spawn_once(const struct config *cf, int var, int w, double *m)
 	snprintf(a[2], sizeof(a[2]), "%lu", cf->z.n);
 	snprintf(a[3], sizeof(a[3]), "%lu", cf->z.p);
 	snprintf(a[4], sizeof(a[4]), "%lu", cf->z.s);
+	/* Counts start at 1: no -l is no look. */
+	snprintf(a[5], sizeof(a[5]), "1");
+	if (var != WATCHED)
+		argv[12] = NULL;
 	if (pipe(fds) != 0)
 		bench_die("cost: pipe", errno);
 	posix_spawn_file_actions_init(&fa);
@@ -598,6 +613,7 @@ check_variant(int var, uint64_t handled, unsigned long n)
 {
 	int counts = handled != 0;
 
+	/* watched is cost-full: one program, checked as full. */
 	if (counts == (var != NOSTATS) && (!counts || handled == n))
 		return;
 	fprintf(stderr, "cost: cost-%s: the sink counted %llu of %lu events: "
@@ -605,6 +621,23 @@ check_variant(int var, uint64_t handled, unsigned long n)
 	    var == NOSTATS ? "not built with -DWORKER_STATS=0?" :
 	    "the statistics are off or wrong");
 	exit(EXIT_FAILURE);
+}
+
+/* What a look costs: the median over rounds of watched / nostats. */
+static void
+watched_cost(struct bench_table *t, int rounds)
+{
+	double ratio[1000];
+
+	printf("cost: with a look (the clocks on), watched / nostats:");
+	for (int w = 0; w < NWORK; w++) {
+		for (int r = 0; r < rounds; r++)
+			ratio[r] = bench_run(t, r, WATCHED)[w] /
+			    bench_run(t, r, NOSTATS)[w];
+		printf(" %s %.3f%s", workloads[w].key,
+		    bench_median(ratio, (size_t)rounds),
+		    w + 1 < NWORK ? "," : "\n");
+	}
 }
 
 static void
@@ -635,11 +668,11 @@ compare(struct config *cf, int rounds)
 	if (sites[NOPROBES] != 0)
 		bench_die("cost: cost-noprobes has probes", EPROTO);
 	if (bench_table_init(&t, "cost: rates, each workload run by the "
-	    "three in turns", variants, NVAR, metrics, NWORK, rounds) != 0)
+	    "four in turns", variants, NVAR, metrics, NWORK, rounds) != 0)
 		bench_die("cost", ENOMEM);
 	bench_print_head(&t);
 	for (r = 0; r < rounds; r++) {
-		/* Each workload by the three, one after the other; who goes
+		/* Each workload by the four, one after the other; who goes
 		 * first turns with the round and the workload. */
 		for (w = 0; w < NWORK; w++)
 			for (k = 0; k < NVAR; k++) {
@@ -658,6 +691,7 @@ compare(struct config *cf, int rounds)
 		bench_target_ratio(&t, rows[0][w], w, vs_stats, 1, 0.97);
 	for (w = 0; w < NTARGET; w++)
 		bench_target_ratio(&t, rows[1][w], w, vs_probes, 1, 0.99);
+	watched_cost(&t, rounds);
 	bench_table_free(&t);
 }
 
@@ -667,7 +701,7 @@ main(int argc, char **argv)
 	struct config cf = {
 		.z = { .n = 3000000, .p = 50000, .s = 1000000 }, .k = 3
 	};
-	unsigned long rounds = 11, w = 0;
+	unsigned long rounds = 11, w = 0, look = 0;
 	char *slash;
 	ssize_t len;
 	int once = argc > 1 && strcmp(argv[1], "-1") == 0;
@@ -677,15 +711,16 @@ main(int argc, char **argv)
 		argc--;
 		argv++;
 	}
-	bench_options(argc, argv, "cost [-1 [-w W]] [-r ROUNDS] [-k K] "
+	bench_options(argc, argv, "cost [-1 [-w W] [-l 1]] [-r ROUNDS] [-k K] "
 	    "[-n N] [-p P] [-s S]", (const struct bench_opt[]){
 	    { 'n', &cf.z.n, 1000000000 }, { 'p', &cf.z.p, 100000000 },
 	    { 's', &cf.z.s, 1000000000 }, { 'k', &cf.k, 1000 },
-	    { 'r', &rounds, 1000 }, { 'w', &w, NWORK } }, 6);
+	    { 'r', &rounds, 1000 }, { 'w', &w, NWORK }, { 'l', &look, 1 } },
+	    7);
 	if (cf.z.n < MAX_PRODUCERS)
 		bench_die("cost: -n", EINVAL);
 	if (once) {
-		run_once(&cf.z, w, cf.k);
+		run_once(&cf.z, w, cf.k, look);
 		return 0;
 	}
 	/* The programs are beside this one, wherever it was run from. */

@@ -310,6 +310,7 @@ worker_inspect(worker_t *w, const char *path)
 		return ENAMETOOLONG;
 	if (worker__gone(w) || !worker__running(w))
 		return ESRCH;
+	worker__timing_on();
 	if ((in = calloc(1, sizeof(*in))) == NULL ||
 	    (in->path = strdup(path)) == NULL) {
 		free(in);

@@ -26,7 +26,7 @@
  *   unwind    unwind.c     frames, hooks, the cleanup stack
  *   os        wake.c       sleeping and waking: futex, eventfd, ppoll
  *   thread    root.c       the calling thread's worker, root workers
- *   base      log.c heap.c list.h clock.h   and the built-in names below
+ *   base      log.c heap.c list.h clock.c   and the built-in names below
  *
  * Three calls go up, all into the life of a worker object (worker.c),
  * and layers.sh knows them by name: dropping a reference
@@ -165,6 +165,12 @@ worker__builtin_name(unsigned number)
 
 	return number >= 1 && number <= n ? b[number - 1].name : NULL;
 }
+
+/* ---- base: clock.c ------------------------------------------------- */
+
+/* Whether the statistics read clocks: from the first look on. */
+extern atomic_bool worker__timing;
+void worker__timing_on(void);
 
 /* ---- base: log.c --------------------------------------------------- */
 

@@ -183,6 +183,7 @@ worker__json_snapshot(const worker_t *root, char **buf, size_t *len)
 
 	if (f == NULL)
 		return ENOMEM;
+	worker__timing_on();
 	fprintf(f, "{\"version\":%d,\"pid\":%ld,\"now\":", JSON_VERSION,
 	    (long)getpid());
 	put_seconds(f, worker__now_ns());

@@ -210,7 +210,7 @@ event_unwound(void *ev)
  * Hands ev to the listeners and the built-in actions.  Either returns with
  * ev still owned by the caller, or unwinds with ev freed.
  */
-static void
+static inline __attribute__((always_inline)) void
 handle(worker_t *w, struct wevent *ev)
 {
 	struct worker__hook hook;

@@ -143,6 +143,7 @@ worker_stats(const worker_t *cw, worker_stats_t *st)
 		return EINVAL;
 	if (worker__gone(w))
 		return ESRCH;
+	worker__timing_on();
 	memset(st, 0, sizeof(*st));
 	st->handled = load(&w->stats.handled);
 	st->queued = worker__queued(w);

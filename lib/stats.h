@@ -23,6 +23,10 @@
  * a task's wait use the coarse clock (a few milliseconds of precision is
  * plenty for "seconds outside a breakpoint").
  *
+ * Even so, the clock reads cost a ping-pong several per cent: they begin
+ * with the first look at any worker (clock.c), so that a process that
+ * never looks pays for the counters alone.
+ *
  * WORKER_STATS=0 compiles the counting out, for the benchmark that
  * measures what it costs (bench/README); worker_stats() then reads zeros.
  */
@@ -67,6 +71,8 @@ static inline void
 worker__stats_busy(worker_t *w)
 {
 #if WORKER_STATS
+	if (!atomic_load_explicit(&worker__timing, memory_order_relaxed))
+		return;
 	atomic_store_explicit(&w->stats.busy_since, worker__coarse_ns(),
 	    memory_order_relaxed);
 #else
@@ -90,7 +96,8 @@ worker__stats_span_begin(worker_t *w)
 #if WORKER_STATS
 	struct worker__stats_part *s = &w->stats;
 
-	if (s->span_start != 0)
+	if (s->span_start != 0 ||
+	    !atomic_load_explicit(&worker__timing, memory_order_relaxed))
 		return;
 	s->span_start = worker__now_ns();
 	s->span_events = 0;

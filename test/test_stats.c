@@ -155,6 +155,8 @@ START_TEST(stats_queue_behind_a_held_worker)
 	ck_assert_int_eq(sem_init(&fence_sem, 0, 0), 0);
 	w = worker_new(held_task, &h, &attr);
 	ck_assert_ptr_nonnull(w);
+	/* The first look starts the clocks (stats_timing_from_first_look). */
+	(void)stats_of(w);
 	CHECK_OK(worker_listen(w, "FENCE", on_post, &fence_sem, NULL));
 	CHECK_OK(worker_start(w));
 	sem_wait_ok(&h.in_task, "the held task");
@@ -271,6 +273,7 @@ START_TEST(stats_time_in_a_slow_listener)
 	ck_assert_int_eq(sem_init(&s.go, 0, 0), 0);
 	ck_assert_int_eq(sem_init(&fence_sem, 0, 0), 0);
 	w = idle_new("slowpoke", NULL, &fence_sem);
+	(void)stats_of(w);
 	CHECK_OK(worker_listen(w, LONG_NAME, on_slow, &s, NULL));
 	CHECK_OK(worker_start(w));
 	CHECK_OK(worker_fire(w, LONG_NAME, NULL));
@@ -420,6 +423,43 @@ stderr_back(int fd, int saved)
 	close(fd);
 	return size;
 }
+
+/*
+ * Nothing is timed until a first look at any worker: a process that never
+ * looks does not pay for the clock reads.  From the look on, all is.
+ */
+START_TEST(stats_timing_from_first_look)
+{
+	struct slow s;
+	sem_t fence_sem;
+	worker_t *w;
+
+	ck_assert_int_eq(sem_init(&s.in_listener, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&s.go, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&fence_sem, 0, 0), 0);
+	w = idle_new("unwatched", NULL, &fence_sem);
+	CHECK_OK(worker_listen(w, "slow", on_slow, &s, NULL));
+	CHECK_OK(worker_start(w));
+	CHECK_OK(worker_fire(w, "slow", NULL));
+	sem_wait_ok(&s.in_listener, "the first slow call");
+	sem_post(&s.go);
+	fence(w, &fence_sem);
+	doing_until(w, "wait_forever");
+	/* That was the first look: the call before it went untimed. */
+	ck_assert_uint_eq(stats_of(w).listener_ns, 0);
+	ck_assert_uint_eq(stats_of(w).handled, 2);
+	CHECK_OK(worker_fire(w, "slow", NULL));
+	sem_wait_ok(&s.in_listener, "the second slow call");
+	nap(0.05);
+	ck_assert(stats_of(w).since_breakpoint >= 0.03);
+	sem_post(&s.go);
+	stats_until_op(w, listener_max_ns, >=, 200000000);
+	stop_join_unref(w);
+	sem_destroy(&s.in_listener);
+	sem_destroy(&s.go);
+	sem_destroy(&fence_sem);
+}
+END_TEST
 
 static void *
 failing_task(void *arg)
@@ -767,6 +807,7 @@ suite_stats(void)
 	tcase_add_test(tc, stats_pending_timers_and_watches);
 	tcase_add_test(tc, stats_time_in_a_slow_listener);
 	tcase_add_test(tc, stats_count_restarts);
+	tcase_add_test(tc, stats_timing_from_first_look);
 	tc = test_case(s, "log");
 	tcase_add_test(tc, log_hook_gets_every_message);
 	tcase_add_test(tc, log_repeats_are_counted);
