@@ -24,6 +24,8 @@ credit_new(uint64_t conn)
 		return NULL;
 	atomic_init(&cr->refs, 1);
 	atomic_init(&cr->used, 0);
+	atomic_init(&cr->committed, 0);
+	atomic_init(&cr->lost, false);
 	cr->conn = conn;
 	return cr;
 }
@@ -46,9 +48,9 @@ credit_unref(struct credit *cr)
 /* ---- Frames ---------------------------------------------------------- */
 
 struct frame *
-frame_new(uint32_t len)
+frame_start(uint32_t len, uint32_t cap)
 {
-	struct frame *f = malloc(sizeof(*f) + len);
+	struct frame *f = malloc(sizeof(*f) + cap);
 
 	if (f == NULL)
 		return NULL;
@@ -58,6 +60,19 @@ frame_new(uint32_t len)
 	f->len = len;
 	put_be32(f->head, len);
 	return f;
+}
+
+struct frame *
+frame_new(uint32_t len)
+{
+	return frame_start(len, len);
+}
+
+/* Only its framer knows f yet: it may move. */
+struct frame *
+frame_grow(struct frame *f, uint32_t cap)
+{
+	return realloc(f, sizeof(*f) + cap);
 }
 
 struct frame *
@@ -201,7 +216,12 @@ inbox_done(struct inbox *in, struct frame **v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		(void)fifo_pop(&in->q);
 	pthread_mutex_unlock(&in->lock);
+	/* A connection's frames come in the order they were read, so its
+	 * committed number only grows; release: the conn that reads it
+	 * sends the ack of a row that is there. */
 	for (size_t i = 0; i < n; i++) {
+		atomic_store_explicit(&v[i]->credit->committed,
+		    v[i]->seq + 1, memory_order_release);
 		frame_pay(v[i]);
 		frame_unref(v[i]);
 	}

@@ -107,6 +107,9 @@ master_store(struct master *m, struct frame *f)
 		frame_unref(f);
 		say("no memory: frame %" PRIu64 " of connection %" PRIu64
 		    " lost for the store", f->seq, f->conn);
+		/* No ack may cover it: its conn closes the connection, and
+		 * the client sends it again. */
+		atomic_store(&f->credit->lost, true);
 		frame_pay(f);
 		return;
 	}
@@ -345,10 +348,13 @@ master_task(void *arg)
 		.name = "fanout", .queue_max = m.r->queue_max,
 		.stop_timeout = FANOUT_STOP_TIMEOUT
 	};
-	/* Its conns are stopped at once: each passes on its last bytes. */
+	/* Its conns are stopped at once, and restarted if they fail. */
 	worker_attr_t listener = {
 		.name = "listener", .stop_order = WORKER_STOP_PARALLEL,
-		.stop_timeout = LISTENER_STOP_TIMEOUT
+		.stop_timeout = LISTENER_STOP_TIMEOUT,
+		.strategy = WORKER_ONE_FOR_ONE,
+		.restart_max = CONN_RESTART_MAX,
+		.restart_period = CONN_RESTART_PERIOD
 	};
 	int rc;
 
