@@ -381,16 +381,16 @@ conn_feed(struct conn *c, const unsigned char *p, size_t n)
 	int err;
 
 	took = framer_take(&c->fr, p, n, &err, &val);
+	/* The welcome first, even before an error in the same bytes. */
+	if (!hello && c->fr.hello)
+		conn_say(c, MSG_WELCOME, 0, PROTO_VERSION);
 	if (err != 0) {
 		conn_error(c, err, val, NULL);
 		return false;
 	}
-	if (!hello && c->fr.hello) {
-		conn_say(c, MSG_WELCOME, 0, PROTO_VERSION);
-		if (!conn_flush(c)) {
-			conn_close(c, "the client left");
-			return false;
-		}
+	if (!hello && c->fr.hello && !conn_flush(c)) {
+		conn_close(c, "the client left");
+		return false;
 	}
 	/* A message completed: the clock of the next starts with it. */
 	if (framer_sent(&c->fr) != sent || c->fr.hello != hello)

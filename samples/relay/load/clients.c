@@ -71,6 +71,7 @@ struct client {
 	uint32_t ends[BATCH_FRAMES];	/* where each frame ends in buf */
 	size_t nends;
 	size_t nwritten;	/* frames of buf written whole */
+	size_t start;		/* where the first frame begins in buf */
 	bool hello;		/* the next batch starts with the hello */
 	unsigned char in[MSG_LEN];	/* a message of relayd's, in part */
 	size_t in_len;
@@ -264,6 +265,7 @@ client_fill(struct client *c)
 		c->len = HELLO_LEN;
 		c->hello = false;
 	}
+	c->start = c->len;
 	c->first = c->next;
 	while (c->nends < BATCH_FRAMES && c->len < BATCH &&
 	    client_may_send(c, c->next)) {
@@ -326,8 +328,12 @@ client_pump(struct client *c)
 				break;
 			round++;
 		}
-		if (!window_open(ld))
-			break;
+		/* Closed: the tick looks again, rather than a spin on a
+		 * writable socket. */
+		if (!window_open(ld)) {
+			client_watch(c, EPOLLIN);
+			return true;
+		}
 		n = c->len - c->off;
 		if (ld->split && n > (piece = piece_len(&c->rng)))
 			n = piece;
@@ -343,12 +349,15 @@ client_pump(struct client *c)
 			return false;
 		}
 		c->off += (size_t)w;
-		atomic_fetch_add_explicit(&ld->written, (uint64_t)w,
-		    memory_order_relaxed);
 		while (c->nwritten < c->nends &&
 		    c->ends[c->nwritten] <= c->off) {
 			if (c->first + c->nwritten + 1 > *sent)
 				*sent = c->first + c->nwritten + 1;
+			/* In the subscribers' format: no sequence number. */
+			atomic_fetch_add_explicit(&ld->written,
+			    c->ends[c->nwritten] - (c->nwritten > 0 ?
+			    c->ends[c->nwritten - 1] : c->start) -
+			    (HEAD_LEN - 4), memory_order_relaxed);
 			c->nwritten++;
 		}
 	}
