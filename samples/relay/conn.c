@@ -88,6 +88,7 @@ struct shard {
 	double now;		/* monotonic, taken as each callback starts */
 	struct conns all;
 	struct conns busy;
+	struct uplink up;	/* frames read, on their way up */
 	uint64_t idle_closed;	/* since the last line about them */
 	uint64_t slow_closed;
 	unsigned char buf[READ_CHUNK];
@@ -354,6 +355,7 @@ shard_tick(void *arg)
 		if (i < sh->busy.n && conn_service(sh->busy.v[i]))
 			moved = true;
 	sh->ticking = false;
+	uplink_flush(&sh->up);
 	if (sh->busy.n == 0)
 		return;
 	sh->tick_delay = moved ? ACK_TICK : 2 * sh->tick_delay;
@@ -457,6 +459,7 @@ on_epoll(int fd, unsigned revents, void *ctx)
 	sh->now = mono_now();
 	for (int i = 0; i < n; i++)
 		conn_readable(ev[i].data.ptr);
+	uplink_flush(&sh->up);
 }
 
 /* ---- Timeouts --------------------------------------------------------- */
@@ -517,7 +520,7 @@ on_client(const worker_event_t *ev, void *ctx)
 	c->addr = h->addr;
 	c->busy = NOT_BUSY;
 	c->last_rx = mono_now();
-	framer_init(&c->fr, c->credit);
+	framer_init(&c->fr, c->credit, &sh->up);
 	e.data.ptr = c;
 	if (epoll_ctl(sh->epfd, EPOLL_CTL_ADD, c->fd, &e) != 0 ||
 	    !conns_add(&sh->all, c, &c->slot)) {
@@ -553,6 +556,7 @@ on_conn_stop(const worker_event_t *ev, void *ctx)
 		partial += framer_partial(&c->fr);
 		conn_close(c, NULL);
 	}
+	uplink_flush(&sh->up);
 	if (n > 0)
 		say("%s: stopping: closed %zu connections, %zu of them in the "
 		    "middle of a message", worker_name(sh->self), n, partial);
@@ -567,6 +571,14 @@ shard_close(void *arg)
 
 	while (sh->all.n > 0)
 		conn_close(sh->all.v[sh->all.n - 1], NULL);
+	/* Frames read and not sent up when the conn failed: their
+	 * connections are closed, and their clients send them again. */
+	if (sh->up.b != NULL)
+		for (size_t i = 0; i < sh->up.b->n; i++) {
+			frame_pay(sh->up.b->v[i]);
+			frame_unref(sh->up.b->v[i]);
+		}
+	free(sh->up.b);
 	if (sh->epfd >= 0)
 		close(sh->epfd);
 	free(sh->all.v);

@@ -14,6 +14,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -24,9 +25,10 @@
 atomic_uint_least64_t frames_read;
 
 void
-framer_init(struct framer *fr, struct credit *cr)
+framer_init(struct framer *fr, struct credit *cr, struct uplink *up)
 {
 	memset(fr, 0, sizeof(*fr));
+	fr->up = up;
 	fr->credit = cr;
 	fr->conn = cr->conn;
 }
@@ -42,23 +44,65 @@ now_us(void)
 }
 
 /*
- * The data_free of a frame bubbled up: the library calls it once every
+ * The data_free of a batch bubbled up: the library calls it once every
  * ancestor has handled its copy.
  */
 static void
-frame_up(void *p)
+batch_up(void *p)
 {
-	frame_pay(p);
-	frame_unref(p);
+	struct batch *b = p;
+
+	for (size_t i = 0; i < b->n; i++) {
+		frame_pay(b->v[i]);
+		frame_unref(b->v[i]);
+	}
+	free(b);
 }
 
-/* Sends the completed frame up to the master, through the listener. */
+void
+uplink_flush(struct uplink *up)
+{
+	struct batch *b = up->b;
+	size_t n;
+	int rc;
+
+	if (b == NULL)
+		return;
+	up->b = NULL;
+	n = b->n;
+	/* From here on b is the library's: it may be gone when this
+	 * returns, refused or not.  Only a tree that has lost its listener
+	 * or its master refuses it, and then no later frame of these
+	 * connections can be committed either, nor acked. */
+	rc = worker_fire_ex(worker_parent(worker_current()), "batch", b,
+	    batch_up, WORKER_BUBBLE);
+	if (rc != 0)
+		say("%zu frames lost on their way up: %s", n, strerror(rc));
+}
+
+bool
+uplink_add(struct uplink *up, struct frame *f)
+{
+	if (up->b == NULL) {
+		if ((up->b = malloc(sizeof(*up->b))) == NULL) {
+			frame_pay(f);
+			frame_unref(f);
+			return false;
+		}
+		up->b->n = 0;
+	}
+	up->b->v[up->b->n++] = f;
+	if (up->b->n == UP_MAX)
+		uplink_flush(up);
+	return true;
+}
+
+/* Sends the completed frame up to the master, in the conn's batch. */
 static void
 framer_emit(struct framer *fr)
 {
 	struct frame *f = fr->cur;
 	uint64_t seq = f->seq;
-	int rc;
 
 	fr->cur = NULL;
 	f->conn = fr->conn;
@@ -70,16 +114,10 @@ framer_emit(struct framer *fr)
 	atomic_fetch_add_explicit(&frames_read, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&fr->credit->used, FRAME_COST +
 	    (size_t)f->len, memory_order_relaxed);
-	/* From here on f is the library's: it may be gone when this
-	 * returns, refused or not. */
-	rc = worker_fire_ex(worker_parent(worker_current()), "frame", f,
-	    frame_up, WORKER_BUBBLE);
-	/* Only a tree stopped at once, after a worker failed, refuses it;
-	 * no ack may cover it then. */
-	if (rc != 0) {
+	if (!uplink_add(fr->up, f)) {
 		atomic_store(&fr->credit->lost, true);
-		say("connection %" PRIu64 ": frame %" PRIu64 " lost: %s",
-		    fr->conn, seq, strerror(rc));
+		say("connection %" PRIu64 ": frame %" PRIu64 " lost: no "
+		    "memory", fr->conn, seq);
 	}
 }
 

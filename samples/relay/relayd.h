@@ -323,11 +323,36 @@ void inbox_fini(struct inbox *in);
 
 /* ---- A connection's framer (framer.c) -------------------------------- */
 
+#define UP_MAX		256	/* frames in a batch on the way up */
+
+/*
+ * Frames on their way up from a conn to the master, as the data of one
+ * "batch" event: an event per frame would cost each worker on the way a
+ * dispatch per frame.  The library frees it with batch_up(), once every
+ * ancestor has handled it, which pays each frame's way up.
+ */
+struct batch {
+	size_t n;
+	struct frame *v[UP_MAX];
+};
+
+/* A conn's batch being filled, which all its framers share. */
+struct uplink {
+	struct batch *b;	/* or NULL */
+};
+
+/* Adds a complete frame with its reference; sends the batch up once it
+ * is full.  False if the frame was lost (the tree refused it). */
+bool uplink_add(struct uplink *up, struct frame *f);
+/* Sends up what the batch holds. */
+void uplink_flush(struct uplink *up);
+
 /*
  * The hello and the frames of one connection, rebuilt from its bytes,
  * which may split them anywhere.  Its conn's, and touched by it only.
  */
 struct framer {
+	struct uplink *up;	/* its conn's */
 	struct credit *credit;	/* the connection's; the conn's reference */
 	uint64_t conn;
 	bool hello;		/* the hello has come */
@@ -341,7 +366,7 @@ struct framer {
 	uint32_t cap;		/* bytes of cur allocated */
 };
 
-void framer_init(struct framer *fr, struct credit *cr);
+void framer_init(struct framer *fr, struct credit *cr, struct uplink *up);
 /*
  * Takes up to n bytes of p and returns how many it took.  It stops short
  * after a frame that leaves the connection out of credit, and on bad
