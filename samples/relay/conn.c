@@ -1,11 +1,11 @@
 /*
  * conn.c - a conn: one of the listener's --conn-workers children, which
  * serves many connections.  It owns an epoll descriptor, which its loop
- * watches (worker_watch), and every connection the listener hands it: the
- * socket, the struct conn with its framer (framer.c), and the bytes read
- * that the framer could not take yet.  It reads a connection while it has
- * credit, writes its welcome and its acks, closes it when it is done, idle
- * or too slow, and gives its place in the limits back.
+ * watches (worker_watch), every connection the listener hands it (the
+ * socket, and the struct conn with its framer, framer.c), and the batch of
+ * frames read in a round on their way up.  It reads a connection while
+ * it has credit, writes its welcome and its acks, closes it when it is
+ * done, idle or too slow, and gives its place in the limits back.
  *
  * DESIGN
  *
@@ -15,15 +15,14 @@
  * bytes in flight and the committed number, which the store writes.
  *
  * A connection is in the epoll set exactly while it is read (reading):
- * not while it is out of credit (its bytes wait in the kernel, and in
- * rest what the framer did not take of the last read), nor once the
- * client has ended its stream.  It is busy, on the list the tick walks,
- * while it has frames not yet acked, an ack to write, or no credit: the
- * tick writes the acks that the commits allow, reads again when credit
- * comes back, and closes a finished connection once all is acked.  The
- * sweep, every SWEEP_MAX at most, closes the connections that broke a
- * timeout; those out of credit are not held to them, since relayd is the
- * one who does not read.
+ * not while it is out of credit or relayd out of room for frames (its
+ * bytes wait in the kernel), nor once the client has ended its stream.
+ * It is busy, on the list the tick walks, while it has frames not yet
+ * acked, an ack to write, or no credit: the tick writes the acks that the
+ * commits allow, reads again when credit comes back, and closes a
+ * finished connection once all is acked.  The sweep, every SWEEP_MAX at
+ * most, closes the connections that broke a timeout; those out of credit
+ * are not held to them, since relayd is the one who does not read.
  *
  * Level-triggered epoll, one read per ready connection per round: a busy
  * client cannot starve the others, and what it left is there next round.
@@ -66,8 +65,6 @@ struct conn {
 	unsigned char out[2 * MSG_LEN];
 	size_t out_off;		/* bytes of out written */
 	size_t out_len;		/* bytes of out to write, from out_off */
-	unsigned char *rest;	/* read, not taken: no credit */
-	size_t rest_len;
 };
 
 /* A growable array of connections. */
@@ -84,6 +81,7 @@ struct shard {
 	int epfd;
 	uint64_t tick;		/* the pending tick, or 0 */
 	bool ticking;		/* the tick runs: it arms the next itself */
+	unsigned quiet;		/* ticks in a row that moved nothing */
 	double tick_delay;	/* of the pending tick */
 	double now;		/* monotonic, taken as each callback starts */
 	struct conns all;
@@ -155,7 +153,6 @@ conn_close(struct conn *c, const char *why)
 		    "%" PRIu64 " acked", c->credit->conn,
 		    framer_sent(&c->fr), c->acked);
 	credit_unref(c->credit);
-	free(c->rest);
 	free(c);
 }
 
@@ -225,6 +222,7 @@ shard_arm(struct shard *sh)
 	if (sh->tick != 0)
 		(void)worker_cancel(sh->self, sh->tick);
 	sh->tick_delay = ACK_TICK;
+	sh->quiet = 0;
 	rc = worker_later(sh->self, shard_tick, sh, ACK_TICK, &sh->tick);
 	if (rc != 0)
 		worker_fail(rc);
@@ -244,47 +242,24 @@ conn_busy(struct conn *c)
 	return true;
 }
 
-static bool conn_feed(struct conn *c, const unsigned char *p, size_t n);
-
 /*
- * Out of credit: the conn reads no more from c, and keeps in rest what
- * the framer has not taken.  False if c was closed.
+ * Out of credit, or relayd out of room for frames: the conn reads no
+ * more from c until the tick finds some.  False if c was closed.
  */
 static bool
-conn_pause(struct conn *c, const unsigned char *p, size_t n)
+conn_pause(struct conn *c)
 {
-	unsigned char *rest;
-
-	if (c->rest == NULL) {
-		if ((rest = malloc(n)) == NULL) {
-			conn_error(c, ERR_NOMEM, 0, "no memory");
-			return false;
-		}
-		memcpy(rest, p, n);
-		c->rest = rest;
-	} else {
-		memmove(c->rest, p, n);
-	}
-	c->rest_len = n;
-	if (c->reading)
-		(void)epoll_ctl(c->sh->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	(void)epoll_ctl(c->sh->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	c->reading = false;
 	return conn_busy(c);
 }
 
-/* Credit is back: the rest first, then the socket.  False if closed. */
+/* Credit is back: read c again.  False if closed. */
 static bool
 conn_resume(struct conn *c)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
 
-	/* conn_feed() moves what it does not take to the front of rest. */
-	if (c->rest_len > 0 && !conn_feed(c, c->rest, c->rest_len))
-		return false;
-	if (c->rest_len > 0)
-		return true;	/* out of credit again */
-	free(c->rest);
-	c->rest = NULL;
 	if (epoll_ctl(c->sh->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
 		say("connection %" PRIu64 ": epoll: %s; closing it",
 		    c->credit->conn, strerror(errno));
@@ -321,8 +296,7 @@ conn_service(struct conn *c)
 		conn_close(c, c->eof ? NULL : "the client left");
 		return true;
 	}
-	if (!c->reading && !c->eof && atomic_load_explicit(&c->credit->used,
-	    memory_order_relaxed) < CONN_WINDOW) {
+	if (!c->reading && !c->eof && credit_open(c->credit)) {
 		if (!conn_resume(c))
 			return true;
 		moved = true;
@@ -358,7 +332,11 @@ shard_tick(void *arg)
 	uplink_flush(&sh->up);
 	if (sh->busy.n == 0)
 		return;
-	sh->tick_delay = moved ? ACK_TICK : 2 * sh->tick_delay;
+	/* Commits come every few ticks under load: back off only once
+	 * nothing has moved for ACK_QUIET ticks in a row. */
+	sh->quiet = moved ? 0 : sh->quiet + 1;
+	sh->tick_delay = sh->quiet < ACK_QUIET ? ACK_TICK :
+	    2 * sh->tick_delay;
 	if (sh->tick_delay > ACK_TICK_MAX)
 		sh->tick_delay = ACK_TICK_MAX;
 	rc = worker_later(sh->self, shard_tick, sh, sh->tick_delay,
@@ -371,18 +349,16 @@ shard_tick(void *arg)
 
 /*
  * Hands n bytes read from c to its framer: the welcome after the hello,
- * the rest kept when credit runs out, an error that ends it.  False if
- * c was closed.
+ * an error that ends it.  False if c was closed.
  */
 static bool
 conn_feed(struct conn *c, const unsigned char *p, size_t n)
 {
 	uint64_t sent = framer_sent(&c->fr), val;
 	bool hello = c->fr.hello;
-	size_t took;
 	int err;
 
-	took = framer_take(&c->fr, p, n, &err, &val);
+	err = framer_take(&c->fr, p, n, &val);
 	/* The welcome first, even before an error in the same bytes. */
 	if (!hello && c->fr.hello)
 		conn_say(c, MSG_WELCOME, 0, PROTO_VERSION);
@@ -399,10 +375,6 @@ conn_feed(struct conn *c, const unsigned char *p, size_t n)
 		c->msg_start = 0;
 	if (framer_partial(&c->fr) && c->msg_start == 0)
 		c->msg_start = c->sh->now;
-	if (took < n)
-		return conn_pause(c, p + took, n - took);
-	if (c->rest != NULL)
-		c->rest_len = 0;
 	if (framer_sent(&c->fr) != sent)
 		return conn_busy(c);
 	return true;
@@ -429,6 +401,12 @@ conn_readable(struct conn *c)
 	struct shard *sh = c->sh;
 	ssize_t n;
 
+	/* Checked before the read, which the framer then takes whole: so
+	 * a connection holds at most one read past its credit. */
+	if (!credit_open(c->credit)) {
+		(void)conn_pause(c);
+		return;
+	}
 	n = read(c->fd, sh->buf, sizeof(sh->buf));
 	if (n > 0) {
 		c->last_rx = sh->now;
@@ -510,7 +488,7 @@ on_client(const worker_event_t *ev, void *ctx)
 	struct conn *c;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
-	    (c->credit = credit_new(h->id)) == NULL) {
+	    (c->credit = credit_new(h->id, &sh->r->budget)) == NULL) {
 		say("no memory for a new client; closing it");
 		free(c);
 		return 0;	/* handoff_free() closes it */

@@ -15,8 +15,33 @@
 
 /* ---- Credit ---------------------------------------------------------- */
 
+bool
+budget_open(struct budget *b)
+{
+	return atomic_load_explicit(&b->flight, memory_order_relaxed) <
+	    b->half;
+}
+
+bool
+budget_partial_take(struct budget *b, size_t n)
+{
+	size_t used = atomic_fetch_add_explicit(&b->partial, n,
+	    memory_order_relaxed);
+
+	if (used + n <= b->half)
+		return true;
+	atomic_fetch_sub_explicit(&b->partial, n, memory_order_relaxed);
+	return false;
+}
+
+void
+budget_partial_give(struct budget *b, size_t n)
+{
+	atomic_fetch_sub_explicit(&b->partial, n, memory_order_relaxed);
+}
+
 struct credit *
-credit_new(uint64_t conn)
+credit_new(uint64_t conn, struct budget *budget)
 {
 	struct credit *cr = malloc(sizeof(*cr));
 
@@ -27,6 +52,7 @@ credit_new(uint64_t conn)
 	atomic_init(&cr->committed, 0);
 	atomic_init(&cr->lost, false);
 	cr->conn = conn;
+	cr->budget = budget;
 	return cr;
 }
 
@@ -35,6 +61,22 @@ credit_ref(struct credit *cr)
 {
 	atomic_fetch_add_explicit(&cr->refs, 1, memory_order_relaxed);
 	return cr;
+}
+
+void
+credit_charge(struct credit *cr, uint32_t len)
+{
+	atomic_fetch_add_explicit(&cr->used, FRAME_COST + (size_t)len,
+	    memory_order_relaxed);
+	atomic_fetch_add_explicit(&cr->budget->flight, FRAME_COST +
+	    (size_t)len, memory_order_relaxed);
+}
+
+bool
+credit_open(struct credit *cr)
+{
+	return atomic_load_explicit(&cr->used, memory_order_relaxed) <
+	    CONN_WINDOW && budget_open(cr->budget);
 }
 
 void
@@ -103,9 +145,13 @@ frame_unref(void *p)
 void
 frame_pay(struct frame *f)
 {
-	if (atomic_fetch_sub_explicit(&f->owed, 1, memory_order_acq_rel) == 1)
-		atomic_fetch_sub_explicit(&f->credit->used,
-		    FRAME_COST + (size_t)f->len, memory_order_relaxed);
+	if (atomic_fetch_sub_explicit(&f->owed, 1, memory_order_acq_rel) !=
+	    1)
+		return;
+	atomic_fetch_sub_explicit(&f->credit->used, FRAME_COST +
+	    (size_t)f->len, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&f->credit->budget->flight, FRAME_COST +
+	    (size_t)f->len, memory_order_relaxed);
 }
 
 /* ---- A queue of frames ----------------------------------------------- */

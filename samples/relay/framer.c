@@ -112,8 +112,11 @@ framer_emit(struct framer *fr)
 	fr->any = true;
 	fr->last = seq;
 	atomic_fetch_add_explicit(&frames_read, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&fr->credit->used, FRAME_COST +
-	    (size_t)f->len, memory_order_relaxed);
+	/* From the budget of frames being read to that of frames on their
+	 * way. */
+	credit_charge(fr->credit, f->len);
+	budget_partial_give(fr->credit->budget, fr->cap);
+	fr->cap = 0;
 	if (!uplink_add(fr->up, f)) {
 		atomic_store(&fr->credit->lost, true);
 		say("connection %" PRIu64 ": frame %" PRIu64 " lost: no "
@@ -160,6 +163,15 @@ framer_hello(struct framer *fr, uint64_t *val)
 	return 0;
 }
 
+/* No room for a frame: the connection ends, and the client comes back. */
+static int
+framer_nomem(const struct framer *fr, const char *why)
+{
+	say("connection %" PRIu64 ": %s: no room for its frame; closing the "
+	    "connection", fr->conn, why);
+	return ERR_NOMEM;
+}
+
 /*
  * A frame's header is whole: starts the frame, with room for the bytes
  * at hand.  0, or the ERR_* code that ends the connection.
@@ -185,10 +197,11 @@ framer_start(struct framer *fr, size_t at_hand, uint64_t *val)
 	}
 	cap = at_hand > FRAME_START ? (uint32_t)at_hand : FRAME_START;
 	cap = cap < len ? cap : len;
+	if (!budget_partial_take(fr->credit->budget, cap))
+		return framer_nomem(fr, "--max-memory");
 	if ((fr->cur = frame_start(len, cap)) == NULL) {
-		say("connection %" PRIu64 ": no memory for a frame; closing "
-		    "the connection", fr->conn);
-		return ERR_NOMEM;
+		budget_partial_give(fr->credit->budget, cap);
+		return framer_nomem(fr, "no memory");
 	}
 	fr->cur->seq = seq;
 	fr->got = 0;
@@ -208,10 +221,11 @@ framer_fill(struct framer *fr, const unsigned char **p, size_t *left)
 	if (fr->got + n > fr->cap) {
 		cap = fr->cap < f->len / 2 ? 2 * fr->cap : f->len;
 		cap = cap > fr->got + n ? cap : (uint32_t)(fr->got + n);
+		if (!budget_partial_take(fr->credit->budget, cap - fr->cap))
+			return framer_nomem(fr, "--max-memory");
 		if ((f = frame_grow(f, cap)) == NULL) {
-			say("connection %" PRIu64 ": no memory for a frame; "
-			    "closing the connection", fr->conn);
-			return ERR_NOMEM;
+			budget_partial_give(fr->credit->budget, cap - fr->cap);
+			return framer_nomem(fr, "no memory");
 		}
 		fr->cur = f;
 		fr->cap = cap;
@@ -223,36 +237,30 @@ framer_fill(struct framer *fr, const unsigned char **p, size_t *left)
 	return 0;
 }
 
-size_t
-framer_take(struct framer *fr, const unsigned char *p, size_t n, int *err,
+int
+framer_take(struct framer *fr, const unsigned char *p, size_t n,
     uint64_t *val)
 {
-	const unsigned char *start = p;
-	size_t left = n;
+	int err = 0;
 
-	*err = 0;
 	*val = 0;
-	while (left > 0 && *err == 0) {
+	while (n > 0 && err == 0) {
 		if (!fr->hello) {
-			if (framer_head(fr, HELLO_LEN, &p, &left))
-				*err = framer_hello(fr, val);
+			if (framer_head(fr, HELLO_LEN, &p, &n))
+				err = framer_hello(fr, val);
 			continue;
 		}
 		if (fr->cur == NULL) {
-			if (!framer_head(fr, HEAD_LEN, &p, &left))
+			if (!framer_head(fr, HEAD_LEN, &p, &n))
 				break;
-			*err = framer_start(fr, left, val);
+			err = framer_start(fr, n, val);
 		} else {
-			*err = framer_fill(fr, &p, &left);
+			err = framer_fill(fr, &p, &n);
 		}
-		if (*err != 0 || fr->got < fr->cur->len)
-			continue;
-		framer_emit(fr);
-		if (atomic_load_explicit(&fr->credit->used,
-		    memory_order_relaxed) >= CONN_WINDOW)
-			break;
+		if (err == 0 && fr->got == fr->cur->len)
+			framer_emit(fr);
 	}
-	return (size_t)(p - start);
+	return err;
 }
 
 bool
@@ -279,7 +287,10 @@ framer_end(struct framer *fr, const char *why)
 		    "(%zu of the %d bytes of its %s); dropping it", fr->conn,
 		    why, fr->head_len, fr->hello ? HEAD_LEN : HELLO_LEN,
 		    fr->hello ? "header" : "hello");
+	if (fr->cur != NULL)
+		budget_partial_give(fr->credit->budget, fr->cap);
 	frame_unref(fr->cur);
 	fr->cur = NULL;
+	fr->cap = 0;
 	fr->head_len = 0;
 }

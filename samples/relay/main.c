@@ -7,7 +7,8 @@
  *
  * Usage: relayd [-v] [-p PORT] [-s SUBPORT] [-d DB] [-q QUEUE] [-b BYTES]
  *	  [--max-conns N] [--max-per-addr N] [--idle-timeout SECS]
- *	  [--frame-timeout SECS] [--conn-workers N] [--inspect PATH]
+ *	  [--frame-timeout SECS] [--conn-workers N] [--max-memory BYTES]
+ *	  [--inspect PATH]
  * Port 0 takes a free port; the line "relayd: ready: ..." on standard
  * error names the ports.  --inspect PATH has the master serve snapshots
  * of the tree on a Unix socket at PATH (worker_inspect()), which
@@ -34,6 +35,7 @@
 #define MAX_PER_ADDR	256	/* --max-per-addr by default */
 #define IDLE_TIMEOUT	60.0	/* --idle-timeout by default, seconds */
 #define FRAME_TIMEOUT	30.0	/* --frame-timeout by default, seconds */
+#define MAX_MEMORY	(256u << 20)	/* --max-memory by default, bytes */
 
 bool verbose;
 
@@ -72,7 +74,8 @@ static const char usage[] =
     "              [--max-conns N] [--max-per-addr N] "
     "[--idle-timeout SECS]\n"
     "              [--frame-timeout SECS] [--conn-workers N] "
-    "[--inspect PATH]\n"
+    "[--max-memory BYTES]\n"
+    "              [--inspect PATH]\n"
     "  -p, --port PORT        clients on 127.0.0.1:PORT (7400; 0: any)\n"
     "  -s, --sub-port PORT    subscribers on 127.0.0.1:PORT (7401)\n"
     "  -d, --db FILE          the SQLite database (relay.db)\n"
@@ -87,13 +90,15 @@ static const char usage[] =
     "(30)\n"
     "      --conn-workers N   threads that serve the clients "
     "(one per CPU)\n"
+    "      --max-memory BYTES frames on their way and being read "
+    "(268435456)\n"
     "  -v, --verbose          log every connection\n"
     "      --inspect PATH     serve snapshots of the tree for worker-top(1)\n"
     "                         on a Unix socket at PATH\n";
 
 enum {
 	OPT_INSPECT = 256, OPT_MAX_CONNS, OPT_MAX_PER_ADDR, OPT_IDLE,
-	OPT_FRAME, OPT_WORKERS
+	OPT_FRAME, OPT_WORKERS, OPT_MEMORY
 };
 
 /* The options of the limits on clients; false if one is bad. */
@@ -117,6 +122,13 @@ parse_limit(int c, const char *arg, struct relay *r, uint64_t *max_conns,
 			return false;
 		r->conn_workers = (unsigned)n;
 		return true;
+	case OPT_MEMORY:
+		/* At least two frames of the largest. */
+		if (!relay_parse_u64(arg, 4 * (FRAME_MAX + FRAME_COST),
+		    SIZE_MAX / 2, &n))
+			return false;
+		r->budget.half = (size_t)n / 2;
+		return true;
 	}
 	return false;
 }
@@ -138,6 +150,7 @@ parse_options(int argc, char **argv, struct relay *r, uint64_t *max_conns,
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
 		{ "frame-timeout", required_argument, NULL, OPT_FRAME },
 		{ "conn-workers", required_argument, NULL, OPT_WORKERS },
+		{ "max-memory", required_argument, NULL, OPT_MEMORY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -264,7 +277,8 @@ main(int argc, char **argv)
 		.listen_fd = -1,
 		.sub_fd = -1,
 		.idle_timeout = IDLE_TIMEOUT,
-		.frame_timeout = FRAME_TIMEOUT
+		.frame_timeout = FRAME_TIMEOUT,
+		.budget = { .half = MAX_MEMORY / 2 }
 	};
 	uint64_t max_conns = 0, per_addr = MAX_PER_ADDR, fds;
 	struct limits limits;
@@ -320,9 +334,9 @@ main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	say("limits: %" PRIu64 " clients, %" PRIu64 " from one address; "
-	    "idle timeout %g s, frame timeout %g s; %u conn workers",
-	    max_conns, per_addr, r.idle_timeout, r.frame_timeout,
-	    r.conn_workers);
+	    "idle timeout %g s, frame timeout %g s; %zu MiB for frames; %u "
+	    "conn workers", max_conns, per_addr, r.idle_timeout,
+	    r.frame_timeout, r.budget.half >> 19, r.conn_workers);
 	if ((master = worker_new(inspect_path != NULL ?
 	    inspected_master_task : master_task, &r, &attr)) == NULL) {
 		say("worker_new: %s", strerror(errno));

@@ -57,28 +57,31 @@
  * moved.  Shared state rather than a message down the tree, because such
  * a message would queue behind the frames on their way up, and cross the
  * whole tree for every commit.  A connection's frames are committed in
- * the order they were read, so the number only grows.  The tick is
- * ACK_TICK while acks go out and backs off to ACK_TICK_MAX while nothing
- * moves (the store down, say), so that waiting costs nothing.
+ * the order they were read, so the number only grows.  The tick comes
+ * every ACK_TICK while anything moves, and backs off to ACK_TICK_MAX once
+ * nothing has for ACK_QUIET ticks (the store down, say), so that waiting
+ * costs nothing.
  *
  * Backpressure.  The same credit bounds a connection's frames on their
  * way: its framer charges every frame it completes, and the frame pays
  * back once it has cleared every queue on the way up (the library calls
- * the bubble's data_free after the last ancestor has handled its copy),
- * the store has written it and the fanout has queued it for the
- * subscribers.  The framer stops taking bytes once the connection is out
- * of credit, the conn keeps what it read and reads no more from that
- * socket until the tick finds credit again, so the bytes wait in the
- * kernel and TCP slows the client down.  The fanout has a bounded queue:
- * when it refuses a frame (EAGAIN), the master keeps it in a backlog and
- * offers it again on a timer, and meanwhile its credit does not come
- * back, so the conns stop; the store's inbox is bounded by the credit
- * alone.  So, whatever the speed of the clients, relayd holds per
- * connection at most CONN_WINDOW of frames, a frame past it, the rest
- * of one read (READ_CHUNK) and the message being read, whose memory
- * grows with its bytes received, not with its length prefix; and per
- * subscriber --sub-buffer: the fanout never waits for a subscriber, and
- * drops one that falls that far behind.  relayd.8 gives the figures.
+ * the batch's data_free after the last ancestor has handled it), the
+ * store has written it and the fanout has queued it for the subscribers.
+ * Before each read the conn looks at the credit, and at relayd's budget
+ * for frames (--max-memory, struct budget below); without, it reads no
+ * more from that socket until the tick finds some, so the bytes wait in
+ * the kernel and TCP slows the client down.  A read the framer takes
+ * whole.  The fanout has a bounded queue: when it refuses a frame
+ * (EAGAIN), the master keeps it in a backlog and offers it again on a
+ * timer, and meanwhile its credit does not come back, so the conns stop;
+ * the store's inbox is bounded by the credit alone.  So, whatever the
+ * speed of the clients, relayd holds per connection at most CONN_WINDOW
+ * of frames on their way, the frames of one read past it (READ_CHUNK
+ * bytes), the frame being read, whose memory grows with its bytes
+ * received and not with its length prefix (framer.c), and its struct
+ * conn; in all at most --max-memory of frames; and per subscriber
+ * --sub-buffer: the fanout never waits for a subscriber, and drops one
+ * that falls that far behind.  relayd.8 gives the figures.
  *
  * Hostile clients.  A connection must send a message (the hello, or a
  * frame) at least every --idle-timeout seconds, and each message must
@@ -157,11 +160,13 @@
 #define CONN_WINDOW	(256 * 1024)	/* a connection's credit, bytes */
 #define FRAME_COST	256		/* bytes a frame costs beyond its
 					 * payload: events, headers */
-#define READ_CHUNK	(64 * 1024)	/* bytes a conn reads at once */
+#define READ_CHUNK	(16 * 1024)	/* bytes a conn reads at once */
 #define RETRY_DELAY	0.001		/* seconds before a refused fire is
 					 * tried again */
 #define ACK_TICK	0.001		/* s between looks at the credits */
 #define ACK_TICK_MAX	0.064		/* ... while nothing moves */
+#define ACK_QUIET	50		/* ticks without a move before the
+					 * tick backs off */
 
 /* Supervision of the store by the master (see "The store is supervised"). */
 #define STORE_RESTART_DELAY	0.1	/* s before the first restart */
@@ -186,6 +191,28 @@
 struct limits;
 
 /*
+ * relayd's memory for frames, against --max-memory, half for each kind:
+ * complete frames on their way to the store and the fanout (flight: past
+ * the half, the conns stop reading, as when a connection is out of
+ * credit), and frames being read (partial: past the half, a frame that
+ * would grow is refused, and its connection closed with ERR_NOMEM).  So
+ * however many clients send, and whatever they announce, relayd's frames
+ * stay within it.  Shared by every thread: atomics.
+ */
+struct budget {
+	atomic_size_t flight;
+	atomic_size_t partial;
+	size_t half;		/* --max-memory / 2 */
+};
+
+/* Room left for complete frames: the conns may read. */
+bool budget_open(struct budget *b);
+/* n bytes more for a frame being read; false, and nothing taken, if they
+ * would pass the half. */
+bool budget_partial_take(struct budget *b, size_t n);
+void budget_partial_give(struct budget *b, size_t n);
+
+/*
  * The daemon: its options, set by main() before any worker starts and only
  * read afterwards, and its results, each written by one worker and read by
  * main() once the tree has ended.
@@ -204,6 +231,7 @@ struct relay {
 	uint64_t first_conn;	/* store: the first free connection number */
 	struct inbox *inbox;	/* the store's, owned by the master */
 	struct limits *limits;	/* main's: the listener takes, conns give */
+	struct budget budget;	/* --max-memory */
 
 	uint64_t conns;		/* listener: connections accepted */
 	uint64_t refused;	/* listener: connections refused */
@@ -246,9 +274,14 @@ struct credit {
 	 * out, since an ack covers every frame before it. */
 	atomic_bool lost;
 	uint64_t conn;		/* the connection's number */
+	struct budget *budget;	/* relayd's, charged with used as well */
 };
 
-struct credit *credit_new(uint64_t conn);
+struct credit *credit_new(uint64_t conn, struct budget *budget);
+/* Charges a complete frame of len bytes to cr and the budget. */
+void credit_charge(struct credit *cr, uint32_t len);
+/* The connection may be read: credit left, and room in the budget. */
+bool credit_open(struct credit *cr);
 struct credit *credit_ref(struct credit *cr);
 void credit_unref(struct credit *cr);
 
@@ -368,13 +401,11 @@ struct framer {
 
 void framer_init(struct framer *fr, struct credit *cr, struct uplink *up);
 /*
- * Takes up to n bytes of p and returns how many it took.  It stops short
- * after a frame that leaves the connection out of credit, and on bad
- * input, when *err is set to an ERR_* code and *val to its value (wire.h),
- * and the connection must end.
+ * Takes n bytes of p: 0, or on bad input an ERR_* code, with its value
+ * in *val (wire.h), and then the connection must end.
  */
-size_t framer_take(struct framer *fr, const unsigned char *p, size_t n,
-    int *err, uint64_t *val);
+int framer_take(struct framer *fr, const unsigned char *p, size_t n,
+    uint64_t *val);
 /* In the middle of a message: some of its bytes have come. */
 bool framer_partial(const struct framer *fr);
 /* 1 + the number of the last frame bubbled; 0 before the first. */

@@ -184,8 +184,9 @@ store_open(struct store *s)
 {
 	sqlite3_int64 last = 0;
 
+	/* NOMUTEX: the run's thread alone uses the connection. */
 	if (sqlite3_open_v2(s->r->db, &s->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		store_error(s, "open");
 		return false;
 	}
@@ -196,6 +197,7 @@ store_open(struct store *s)
 	 * relayd, and costs no fsync.  So an ack survives it too. */
 	if (!store_wal(s) ||
 	    !store_exec(s, "PRAGMA synchronous=NORMAL", NULL) ||
+	    !store_exec(s, "PRAGMA cache_size=-16384", NULL) ||
 	    !store_schema_ok(s) ||
 	    !store_exec(s, "SELECT last_connection FROM relayd", &last))
 		return false;
