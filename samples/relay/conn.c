@@ -79,6 +79,8 @@ struct shard {
 	struct relay *r;
 	worker_t *self;
 	int epfd;
+	uint64_t watch;		/* of epfd; 0 while out of room for frames */
+	double unblocked;	/* when it was last given room again */
 	uint64_t tick;		/* the pending tick, or 0 */
 	bool ticking;		/* the tick runs: it arms the next itself */
 	unsigned quiet;		/* ticks in a row that moved nothing */
@@ -210,22 +212,62 @@ conn_error(struct conn *c, int code, uint64_t value, const char *why)
 /* ---- The tick: acks and credit ---------------------------------------- */
 
 static void shard_tick(void *arg);
+static void on_epoll(int fd, unsigned revents, void *ctx);
 
-/* Has the tick look at the busy connections within ACK_TICK. */
+/*
+ * The tick's period while things move: ACK_TICK, and longer with many
+ * busy connections, since it looks at each of them, so that the looks
+ * cost the same whatever their number.
+ */
+static double
+tick_base(const struct shard *sh)
+{
+	return ACK_TICK * (double)(1 + sh->busy.n / ACK_TICK_CONNS);
+}
+
+/* Has the tick look at the busy connections within its period. */
 static void
 shard_arm(struct shard *sh)
 {
+	double base = tick_base(sh);
 	int rc;
 
-	if (sh->ticking || (sh->tick != 0 && sh->tick_delay <= ACK_TICK))
+	if (sh->ticking || (sh->tick != 0 && sh->tick_delay <= base))
 		return;
 	if (sh->tick != 0)
 		(void)worker_cancel(sh->self, sh->tick);
-	sh->tick_delay = ACK_TICK;
+	sh->tick_delay = base;
 	sh->quiet = 0;
-	rc = worker_later(sh->self, shard_tick, sh, ACK_TICK, &sh->tick);
+	rc = worker_later(sh->self, shard_tick, sh, base, &sh->tick);
 	if (rc != 0)
 		worker_fail(rc);
+}
+
+/*
+ * relayd is out of room for frames (--max-memory): the conn stops
+ * polling its connections at all until the tick finds room, rather than
+ * take each ready one out of the epoll set and put it back.
+ */
+static void
+shard_block(struct shard *sh)
+{
+	if (sh->watch != 0)
+		(void)worker_unwatch(sh->self, sh->watch);
+	sh->watch = 0;
+	shard_arm(sh);
+}
+
+/* Room again: poll the connections. */
+static void
+shard_unblock(struct shard *sh)
+{
+	int rc;
+
+	if ((rc = worker_watch(sh->self, sh->epfd, WORKER_READABLE, on_epoll,
+	    sh, &sh->watch)) != 0)
+		worker_fail(rc);
+	/* The time without polling is relayd's, not the clients'. */
+	sh->unblocked = sh->now;
 }
 
 /* c needs the tick: frames to ack, an ack to write, no credit. */
@@ -296,7 +338,8 @@ conn_service(struct conn *c)
 		conn_close(c, c->eof ? NULL : "the client left");
 		return true;
 	}
-	if (!c->reading && !c->eof && credit_open(c->credit)) {
+	if (!c->reading && !c->eof && atomic_load_explicit(&c->credit->used,
+	    memory_order_relaxed) < CONN_WINDOW) {
 		if (!conn_resume(c))
 			return true;
 		moved = true;
@@ -323,6 +366,10 @@ shard_tick(void *arg)
 	sh->tick = 0;
 	sh->now = mono_now();
 	sh->ticking = true;
+	if (sh->watch == 0 && budget_open(&sh->r->budget)) {
+		shard_unblock(sh);
+		moved = true;
+	}
 	/* Backwards: a connection that leaves the list (or closes) has the
 	 * last one, already seen, moved into its place. */
 	for (size_t i = sh->busy.n; i-- > 0;)
@@ -330,12 +377,12 @@ shard_tick(void *arg)
 			moved = true;
 	sh->ticking = false;
 	uplink_flush(&sh->up);
-	if (sh->busy.n == 0)
+	if (sh->busy.n == 0 && sh->watch != 0)
 		return;
 	/* Commits come every few ticks under load: back off only once
 	 * nothing has moved for ACK_QUIET ticks in a row. */
 	sh->quiet = moved ? 0 : sh->quiet + 1;
-	sh->tick_delay = sh->quiet < ACK_QUIET ? ACK_TICK :
+	sh->tick_delay = sh->quiet < ACK_QUIET ? tick_base(sh) :
 	    2 * sh->tick_delay;
 	if (sh->tick_delay > ACK_TICK_MAX)
 		sh->tick_delay = ACK_TICK_MAX;
@@ -403,7 +450,8 @@ conn_readable(struct conn *c)
 
 	/* Checked before the read, which the framer then takes whole: so
 	 * a connection holds at most one read past its credit. */
-	if (!credit_open(c->credit)) {
+	if (atomic_load_explicit(&c->credit->used, memory_order_relaxed) >=
+	    CONN_WINDOW) {
 		(void)conn_pause(c);
 		return;
 	}
@@ -435,8 +483,14 @@ on_epoll(int fd, unsigned revents, void *ctx)
 	if ((n = epoll_wait(fd, ev, EPOLL_BATCH, 0)) <= 0)
 		return;
 	sh->now = mono_now();
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		/* The events left are there again once unblocked. */
+		if (!budget_open(&sh->r->budget)) {
+			shard_block(sh);
+			break;
+		}
 		conn_readable(ev[i].data.ptr);
+	}
 	uplink_flush(&sh->up);
 }
 
@@ -451,19 +505,23 @@ shard_sweep(void *arg)
 	struct conn *c;
 
 	sh->now = mono_now();
+	if (sh->watch == 0)
+		return;		/* relayd reads nobody: not their fault */
 	for (size_t i = sh->all.n; i-- > 0;) {
 		if (i >= sh->all.n)
 			continue;
 		c = sh->all.v[i];
 		if (!c->reading && !c->eof)
 			continue;	/* ours, not the client's: no credit */
-		if (c->msg_start != 0 &&
-		    sh->now - c->msg_start > r->frame_timeout) {
+		if (c->msg_start != 0 && sh->now - (c->msg_start >
+		    sh->unblocked ? c->msg_start : sh->unblocked) >
+		    r->frame_timeout) {
 			sh->slow_closed++;
 			conn_error(c, ERR_SLOW_FRAME, 0, verbose ?
 			    "timed out" : NULL);
-		} else if (c->msg_start == 0 &&
-		    sh->now - c->last_rx > r->idle_timeout) {
+		} else if (c->msg_start == 0 && sh->now - (c->last_rx >
+		    sh->unblocked ? c->last_rx : sh->unblocked) >
+		    r->idle_timeout) {
 			sh->idle_closed++;
 			conn_error(c, ERR_IDLE, 0, NULL);
 		}
@@ -581,9 +639,7 @@ conn_task(void *arg)
 	worker_cleanup_push(shard_close, sh);
 	if ((sh->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		worker_fail(errno);
-	if ((rc = worker_watch(sh->self, sh->epfd, WORKER_READABLE, on_epoll,
-	    sh, NULL)) != 0)
-		worker_fail(rc);
+	shard_unblock(sh);
 	/* A timeout is kept to within a quarter of itself. */
 	sweep = (r->idle_timeout < r->frame_timeout ? r->idle_timeout :
 	    r->frame_timeout) / 4;

@@ -72,13 +72,6 @@ credit_charge(struct credit *cr, uint32_t len)
 	    (size_t)len, memory_order_relaxed);
 }
 
-bool
-credit_open(struct credit *cr)
-{
-	return atomic_load_explicit(&cr->used, memory_order_relaxed) <
-	    CONN_WINDOW && budget_open(cr->budget);
-}
-
 void
 credit_unref(struct credit *cr)
 {

@@ -160,13 +160,14 @@
 #define CONN_WINDOW	(256 * 1024)	/* a connection's credit, bytes */
 #define FRAME_COST	256		/* bytes a frame costs beyond its
 					 * payload: events, headers */
-#define READ_CHUNK	(16 * 1024)	/* bytes a conn reads at once */
+#define READ_CHUNK	(64 * 1024)	/* bytes a conn reads at once */
 #define RETRY_DELAY	0.001		/* seconds before a refused fire is
 					 * tried again */
 #define ACK_TICK	0.001		/* s between looks at the credits */
 #define ACK_TICK_MAX	0.064		/* ... while nothing moves */
 #define ACK_QUIET	50		/* ticks without a move before the
 					 * tick backs off */
+#define ACK_TICK_CONNS	1000		/* busy connections per ACK_TICK */
 
 /* Supervision of the store by the master (see "The store is supervised"). */
 #define STORE_RESTART_DELAY	0.1	/* s before the first restart */
@@ -280,8 +281,6 @@ struct credit {
 struct credit *credit_new(uint64_t conn, struct budget *budget);
 /* Charges a complete frame of len bytes to cr and the budget. */
 void credit_charge(struct credit *cr, uint32_t len);
-/* The connection may be read: credit left, and room in the budget. */
-bool credit_open(struct credit *cr);
 struct credit *credit_ref(struct credit *cr);
 void credit_unref(struct credit *cr);
 
