@@ -36,18 +36,19 @@
  * per connection as before: a thread costs a stack, a kernel task and a
  * switch per read, and 10,000 clients made 20,000 threads; a fixed few
  * threads cost nothing per client but a struct conn and what it has read,
- * and keep the two CPUs on work instead of switching (the numbers are in
- * samples/relay/relayd.8).  The conn watches one epoll descriptor rather
- * than each socket with worker_watch(): a worker's loop polls all its
- * watches each round, which is linear in their number.  The framer is a
- * struct of its connection, not a worker: it only copies bytes, and a
- * thread per framer would bring back the switches.
+ * and keep the two CPUs on work instead of switching (test/relay_bench.sh
+ * measures it).  The conn watches one epoll descriptor rather than each
+ * socket with worker_watch(): a worker's loop polls all its watches each
+ * round, which is linear in their number.  The framer is a struct of its
+ * connection, not a worker: it only copies bytes, and a thread per framer
+ * would bring back the switches.
  *
- * A worker talks only to its parent and its children.  A frame bubbles up
- * from its conn to the master, which fires it down at the store and at
- * the fanout.  A frame is a heap block with a reference count: each fire
- * hands one reference to the library, with a destructor that drops it, and
- * the library calls that exactly once, whatever becomes of the event.
+ * A worker talks only to its parent and its children.  Frames bubble up
+ * from their conn to the master, a batch per round of reads, and the
+ * master fires each down at the store and at the fanout.  A frame is a
+ * heap block with a reference count: each fire hands one reference to the
+ * library, with a destructor that drops it, and the library calls that
+ * exactly once, whatever becomes of the event.
  *
  * Acknowledgements.  Each connection has a credit (below), which its
  * frames reference; the store, once it has committed a batch, writes into
@@ -81,7 +82,7 @@
  * received and not with its length prefix (framer.c), and its struct
  * conn; in all at most --max-memory of frames; and per subscriber
  * --sub-buffer: the fanout never waits for a subscriber, and drops one
- * that falls that far behind.  relayd.8 gives the figures.
+ * that falls that far behind.  relayd(8) gives the figures.
  *
  * Hostile clients.  A connection must send a message (the hello, or a
  * frame) at least every --idle-timeout seconds, and each message must
