@@ -376,7 +376,6 @@ shard_tick(void *arg)
 		if (i < sh->busy.n && conn_service(sh->busy.v[i]))
 			moved = true;
 	sh->ticking = false;
-	uplink_flush(&sh->up);
 	if (sh->busy.n == 0 && sh->watch != 0)
 		return;
 	/* Commits come every few ticks under load: back off only once
@@ -592,7 +591,6 @@ on_conn_stop(const worker_event_t *ev, void *ctx)
 		partial += framer_partial(&c->fr);
 		conn_close(c, NULL);
 	}
-	uplink_flush(&sh->up);
 	if (n > 0)
 		say("%s: stopping: closed %zu connections, %zu of them in the "
 		    "middle of a message", worker_name(sh->self), n, partial);
@@ -607,7 +605,7 @@ shard_close(void *arg)
 
 	while (sh->all.n > 0)
 		conn_close(sh->all.v[sh->all.n - 1], NULL);
-	/* Frames read and not sent up when the conn failed: their
+	/* Frames read in a round that a failure cut short: their
 	 * connections are closed, and their clients send them again. */
 	if (sh->up.b != NULL)
 		for (size_t i = 0; i < sh->up.b->n; i++) {

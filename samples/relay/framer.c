@@ -85,7 +85,9 @@ uplink_add(struct uplink *up, struct frame *f)
 {
 	if (up->b == NULL) {
 		if ((up->b = malloc(sizeof(*up->b))) == NULL) {
-			frame_pay(f);
+			/* It goes nowhere: all three shares come back. */
+			for (int i = 0; i < 3; i++)
+				frame_pay(f);
 			frame_unref(f);
 			return false;
 		}
