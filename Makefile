@@ -1,5 +1,6 @@
 # libworker - see README.  Targets: all tools samples test tsan asan
-# valgrind bench bench-deps demo relaytest relaywstest toptest lint install
+# valgrind bench bench-deps demo relaytest relaywstest relaybench toptest
+# lint install
 # uninstall installcheck clean.  Everything built lands under build/.
 .DELETE_ON_ERROR:
 .SUFFIXES:
@@ -42,6 +43,8 @@ CHECK := $(B)test/check_worker
 MAN3 := $(sort $(wildcard man/man3/*.3))
 MAN7 := $(sort $(wildcard man/man7/*.7))
 MAN1 := $(sort $(wildcard man/man1/*.1))
+# The samples' pages live with them: samples are not installed.
+SAMPLE_MAN := $(sort $(wildcard samples/*/*.[1-9]))
 
 # Samples: one program per samples/*.c, and the relay daemon and its load
 # client, one folder each (samples/relay/ and samples/relay/load/).
@@ -216,6 +219,11 @@ relaytest: all samples
 relaywstest: all samples
 	sh test/relay_ws_test.sh
 
+# The relay's numbers: rates, 10,000 clients, ten kills (about ten
+# minutes; test/relay_bench.sh says which).
+relaybench: all samples
+	sh test/relay_bench.sh
+
 # worker-top in a real terminal (tmux) against relayd under load.
 toptest: samples tools
 	sh test/top_test.sh
@@ -228,8 +236,8 @@ installcheck: all
 # and the complaints about this machine's own man page index.
 lint: $(LIB_OBJ)
 	@mkdir -p $(B)
-	-mandoc -Tlint -Wstyle $(MAN1) $(MAN3) $(MAN7) >$(B)mandoc.out \
-	    2>$(B)mandoc.err
+	-mandoc -Tlint -Wstyle $(MAN1) $(MAN3) $(MAN7) $(SAMPLE_MAN) \
+	    >$(B)mandoc.out 2>$(B)mandoc.err
 	@cat $(B)mandoc.out $(B)mandoc.err | \
 	    grep -v -e 'referenced manual not found' -e 'mandoc\.db' | \
 	    { if grep .; then exit 1; else echo "mandoc: clean"; fi; }
@@ -274,8 +282,8 @@ clean:
 	$(MAKE) -C bench clean
 
 .PHONY: all tools tools-build samples sample-deps test tsan asan valgrind \
-	bench bench-deps demo relaytest relaywstest toptest lint install uninstall \
-	installcheck clean
+	bench bench-deps demo relaytest relaywstest relaybench toptest lint \
+	install uninstall installcheck clean
 
 -include $(wildcard $(B)lib/*.d $(B)pic/lib/*.d $(B)test/*.d \
     $(B)samples/*.d $(B)samples/relay/*.d $(B)samples/relay/load/*.d \

@@ -35,7 +35,8 @@ echo "== samples/supervise: crashed workers come back; a shutdown reports the st
 $limit build/samples/supervise || status=1
 
 echo
-echo "== samples/relayd under samples/relay-load: 50 clients for ten seconds"
+echo "== samples/relayd under samples/relay-load: 50 clients for ten seconds;"
+echo "   relayd killed with SIGKILL in the middle, and started again"
 sh samples/relay/demo.sh || status=1
 
 exit $status

@@ -2,10 +2,18 @@
  * acceptor.c - a listening socket in a worker's loop, for the listener
  * (clients) and the fanout (subscribers).  The acceptor lives in its
  * worker's frame and is touched by that worker only; it owns the socket,
- * its watch and the timer that resumes accepting after an error, and
- * hands every new socket to its take().
+ * its watch, the timer that resumes accepting after an error and, with
+ * refuse(), a spare descriptor; it hands every new socket to its take().
+ *
+ * Out of descriptors, the socket stays readable, and watching it would
+ * spin.  With refuse(), the acceptor closes its spare descriptor, accepts
+ * the client into that room, hands it to refuse(), which tells it and
+ * closes it, and opens the spare again: the client hears why at once, and
+ * the others go on.  Without, or when that fails too, it stops accepting
+ * for ACCEPT_PAUSE and the clients wait in the backlog.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -25,6 +33,25 @@ acceptor_resume(void *arg)
 	acceptor_start(a);
 }
 
+/*
+ * Out of descriptors: turns the next client away with the spare one.
+ * False if that could not be done (no spare, or it was taken meanwhile).
+ */
+static bool
+refuse_one(struct acceptor *a)
+{
+	int cfd;
+
+	if (a->refuse == NULL || a->spare < 0)
+		return false;
+	close(a->spare);
+	cfd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd >= 0)
+		a->refuse(cfd, a->ctx);
+	a->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return cfd >= 0 && a->spare >= 0;
+}
+
 static void
 on_acceptable(int fd, unsigned revents, void *ctx)
 {
@@ -42,8 +69,9 @@ on_acceptable(int fd, unsigned revents, void *ctx)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return;
-		/* Out of descriptors, say: the socket stays readable, so
-		 * watching it would spin.  Look again in a moment. */
+		if ((errno == EMFILE || errno == ENFILE) && refuse_one(a))
+			continue;
+		/* The socket stays readable: look again in a moment. */
 		say("accepting a %s: %s; trying again in %g s", a->what,
 		    strerror(errno), ACCEPT_PAUSE);
 		(void)worker_unwatch(a->self, a->watch);
@@ -60,6 +88,9 @@ void
 acceptor_start(struct acceptor *a)
 {
 	int rc;
+
+	if (a->refuse != NULL && a->spare < 0)
+		a->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
 	rc = worker_watch(a->self, a->fd, WORKER_READABLE, on_acceptable, a,
 	    &a->watch);
@@ -79,6 +110,9 @@ acceptor_close(struct acceptor *a)
 		(void)worker_cancel(a->self, a->retry);
 	if (a->fd >= 0)
 		close(a->fd);
+	if (a->refuse != NULL && a->spare >= 0)
+		close(a->spare);
+	a->spare = -1;
 	a->watch = 0;
 	a->retry = 0;
 	a->fd = -1;

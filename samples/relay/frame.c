@@ -15,8 +15,33 @@
 
 /* ---- Credit ---------------------------------------------------------- */
 
+bool
+budget_open(struct budget *b)
+{
+	return atomic_load_explicit(&b->flight, memory_order_relaxed) <
+	    b->half;
+}
+
+bool
+budget_partial_take(struct budget *b, size_t n)
+{
+	size_t used = atomic_fetch_add_explicit(&b->partial, n,
+	    memory_order_relaxed);
+
+	if (used + n <= b->half)
+		return true;
+	atomic_fetch_sub_explicit(&b->partial, n, memory_order_relaxed);
+	return false;
+}
+
+void
+budget_partial_give(struct budget *b, size_t n)
+{
+	atomic_fetch_sub_explicit(&b->partial, n, memory_order_relaxed);
+}
+
 struct credit *
-credit_new(uint64_t conn)
+credit_new(uint64_t conn, struct budget *budget)
 {
 	struct credit *cr = malloc(sizeof(*cr));
 
@@ -24,7 +49,10 @@ credit_new(uint64_t conn)
 		return NULL;
 	atomic_init(&cr->refs, 1);
 	atomic_init(&cr->used, 0);
+	atomic_init(&cr->committed, 0);
+	atomic_init(&cr->lost, false);
 	cr->conn = conn;
+	cr->budget = budget;
 	return cr;
 }
 
@@ -33,6 +61,15 @@ credit_ref(struct credit *cr)
 {
 	atomic_fetch_add_explicit(&cr->refs, 1, memory_order_relaxed);
 	return cr;
+}
+
+void
+credit_charge(struct credit *cr, uint32_t len)
+{
+	atomic_fetch_add_explicit(&cr->used, FRAME_COST + (size_t)len,
+	    memory_order_relaxed);
+	atomic_fetch_add_explicit(&cr->budget->flight, FRAME_COST +
+	    (size_t)len, memory_order_relaxed);
 }
 
 void
@@ -46,9 +83,9 @@ credit_unref(struct credit *cr)
 /* ---- Frames ---------------------------------------------------------- */
 
 struct frame *
-frame_new(uint32_t len)
+frame_start(uint32_t len, uint32_t cap)
 {
-	struct frame *f = malloc(sizeof(*f) + len);
+	struct frame *f = malloc(sizeof(*f) + cap);
 
 	if (f == NULL)
 		return NULL;
@@ -58,6 +95,19 @@ frame_new(uint32_t len)
 	f->len = len;
 	put_be32(f->head, len);
 	return f;
+}
+
+struct frame *
+frame_new(uint32_t len)
+{
+	return frame_start(len, len);
+}
+
+/* Only its framer knows f yet: it may move. */
+struct frame *
+frame_grow(struct frame *f, uint32_t cap)
+{
+	return realloc(f, sizeof(*f) + cap);
 }
 
 struct frame *
@@ -88,9 +138,13 @@ frame_unref(void *p)
 void
 frame_pay(struct frame *f)
 {
-	if (atomic_fetch_sub_explicit(&f->owed, 1, memory_order_acq_rel) == 1)
-		atomic_fetch_sub_explicit(&f->credit->used,
-		    FRAME_COST + (size_t)f->len, memory_order_relaxed);
+	if (atomic_fetch_sub_explicit(&f->owed, 1, memory_order_acq_rel) !=
+	    1)
+		return;
+	atomic_fetch_sub_explicit(&f->credit->used, FRAME_COST +
+	    (size_t)f->len, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&f->credit->budget->flight, FRAME_COST +
+	    (size_t)f->len, memory_order_relaxed);
 }
 
 /* ---- A queue of frames ----------------------------------------------- */
@@ -201,7 +255,12 @@ inbox_done(struct inbox *in, struct frame **v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		(void)fifo_pop(&in->q);
 	pthread_mutex_unlock(&in->lock);
+	/* A connection's frames come in the order they were read, so its
+	 * committed number only grows; release: the conn that reads it
+	 * sends the ack of a row that is there. */
 	for (size_t i = 0; i < n; i++) {
+		atomic_store_explicit(&v[i]->credit->committed,
+		    v[i]->seq + 1, memory_order_release);
 		frame_pay(v[i]);
 		frame_unref(v[i]);
 	}

@@ -107,6 +107,9 @@ master_store(struct master *m, struct frame *f)
 		frame_unref(f);
 		say("no memory: frame %" PRIu64 " of connection %" PRIu64
 		    " lost for the store", f->seq, f->conn);
+		/* No ack may cover it: its conn closes the connection, and
+		 * the client sends it again. */
+		atomic_store(&f->credit->lost, true);
 		frame_pay(f);
 		return;
 	}
@@ -115,21 +118,18 @@ master_store(struct master *m, struct frame *f)
 }
 
 /*
- * Listener of "frame", bubbled up by every framer.  A frame that the
- * fanout refuses waits in the backlog, and keeps its connection's credit
- * meanwhile, as one waits in the store's inbox until committed: that is
- * what stops the conns when the store or the fanout cannot keep up.
+ * A frame from a conn.  A frame that the fanout refuses waits in the
+ * backlog, and keeps its connection's credit meanwhile, as one waits in
+ * the store's inbox until committed: that is what stops the conns when
+ * the store or the fanout cannot keep up.
  */
-static int
-on_master_frame(const worker_event_t *ev, void *ctx)
+static void
+master_frame(struct master *m, struct frame *f)
 {
-	struct master *m = ctx;
-	struct frame *f = ev->data;
-
 	master_store(m, f);
 	/* Behind a backlog, a frame waits its turn. */
 	if (m->backlog.len == 0 && master_send(m, f) == 0)
-		return 0;
+		return;
 	if (fifo_push(&m->backlog, frame_ref(f)) != 0) {
 		frame_unref(f);
 		say("no memory: frame %" PRIu64 " of connection %" PRIu64
@@ -137,6 +137,16 @@ on_master_frame(const worker_event_t *ev, void *ctx)
 		frame_pay(f);
 	}
 	master_arm(m);
+}
+
+/* Listener of "batch", bubbled up by every conn. */
+static int
+on_master_batch(const worker_event_t *ev, void *ctx)
+{
+	const struct batch *b = ev->data;
+
+	for (size_t i = 0; i < b->n; i++)
+		master_frame(ctx, b->v[i]);
 	return 0;
 }
 
@@ -345,10 +355,13 @@ master_task(void *arg)
 		.name = "fanout", .queue_max = m.r->queue_max,
 		.stop_timeout = FANOUT_STOP_TIMEOUT
 	};
-	/* Its conns are stopped at once: each passes on its last bytes. */
+	/* Its conns are stopped at once, and restarted if they fail. */
 	worker_attr_t listener = {
 		.name = "listener", .stop_order = WORKER_STOP_PARALLEL,
-		.stop_timeout = LISTENER_STOP_TIMEOUT
+		.stop_timeout = LISTENER_STOP_TIMEOUT,
+		.strategy = WORKER_ONE_FOR_ONE,
+		.restart_max = CONN_RESTART_MAX,
+		.restart_period = CONN_RESTART_PERIOD
 	};
 	int rc;
 
@@ -358,7 +371,7 @@ master_task(void *arg)
 	worker_cleanup_push(master_close, &m);
 	listen_self(WORKER_SIGNAL, on_master_signal, &m);
 	listen_self(WORKER_CHILD_THREAD_END, on_child_end, &m);
-	listen_self("frame", on_master_frame, &m);
+	listen_self("batch", on_master_batch, &m);
 	listen_self("ready", on_store_ready, &m);
 
 	/* The store first: it knows which connection numbers are free.  If

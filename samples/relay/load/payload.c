@@ -62,3 +62,14 @@ make_payload(const struct load *ld, uint32_t client, uint32_t index,
 	}
 	return len;
 }
+
+/* A client's hello: the magic, the version, and its id, which is the
+ * run's id and the client's number. */
+void
+make_hello(const struct load *ld, uint32_t client, unsigned char *p)
+{
+	memcpy(p, HELLO_MAGIC, 4);
+	put_be32(p + 4, PROTO_VERSION);
+	put_be64(p + 8, ld->run_id);
+	put_be64(p + 16, client);
+}

@@ -1,7 +1,20 @@
 /*
- * verify.c - the check of relayd's database (--verify): once relayd has
- * stopped, every row against the record of what was sent.  The check owns
- * the record it reads (ld->sent) and its per-client tallies.
+ * verify.c - the check of relayd's database: at the end of a run with
+ * --db, or once relayd has stopped (--verify, against the record of a
+ * run).  It reads every row of the run's clients (the first 8 bytes of
+ * the client id are the run's) from the database itself, and counts the
+ * frames sent that are stored, intact, exactly once:
+ *
+ *	sent: N, acked: N, stored: N, lost: N, duplicated: N
+ *
+ * sent counts the frames written whole at least once, acked those
+ * relayd acknowledged, stored those of the sent that have a row, lost
+ * the sent that have none, duplicated the rows beyond the first of a
+ * (client, sequence).  A row that is no frame sent (damaged, of a client
+ * or a frame that does not exist) is a problem, named.  Good: nothing
+ * lost, duplicated or wrong; with --tolerate (relayd went away for good)
+ * or --partial, only the acked frames must be stored.  The check owns
+ * its tallies; the record's counts go into ld->sent and ld->acked.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -13,11 +26,35 @@
 
 #include "load.h"
 
-/* Reads a record into ld (seed, sizes, clients, sent); false if bad. */
+bool
+write_record(const struct load *ld)
+{
+	FILE *f;
+	bool ok;
+
+	if ((f = fopen(ld->record, "w")) == NULL) {
+		complain("%s: %s", ld->record, strerror(errno));
+		return false;
+	}
+	fprintf(f, "relay-load 2\nrun %" PRIx64 "\nseed %" PRIu64
+	    "\nmin-size %" PRIu32 "\nmax-size %" PRIu32 "\nclients %zu\n",
+	    ld->run_id, ld->seed, ld->min_size, ld->max_size, ld->n);
+	for (size_t c = 0; c < ld->n; c++)
+		fprintf(f, "%" PRIu64 " %" PRIu64 "\n", ld->sent[c],
+		    ld->acked[c]);
+	ok = !ferror(f);
+	if (fclose(f) != 0)
+		ok = false;
+	if (!ok)
+		complain("%s: cannot write it", ld->record);
+	return ok;
+}
+
+/* Reads a record into ld (run, seed, sizes, clients, sent, acked). */
 static bool
 read_record(struct load *ld)
 {
-	unsigned long long seed, n, v;
+	unsigned long long run, seed, n, s, a;
 	unsigned long min, max;
 	FILE *f;
 	bool ok;
@@ -26,19 +63,22 @@ read_record(struct load *ld)
 		complain("%s: %s", ld->record, strerror(errno));
 		return false;
 	}
-	ok = fscanf(f, "relay-load 1 seed %llu min-size %lu max-size %lu "
-	    "clients %llu", &seed, &min, &max, &n) == 4 &&
+	ok = fscanf(f, "relay-load 2 run %llx seed %llu min-size %lu "
+	    "max-size %lu clients %llu", &run, &seed, &min, &max, &n) == 5 &&
 	    min >= 8 && max >= min && max <= FRAME_MAX && n <= UINT32_MAX &&
-	    (ld->sent = calloc(n != 0 ? n : 1, sizeof(*ld->sent))) != NULL;
+	    (ld->sent = calloc(n != 0 ? n : 1, sizeof(*ld->sent))) != NULL &&
+	    (ld->acked = calloc(n != 0 ? n : 1, sizeof(*ld->acked))) != NULL;
 	for (unsigned long long c = 0; ok && c < n; c++) {
-		ok = fscanf(f, "%llu", &v) == 1;
-		ld->sent[c] = v;
+		ok = fscanf(f, "%llu %llu", &s, &a) == 2 && a <= s;
+		ld->sent[c] = s;
+		ld->acked[c] = a;
 	}
 	fclose(f);
 	if (!ok) {
 		complain("%s: not a record of relay-load", ld->record);
 		return false;
 	}
+	ld->run_id = run;
 	ld->seed = seed;
 	ld->min_size = (uint32_t)min;
 	ld->max_size = (uint32_t)max;
@@ -48,10 +88,11 @@ read_record(struct load *ld)
 
 struct check {
 	struct load *ld;
-	uint64_t *got;		/* per client: rows checked */
-	int64_t *conn;		/* per client: its connection number, or 0 */
+	unsigned char **seen;	/* per client: a bit per frame sent */
 	unsigned char *payload;
-	uint64_t rows;
+	uint64_t stored;
+	uint64_t dups;
+	uint64_t others;	/* rows of other runs */
 	uint64_t problems;
 };
 
@@ -69,74 +110,36 @@ problem(struct check *ck, const char *fmt, ...)
 	va_end(ap);
 }
 
-/*
- * Checks one row.  Rows come in the order of their ids, which is the
- * order relayd took the frames in, so each client's rows must come as 0,
- * 1, 2...: that one test finds a frame lost, doubled or out of order.
- */
+/* Checks one row: a frame sent, intact, not seen before. */
 static void
-check_row(struct check *ck, int64_t id, int64_t conn, int64_t seq,
-    const unsigned char *p, int len)
+check_row(struct check *ck, const unsigned char *id, int id_len,
+    uint64_t seq, const unsigned char *p, int len)
 {
 	struct load *ld = ck->ld;
-	uint32_t client, index;
+	uint64_t client;
 
-	if (len < 8) {
-		problem(ck, "row %" PRId64 ": a payload of %d bytes", id, len);
+	if (id == NULL || id_len != CLIENT_ID_LEN ||
+	    get_be64(id) != ld->run_id) {
+		ck->others++;
 		return;
 	}
-	client = get_be32(p);
-	index = get_be32(p + 4);
-	if (client >= ld->n) {
-		problem(ck, "row %" PRId64 ": client %" PRIu32 " does not "
-		    "exist", id, client);
+	client = get_be64(id + 8);
+	if (client >= ld->n || seq >= ld->sent[client]) {
+		problem(ck, "client %" PRIu64 ", frame %" PRIu64 ": a row of "
+		    "a frame not sent", client, seq);
 		return;
 	}
-	if (index != ck->got[client]) {
-		problem(ck, "row %" PRId64 ": client %" PRIu32 ", frame %"
-		    PRIu32 " where %" PRIu64 " was due", id, client, index,
-		    ck->got[client]);
+	if (ck->seen[client][seq / 8] & (1u << (seq % 8))) {
+		ck->dups++;
 		return;
 	}
-	ck->got[client]++;
-	if (index >= ld->sent[client])
-		problem(ck, "row %" PRId64 ": client %" PRIu32 ", frame %"
-		    PRIu32 ", which it did not send completely", id, client,
-		    index);
-	else if (make_payload(ld, client, index, ck->payload) !=
-	    (uint32_t)len || memcmp(ck->payload, p, (size_t)len) != 0)
-		problem(ck, "row %" PRId64 ": client %" PRIu32 ", frame %"
-		    PRIu32 ": the payload is damaged", id, client, index);
-	if (seq != (int64_t)index)
-		problem(ck, "row %" PRId64 ": client %" PRIu32 ", frame %"
-		    PRIu32 " has sequence %" PRId64, id, client, index, seq);
-	if (ck->conn[client] == 0)
-		ck->conn[client] = conn;
-	else if (ck->conn[client] != conn)
-		problem(ck, "row %" PRId64 ": client %" PRIu32 " on "
-		    "connections %" PRId64 " and %" PRId64, id, client,
-		    ck->conn[client], conn);
-}
-
-static int
-cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Each client had a connection of its own. */
-static void
-check_conns(struct check *ck)
-{
-	size_t n = ck->ld->n;
-
-	qsort(ck->conn, n, sizeof(*ck->conn), cmp_i64);
-	for (size_t c = 1; c < n; c++)
-		if (ck->conn[c] != 0 && ck->conn[c] == ck->conn[c - 1])
-			problem(ck, "two clients on connection %" PRId64,
-			    ck->conn[c]);
+	ck->seen[client][seq / 8] |= (unsigned char)(1u << (seq % 8));
+	ck->stored++;
+	if (p == NULL || make_payload(ld, (uint32_t)client, (uint32_t)seq,
+	    ck->payload) != (uint32_t)len ||
+	    memcmp(ck->payload, p, (size_t)len) != 0)
+		problem(ck, "client %" PRIu64 ", frame %" PRIu64 ": the "
+		    "payload is damaged", client, seq);
 }
 
 static void
@@ -147,66 +150,87 @@ read_rows(struct check *ck)
 	int rc;
 
 	if (sqlite3_open_v2(ck->ld->db, &db, SQLITE_OPEN_READONLY, NULL) !=
-	    SQLITE_OK || sqlite3_prepare_v2(db, "SELECT id, connection, "
-	    "sequence, payload FROM frames ORDER BY id", -1, &st, NULL) !=
-	    SQLITE_OK) {
+	    SQLITE_OK || sqlite3_prepare_v2(db, "SELECT client, sequence, "
+	    "payload FROM frames", -1, &st, NULL) != SQLITE_OK) {
 		problem(ck, "%s", sqlite3_errmsg(db));
 		sqlite3_close(db);
 		return;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const unsigned char *p = sqlite3_column_blob(st, 3);
-
-		ck->rows++;
-		check_row(ck, sqlite3_column_int64(st, 0),
-		    sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
-		    p, p != NULL ? sqlite3_column_bytes(st, 3) : 0);
-	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		check_row(ck, sqlite3_column_blob(st, 0),
+		    sqlite3_column_bytes(st, 0),
+		    (uint64_t)sqlite3_column_int64(st, 1),
+		    sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2));
 	if (rc != SQLITE_DONE)
 		problem(ck, "%s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 }
 
+/* Frames acked that have no row: what relayd promised and broke. */
+static uint64_t
+acked_missing(const struct check *ck)
+{
+	const struct load *ld = ck->ld;
+	uint64_t n = 0;
+
+	for (size_t c = 0; c < ld->n; c++)
+		for (uint64_t i = 0; i < ld->acked[c]; i++)
+			n += !(ck->seen[c][i / 8] & (1u << (i % 8)));
+	return n;
+}
+
 int
-verify(struct load *ld)
+check_db(struct load *ld)
 {
 	struct check ck = { .ld = ld };
-	uint64_t total = 0;
+	uint64_t sent = 0, acked = 0, lost, missing = 0;
+	bool ok;
 
-	if (!read_record(ld))
-		return 1;
-	ck.got = calloc(ld->n + 1, sizeof(*ck.got));
-	ck.conn = calloc(ld->n + 1, sizeof(*ck.conn));
+	ck.seen = calloc(ld->n + 1, sizeof(*ck.seen));
 	ck.payload = malloc(ld->max_size);
-	if (ck.got == NULL || ck.conn == NULL || ck.payload == NULL) {
+	ok = ck.seen != NULL && ck.payload != NULL;
+	for (size_t c = 0; ok && c < ld->n; c++) {
+		sent += ld->sent[c];
+		acked += ld->acked[c];
+		ok = (ck.seen[c] = calloc(ld->sent[c] / 8 + 1, 1)) != NULL;
+	}
+	if (!ok) {
 		complain("no memory");
 		ck.problems++;
 	} else {
 		read_rows(&ck);
-		check_conns(&ck);
+		missing = acked_missing(&ck);
 	}
-	for (size_t c = 0; c < ld->n; c++) {
-		total += ld->sent[c];
-		if (ck.got != NULL && !ld->partial &&
-		    ck.got[c] != ld->sent[c])
-			problem(&ck, "client %zu: %" PRIu64 " rows for %"
-			    PRIu64 " frames sent", c, ck.got[c],
-			    ld->sent[c]);
-	}
-	if (ld->partial)
-		printf("relay-load: %s: %" PRIu64 " rows for at most %" PRIu64
-		    " frames sent, each client's a prefix of what it sent; "
-		    "%" PRIu64 " problems\n", ld->db, ck.rows, total,
-		    ck.problems);
-	else
-		printf("relay-load: %s: %" PRIu64 " rows for %" PRIu64
-		    " frames sent, %" PRIu64 " problems: lost: %" PRIu64 "\n",
-		    ld->db, ck.rows, total, ck.problems,
-		    total > ck.rows ? total - ck.rows : 0);
-	free(ck.got);
-	free(ck.conn);
+	lost = sent - ck.stored;
+	if (ck.others > 0)
+		printf("relay-load: %s: %" PRIu64 " rows of other runs\n",
+		    ld->db, ck.others);
+	if (missing > 0 || ld->tolerate || ld->partial)
+		printf("relay-load: %s: %" PRIu64 " frames acked and not "
+		    "stored\n", ld->db, missing);
+	printf("sent: %" PRIu64 ", acked: %" PRIu64 ", stored: %" PRIu64
+	    ", lost: %" PRIu64 ", duplicated: %" PRIu64 "\n", sent, acked,
+	    ck.stored, lost, ck.dups);
+	for (size_t c = 0; ck.seen != NULL && c < ld->n; c++)
+		free(ck.seen[c]);
+	free(ck.seen);
 	free(ck.payload);
+	if (ck.problems > 0 || ck.dups > 0 || missing > 0)
+		return 1;
+	return lost == 0 || ld->tolerate || ld->partial ? 0 : 1;
+}
+
+/* --verify: the database against the record of a run. */
+int
+verify(struct load *ld)
+{
+	int status;
+
+	if (!read_record(ld))
+		return 1;
+	status = check_db(ld);
 	free(ld->sent);
-	return ck.problems == 0 ? 0 : 1;
+	free(ld->acked);
+	return status;
 }
