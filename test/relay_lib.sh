@@ -86,6 +86,10 @@ restart() {
 # stop [SIGNAL]: SIGTERM (or SIGNAL); relayd must exit 0, having
 # committed a row for every frame it read, as its last line says.
 stop() {
+	if [ -z "$rpid" ]; then
+		why="no relayd to stop"
+		return 1
+	fi
 	kill -"${1:-TERM}" $rpid
 	wait $pid
 	rc=$?
