@@ -26,7 +26,7 @@
  *   unwind    unwind.c     frames, hooks, the cleanup stack
  *   os        wake.c       sleeping and waking: futex, eventfd, ppoll
  *   thread    root.c       the calling thread's worker, root workers
- *   base      log.c heap.c list.h clock.h   and the built-in names below
+ *   base      log.c heap.c calq.c list.h clock.h  (built-in names below)
  *
  * Three calls go up, all into the life of a worker object (worker.c),
  * and layers.sh knows them by name: dropping a reference
@@ -74,6 +74,7 @@
 #include <poll.h>
 #include <syslog.h>
 
+#include "calq.h"
 #include "clock.h"
 #include "heap.h"
 #include "list.h"
