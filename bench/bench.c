@@ -432,6 +432,50 @@ bench_target_ratio(const struct bench_table *t, const char *workload,
 	return ok;
 }
 
+double
+bench_worst_ratio(const struct bench_table *t, int met, const int *peers,
+    int n)
+{
+	int higher = t->metrics[met].better == BENCH_HIGHER;
+	double worst = NAN;
+	int r, i;
+
+	for (r = 0; r < t->rounds; r++) {
+		/* The best peer of this round. */
+		double best = value(t, r, peers[0], met), ratio;
+
+		for (i = 1; i < n; i++) {
+			double x = value(t, r, peers[i], met);
+
+			if (higher ? x > best : x < best)
+				best = x;
+		}
+		if (best == 0)
+			continue;
+		ratio = value(t, r, 0, met) / best;
+		if (isnan(worst) || (higher ? ratio < worst : ratio > worst))
+			worst = ratio;
+	}
+	return worst;
+}
+
+int
+bench_target_ratio_worst(const struct bench_table *t, const char *workload,
+    int met, const int *peers, int n, double limit, double worst)
+{
+	int lower = t->metrics[met].better != BENCH_HIGHER;
+	int ok = bench_target_ratio(t, workload, met, peers, n, limit);
+	double w = bench_worst_ratio(t, met, peers, n);
+	int wok = lower ? w <= worst : w >= worst;
+	char row[64], target[32];
+
+	snprintf(row, sizeof(row), "%s, worst", workload);
+	snprintf(target, sizeof(target), "%s %.2fx", lower ? "<=" : ">=",
+	    worst);
+	bench_target_row(row, "-", "best per round", w, target, wok);
+	return ok && wok;
+}
+
 /* ---- /proc ---------------------------------------------------------- */
 
 long

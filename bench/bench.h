@@ -163,6 +163,23 @@ int bench_target_ratio(const struct bench_table *t, const char *workload,
 void bench_target_peer(const struct bench_table *t, const char *workload,
     const char *libworker, int peer, int met, const char *target, int ok);
 
+/*
+ * The worst round of libworker against the best of peers[0..n) by metric
+ * met: the lowest per-round ratio for a rate (BENCH_HIGHER), the highest
+ * for a time or a size; NAN without rounds.
+ */
+double bench_worst_ratio(const struct bench_table *t, int met,
+    const int *peers, int n);
+
+/*
+ * bench_target_ratio() with a second target on the worst round (see
+ * bench_worst_ratio): met when the median ratio reaches limit and no
+ * round's ratio is beyond worst.  Two rows; returns whether both hold.
+ */
+int bench_target_ratio_worst(const struct bench_table *t,
+    const char *workload, int met, const int *peers, int n, double limit,
+    double worst);
+
 /* Formats v with 4 significant digits and k/M for thousands/millions. */
 const char *bench_fmt(char *buf, size_t size, double v);
 

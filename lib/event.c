@@ -321,18 +321,16 @@ worker__drop_events(list_t *l)
 
 /* ---- Sender references ---------------------------------------------- */
 
-/* The reference an event sent by source holds on it (may be NULL). */
+/*
+ * The thread running source has spent its prepaid references: takes
+ * PREPAY more, of which the caller spends one (worker__source_ref).
+ */
 worker_t *
-worker__source_ref(worker_t *source)
+worker__source_prepay(worker_t *source)
 {
-	if (source == NULL || source != worker__get_current())
-		return worker__ref(source);
-	if (source->events.prepaid == 0) {
-		atomic_fetch_add_explicit(&source->refs, PREPAY,
-		    memory_order_relaxed);
-		source->events.prepaid = PREPAY;
-	}
-	source->events.prepaid--;
+	atomic_fetch_add_explicit(&source->refs, PREPAY,
+	    memory_order_relaxed);
+	source->events.prepaid = PREPAY - 1;
 	return source;
 }
 

@@ -416,9 +416,26 @@ struct wevent *worker__event_reserved(worker_t *source, worker_t *target,
     unsigned flags);
 struct wevent *worker__event_node(worker_t *w, unsigned kind);
 void worker__event_free(worker_t *w, struct wevent *ev);
+
+/*
+ * worker__event_free(w, ev) for the owner w, inline for the common case:
+ * the stack copy of a ring slot, with no payload, from the sender of the
+ * events before it, whose reference joins theirs (event.c).
+ */
+static inline void
+worker__event_done(worker_t *w, struct wevent *ev)
+{
+	if (ev->local && ev->payload == NULL && ev->pub.source != NULL &&
+	    ev->pub.source == w->events.unref_source) {
+		w->events.unref_count++;
+		return;
+	}
+	worker__event_free(w, ev);
+}
 void worker__event_node_free(struct wevent *ev);
 void worker__drop_events(list_t *l);
-worker_t *worker__source_ref(worker_t *source);
+worker_t *worker__source_prepay(worker_t *source);
+
 void worker__source_settle(worker_t *w);
 void worker__unref_flush(worker_t *w);
 
@@ -462,6 +479,8 @@ void worker__ring_hold_locked(worker_t *w);
 void worker__ring_release_locked(worker_t *w);
 void worker__ring_locked_send(worker_t *w);
 bool worker__ring_resend_locked(worker_t *w, struct wevent *ev, size_t len);
+bool worker__ring_waited(const worker_t *w);
+bool worker__ring_grow_locked(worker_t *w);
 bool worker__ring_pending_locked(const worker_t *w);
 bool worker__ring_ready(const worker_t *w);
 uint64_t worker__ring_admitted(const worker_t *w);
@@ -480,6 +499,7 @@ bool worker__has_queued(const worker_t *w);
 void worker__take_batch(worker_t *w);
 void worker__take_locked(worker_t *w);
 size_t worker__top_up(worker_t *w);
+void worker__grow_ring(worker_t *w);
 struct wevent *worker__next(worker_t *w, struct wevent *local);
 size_t worker__queued(const worker_t *w);
 
@@ -713,6 +733,18 @@ worker__ref(worker_t *w)
 	if (w != NULL)
 		atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
 	return w;
+}
+
+/* The reference an event sent by source holds on it (may be NULL). */
+static inline worker_t *
+worker__source_ref(worker_t *source)
+{
+	if (source == NULL || source != worker__get_current())
+		return worker__ref(source);
+	if (source->events.prepaid == 0)
+		return worker__source_prepay(source);
+	source->events.prepaid--;
+	return source;
 }
 
 static inline bool

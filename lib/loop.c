@@ -86,8 +86,12 @@ block(worker_t *w, uint64_t deadline)
 		worker__take_batch(w);
 		return;
 	}
-	/* Producers may have the slots taken so far while it looks. */
+	/* Producers may have the slots taken so far while it looks, and a
+	 * ring too small for them a bigger one. */
 	worker__ring_free(w);
+	worker__grow_ring(w);
+	if (!list_empty(&w->inbox.batch))
+		return;
 	worker__spin(w, due < deadline ? due : deadline, worker__has_queued);
 	/* The common case of a stream: the ring has more, no lock. */
 	if (worker__ring_open(w) && worker__ring_ready(w)) {
@@ -125,7 +129,7 @@ found(worker_t *w, struct worker__wait *wt, struct wevent *ev)
 	w->loop.held = ev->payload;
 	worker__payload_hold(w->loop.held);
 	wt->data = ev->pub.data;
-	worker__event_free(w, ev);
+	worker__event_done(w, ev);
 	return 0;
 }
 
@@ -215,9 +219,9 @@ settle(worker_t *w, struct wevent *ev)
 		/* Not popped into a loop's stack while paused (next_event). */
 		assert(!ev->local);
 		list_append(&w->loop.cache, &ev->link);
+	} else {
+		worker__event_done(w, ev);
 	}
-	else
-		worker__event_free(w, ev);
 }
 
 static struct wevent *

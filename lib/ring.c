@@ -3,7 +3,7 @@
  *
  * DESIGN
  *
- * A worker that receives a stream of events gets a ring of RING_SIZE
+ * A worker that receives a stream of events gets a ring of RING_MIN
  * slots of one cache line each, after Dmitry Vyukov's bounded queue.  A
  * producer claims a position with one compare-and-swap on the ring's
  * tail, once the owner's published head says the slot is free, writes the
@@ -55,8 +55,18 @@
  * a private futex wake touches no memory.  Other wakers (wake.c) clear
  * the mark under qlock before they wake the same word.
  *
+ * A ring a producer had to wait for room in grows (worker__ring_grow),
+ * doubling up to RING_MAX slots: with the producer and the owner on one
+ * CPU, each fill of the ring costs a switch from one thread to the other
+ * and back, which took as long as the events in a ring of 256.  The
+ * owner grows it between two events, under qlock: it locks the ring as a
+ * producer would, takes what it holds, and puts a ring twice the size in
+ * its place, locked at the same position, which the locked queue's take
+ * opens as usual.  The old ring stays allocated until the worker is
+ * freed, since a producer may still be reading it (to find it locked).
+ *
  * Sequence words count laps, in steps of 4: the slot of position pos is
- * published for its lap L = pos / RING_SIZE at 4L + 2, and keeps that
+ * published for its lap L = pos / size at 4L + 2, and keeps that
  * value until the producer of lap L + 1 publishes it again (a zeroed ring
  * holds no published slot).  The owner marks an unpublished slot by
  * setting its bit 0.  32 bits wrap harmlessly, since a slot's word is
@@ -70,7 +80,8 @@
 #include "internal.h"
 
 enum {
-	RING_SIZE = 256,	/* slots, a power of two */
+	RING_MIN = 256,		/* slots of a new ring, a power of two */
+	RING_MAX = 4096,	/* slots of the largest */
 	RING_AFTER = 32,	/* locked events before a worker gets a ring */
 	RING_TAKE = 64,		/* events moved to the batch per look */
 	RING_FREE = 32,		/* slots the owner frees at once */
@@ -78,7 +89,7 @@ enum {
 				 * owner takes nothing */
 };
 
-_Static_assert(RING_SIZE % RING_FREE == 0, "whole groups of freed slots");
+_Static_assert(RING_MIN % RING_FREE == 0, "whole groups of freed slots");
 
 #define RING_LOCKED	((uint64_t)1 << 63)	/* in tail */
 #define SLOT_SLEEPER	WORKER_WAKE_MARK	/* in a slot's seq */
@@ -103,20 +114,40 @@ struct worker__ring {
 	alignas(64) atomic_uint_least64_t tail;	/* producers */
 	alignas(64) atomic_uint_least64_t head;	/* the owner: all below
 						 * is free */
-	alignas(64) struct ring_slot slots[RING_SIZE];
+	atomic_bool waited;		/* a producer waited for room */
+	uint64_t size;			/* slots, a power of two */
+	unsigned shift;			/* log2(size) */
+	struct worker__ring *older;	/* the ring this one replaced */
+	alignas(64) struct ring_slot slots[];
 };
 
 /* The sequence word of the slot at pos once it is published. */
 static unsigned
-pub_seq(uint64_t pos)
+pub_seq(const struct worker__ring *r, uint64_t pos)
 {
-	return (unsigned)(pos / RING_SIZE) * 4u + 2u;
+	return (unsigned)(pos >> r->shift) * 4u + 2u;
 }
 
 static struct ring_slot *
 slot_at(struct worker__ring *r, uint64_t pos)
 {
-	return &r->slots[pos % RING_SIZE];
+	return &r->slots[pos & (r->size - 1)];
+}
+
+/* A zeroed ring of size slots, or NULL. */
+static struct worker__ring *
+ring_new(uint64_t size)
+{
+	struct worker__ring *r = aligned_alloc(alignof(struct worker__ring),
+	    sizeof(*r) + size * sizeof(r->slots[0]));
+
+	if (r == NULL)
+		return NULL;
+	memset(r, 0, sizeof(*r) + size * sizeof(r->slots[0]));
+	r->size = size;
+	while (((uint64_t)1 << r->shift) < size)
+		r->shift++;
+	return r;
 }
 
 static struct worker__ring *
@@ -196,7 +227,7 @@ claim_slow(const worker_t *w, struct worker__ring *r, bool wait,
 		if (pos & RING_LOCKED)
 			return NULL;
 		if (pos - atomic_load_explicit(&r->head,
-		    memory_order_acquire) < RING_SIZE) {
+		    memory_order_acquire) < r->size) {
 			if (atomic_compare_exchange_weak_explicit(&r->tail,
 			    &pos, pos + 1, memory_order_relaxed,
 			    memory_order_relaxed)) {
@@ -206,7 +237,12 @@ claim_slow(const worker_t *w, struct worker__ring *r, bool wait,
 			continue;
 		}
 		/* The owner has not freed the slot of the last lap. */
-		if (!wait || !wait_room(w, &rw))
+		if (!wait)
+			return NULL;
+		if (!atomic_load_explicit(&r->waited, memory_order_relaxed))
+			atomic_store_explicit(&r->waited, true,
+			    memory_order_relaxed);
+		if (!wait_room(w, &rw))
 			return NULL;
 		pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
 	}
@@ -219,7 +255,7 @@ claim(const worker_t *w, struct worker__ring *r, bool wait, uint64_t *posp)
 	uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
 
 	if (!(pos & RING_LOCKED) && pos - atomic_load_explicit(&r->head,
-	    memory_order_acquire) < RING_SIZE &&
+	    memory_order_acquire) < r->size &&
 	    atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + 1,
 	    memory_order_relaxed, memory_order_relaxed)) {
 		*posp = pos;
@@ -239,11 +275,11 @@ worker__ring_init(worker_t *w)
 	w->rout.holds = w->queue.max != 0;
 }
 
-/* Makes the filled slot s at pos visible to the owner, and wakes it. */
+/* Makes the filled slot s at pos of r visible to the owner, wakes it. */
 static void
-publish(struct ring_slot *s, uint64_t pos)
+publish(const struct worker__ring *r, struct ring_slot *s, uint64_t pos)
 {
-	unsigned old = atomic_exchange_explicit(&s->seq, pub_seq(pos),
+	unsigned old = atomic_exchange_explicit(&s->seq, pub_seq(r, pos),
 	    memory_order_release);
 
 	/* From here on the worker may be gone: only its address is used. */
@@ -273,7 +309,7 @@ worker__ring_send(worker_t *source, worker_t *w, const struct event_name *n,
 	s->source = worker__source_ref(source);
 	s->payload = pl;
 	worker__payload_hold(pl);
-	publish(s, pos);
+	publish(r, s, pos);
 	return true;
 }
 
@@ -282,7 +318,7 @@ static bool
 head_published(struct worker__ring *r, uint64_t head)
 {
 	return atomic_load_explicit(&slot_at(r, head)->seq,
-	    memory_order_acquire) == pub_seq(head);
+	    memory_order_acquire) == pub_seq(r, head);
 }
 
 /* Owner: producers may use every slot below head again. */
@@ -496,7 +532,7 @@ worker__ring_resend_locked(worker_t *w, struct wevent *ev, size_t len)
 	s->source = ev->pub.source;
 	s->payload = ev->payload;
 	worker__event_node_free(ev);
-	publish(s, pos);
+	publish(r, s, pos);
 	return true;
 }
 
@@ -559,9 +595,7 @@ worker__ring_locked_send(worker_t *w)
 
 	if (r == NULL && atomic_load_explicit(&w->queue.admitted,
 	    memory_order_relaxed) >= RING_AFTER && ring_allowed_locked(w) &&
-	    (r = aligned_alloc(alignof(struct worker__ring),
-	    sizeof(*r))) != NULL) {
-		memset(r, 0, sizeof(*r));
+	    (r = ring_new(RING_MIN)) != NULL) {
 		/* Locked until the owner has taken the locked queue. */
 		atomic_store(&r->tail, RING_LOCKED);
 		w->rout.locked_at = 0;
@@ -628,7 +662,7 @@ worker__ring_mark_locked(worker_t *w, unsigned *val, bool *published)
 	free_below(r, head);
 	s = slot_at(r, head);
 	seen = atomic_load_explicit(&s->seq, memory_order_relaxed);
-	if (seen == pub_seq(head)) {
+	if (seen == pub_seq(r, head)) {
 		*published = true;
 		return NULL;
 	}
@@ -644,7 +678,52 @@ worker__ring_mark_locked(worker_t *w, unsigned *val, bool *published)
 	return &s->seq;
 }
 
-/* The worker is freed: drops what its ring still holds, frees it. */
+/* Owner, without a lock: has a producer had to wait for room? */
+bool
+worker__ring_waited(const worker_t *w)
+{
+	struct worker__ring *r = ring_of(w);
+
+	return r != NULL && atomic_load_explicit(&r->waited,
+	    memory_order_relaxed);
+}
+
+/*
+ * Owner, qlock held, between two events: if a producer had to wait for
+ * room, puts a ring twice the size in place of the ring (see DESIGN) and
+ * returns true: the ring is locked, and what it held is at the end of
+ * the batch, in its order; the caller takes the locked queue next.  Nothing
+ * changes if memory runs short.
+ */
+bool
+worker__ring_grow_locked(worker_t *w)
+{
+	struct worker__ring *r = ring_of(w), *bigger;
+
+	if (r == NULL || !atomic_load_explicit(&r->waited,
+	    memory_order_relaxed))
+		return false;
+	atomic_store_explicit(&r->waited, false, memory_order_relaxed);
+	if (r->size >= RING_MAX || (bigger = ring_new(2 * r->size)) == NULL)
+		return false;
+	worker__ring_close_locked(w);
+	worker__ring_take_locked(w, &w->inbox.batch);
+	if (atomic_load_explicit(&w->rout.head, memory_order_relaxed) !=
+	    w->rout.locked_at) {
+		/* No node for a slot: the usual take goes on later. */
+		free(bigger);
+		return true;
+	}
+	/* Locked at the same position, until the locked queue is taken. */
+	atomic_store(&bigger->tail, w->rout.locked_at | RING_LOCKED);
+	atomic_store(&bigger->head, w->rout.locked_at);
+	bigger->older = r;
+	atomic_store_explicit(&w->rin.ring, bigger, memory_order_release);
+	return true;
+}
+
+/* The worker is freed: drops what its ring still holds, frees it and the
+ * rings it replaced. */
 void
 worker__ring_fini(worker_t *w)
 {
@@ -657,5 +736,10 @@ worker__ring_fini(worker_t *w)
 	while (worker__ring_take(w, &left) != 0)
 		;
 	worker__drop_events(&left);
-	free(r);
+	while (r != NULL) {
+		struct worker__ring *older = r->older;
+
+		free(r);
+		r = older;
+	}
 }

@@ -121,13 +121,33 @@ reject(worker_t *target, struct wevent *ev)
  * else on the locked queue.  With notify, a refusal because target is not
  * running is reported to the source with EVENT_REJECT.
  */
+/* The locked path of worker__send(), out of the way of the ring's. */
+static __attribute__((noinline)) int
+send_locked(worker_t *source, worker_t *target, const struct event_name *n,
+    void *data, struct payload *pl, unsigned flags, bool notify)
+{
+	struct wevent *ev;
+	int rc;
+
+	if ((ev = worker__event_new(source, n, data, pl, flags)) == NULL &&
+	    (ev = worker__event_reserved(source, target, n, data, pl,
+	    flags)) == NULL)
+		return n->kind == KIND_STOP ? 0 : ENOMEM;
+	rc = enqueue(target, ev, n->len, n->always_admitted);
+	if (rc != 0)
+		worker__stats_rejected(target);
+	if (rc == ESRCH && notify)
+		reject(target, ev);
+	else if (rc != 0)
+		worker__event_free(NULL, ev);
+	return rc;
+}
+
 int
 worker__send(worker_t *source, worker_t *target, const char *name,
     void *data, struct payload *pl, unsigned flags, bool notify)
 {
 	struct event_name n;
-	struct wevent *ev;
-	int rc;
 
 	if (worker__gone(target))
 		return ESRCH;
@@ -136,18 +156,7 @@ worker__send(worker_t *source, worker_t *target, const char *name,
 	    name);
 	if (worker__ring_send(source, target, &n, data, pl, flags))
 		return 0;
-	if ((ev = worker__event_new(source, &n, data, pl, flags)) == NULL &&
-	    (ev = worker__event_reserved(source, target, &n, data, pl,
-	    flags)) == NULL)
-		return n.kind == KIND_STOP ? 0 : ENOMEM;
-	rc = enqueue(target, ev, n.len, n.always_admitted);
-	if (rc != 0)
-		worker__stats_rejected(target);
-	if (rc == ESRCH && notify)
-		reject(target, ev);
-	else if (rc != 0)
-		worker__event_free(NULL, ev);
-	return rc;
+	return send_locked(source, target, &n, data, pl, flags, notify);
 }
 
 /* qlock held: is anything queued for the owner to take? */
@@ -213,6 +222,22 @@ worker__take_batch(worker_t *w)
 		return;
 	pthread_mutex_lock(&w->qlock);
 	worker__take_locked(w);
+	pthread_mutex_unlock(&w->qlock);
+}
+
+/*
+ * Owner thread, between two events: a ring a producer had to wait for
+ * room in is replaced by a bigger one (ring.c), and the locked queue
+ * taken behind what it held.
+ */
+void
+worker__grow_ring(worker_t *w)
+{
+	if (!worker__ring_open(w) || !worker__ring_waited(w))
+		return;
+	pthread_mutex_lock(&w->qlock);
+	if (worker__ring_grow_locked(w))
+		worker__take_locked(w);
 	pthread_mutex_unlock(&w->qlock);
 }
 
