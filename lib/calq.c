@@ -212,6 +212,22 @@ worker__calq_remove(struct calq *q, struct calq_node *n)
 		bucket_free(q, b);
 }
 
+void
+worker__calq_move(struct calq *q, struct calq_node *n, uint64_t key,
+    uint64_t seq)
+{
+	if (n->bucket != NULL && key >> SPAN_SHIFT == n->bucket->hn.seq &&
+	    key >= q->horizon) {
+		n->hn.key = key;
+		n->hn.seq = seq;
+		return;
+	}
+	worker__calq_remove(q, n);
+	n->hn.key = key;
+	n->hn.seq = seq;
+	worker__calq_insert(q, n);
+}
+
 /* Moves every node of the first bucket into the heap. */
 static void
 pull(struct calq *q, struct calq_bucket *b)

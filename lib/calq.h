@@ -81,6 +81,13 @@ worker__calq_insert(struct calq *q, struct calq_node *n)
 }
 /* Takes n, which is in q, out of it. */
 void worker__calq_remove(struct calq *q, struct calq_node *n);
+/*
+ * Gives n, which is in q, the key and seq given: where its bucket's span
+ * holds the new key, it stays in place (an idle timeout moved on every
+ * event mostly does), else it is taken out and put back.
+ */
+void worker__calq_move(struct calq *q, struct calq_node *n, uint64_t key,
+    uint64_t seq);
 /* Takes out and returns the first node if its key is at most now. */
 struct calq_node *worker__calq_pop(struct calq *q, uint64_t now);
 /* No node's key is below this; UINT64_MAX when q is empty. */

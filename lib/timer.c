@@ -361,9 +361,11 @@ worker_rearm(worker_t *w, uint64_t id, double delay)
 		/* A periodic timer in its callback: its next run. */
 		t->rearm = deadline;
 	} else {
-		worker__calq_remove(&w->timers.queue, &t->cn);
-		t->cn.hn.key = deadline;
-		enqueue(w, t, new_id(w));
+		worker__calq_move(&w->timers.queue, &t->cn, deadline,
+		    new_id(w));
+		if (deadline < atomic_load_explicit(&w->wake.next_due,
+		    memory_order_relaxed))
+			worker__due_locked(w, deadline);
 	}
 	pthread_mutex_unlock(&w->qlock);
 	return 0;

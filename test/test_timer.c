@@ -1312,7 +1312,8 @@ struct idle {
 	int events;		/* the worker's thread only */
 	int rearm_rc;		/* the first failed worker_rearm(), or 0 */
 	double last;		/* when the last event came */
-	double fired;		/* when the timeout ran, 0: not yet */
+	atomic_int ran;		/* the timeout ran */
+	double fired;		/* when: read once done is posted */
 	sem_t done;
 };
 
@@ -1322,6 +1323,7 @@ idle_cb(void *arg)
 	struct idle *d = arg;
 
 	d->fired = now();
+	atomic_store(&d->ran, 1);
 	sem_post(&d->done);
 }
 
@@ -1360,7 +1362,8 @@ START_TEST(rearm_idle_timeout)
 		nap(DELAY / 10);
 	}
 	fence(w, &fence_sem);
-	ck_assert_msg(d.fired == 0, "the timeout ran while events came");
+	ck_assert_msg(atomic_load(&d.ran) == 0, "the timeout ran while "
+	    "events came");
 	sem_wait_ok(&d.done, "the idle timeout");
 	stop_join(w);
 
@@ -1402,20 +1405,37 @@ repeat_cb(void *arg)
 	}
 }
 
+/* Scheduled on itself, so the id is written before any breakpoint. */
+static void *
+repeat_task(void *arg)
+{
+	struct repeat *r = arg;
+	int rc;
+
+	if ((rc = worker_every(worker_current(), repeat_cb, r, INTERVAL,
+	    &r->id)) != 0)
+		return (void *)(intptr_t)rc;
+	worker_wait_forever();
+	return NULL;
+}
+
 START_TEST(rearm_periodic)
 {
-	struct host h;
 	struct repeat r;
-	worker_t *w = host_new(&h, NULL);
+	worker_t *w;
 	double eps = clock_eps();
+	void *ret = &ret;
 
 	memset(&r, 0, sizeof(r));
 	r.rc = -1;
 	ck_assert_int_eq(sem_init(&r.done, 0, 0), 0);
-	CHECK_OK(worker_every(w, repeat_cb, &r, INTERVAL, &r.id));
+	w = worker_create(repeat_task, &r, NULL);
+	ck_assert_ptr_nonnull(w);
 	sem_wait_ok(&r.done, "the sixth run");
 	stop_join(w);
 
+	CHECK_OK(worker_result(w, &ret));
+	ck_assert_ptr_null(ret);
 	CHECK_OK(r.rc);
 	/* Run 3 came the re-armed delay after run 2, not an interval. */
 	ck_assert_msg(r.at[2] - r.rearmed >= 10 * INTERVAL - eps,
@@ -1427,7 +1447,7 @@ START_TEST(rearm_periodic)
 		    "run %d came %.6f s after the re-arm, want %.3f s", i + 1,
 		    r.at[i] - r.rearmed, (i + 8) * INTERVAL);
 	CHECK_RC(worker_rearm(w, r.id, INTERVAL), ENOENT);
-	host_free(w, &h);
+	worker_unref(w);
 	sem_destroy(&r.done);
 }
 END_TEST
