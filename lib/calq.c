@@ -25,9 +25,11 @@
  * Memory: worker__calq_reserve() grows the heap for every node of the
  * queue before they come, so an insert never fails, and neither does a
  * pull: a node whose bucket cannot be made or grown goes into the heap
- * instead, where it is merely less cheap.  An empty bucket is freed at
- * once (one is kept for reuse): a timer moved from span to span, as an
- * idle timeout is, leaves none behind.
+ * instead, where it is merely less cheap.  An empty bucket leaves the
+ * calendar at once, for the spares (with its array, for the next span):
+ * a timer moved from span to span, as an idle timeout is, leaves none
+ * behind, and the next burst of timers allocates nothing.  The spares go
+ * with the queue (worker__calq_fini).
  *
  * Locks: none; the owner of the queue says which lock guards it.
  */
@@ -116,7 +118,7 @@ bucket_for(struct calq *q, uint64_t span)
 	if (q->table_size == 0)
 		return NULL;
 	if ((b = q->spare) != NULL) {
-		q->spare = NULL;
+		q->spare = b->next;
 	} else if ((b = malloc(sizeof(*b))) != NULL) {
 		b->v = NULL;
 		b->cap = 0;
@@ -143,12 +145,8 @@ bucket_free(struct calq *q, struct calq_bucket *b)
 {
 	table_remove(q, b);
 	worker__heap_remove(&q->spans, &b->hn);
-	if (q->spare == NULL) {
-		q->spare = b;
-		return;
-	}
-	free(b->v);
-	free(b);
+	b->next = q->spare;
+	q->spare = b;
 }
 
 /* Appends n to b; false if b's array cannot grow. */
@@ -290,9 +288,12 @@ worker__calq_fini(struct calq *q)
 			b = next;
 		}
 	}
-	if (q->spare != NULL) {
-		free(q->spare->v);
-		free(q->spare);
+	while (q->spare != NULL) {
+		struct calq_bucket *b = q->spare;
+
+		q->spare = b->next;
+		free(b->v);
+		free(b);
 	}
 	free(q->table);
 	worker__heap_free(&q->ready);

@@ -38,7 +38,7 @@ struct calq {
 	struct calq_bucket **table;	/* buckets by span, hashed */
 	size_t table_size;
 	size_t nbuckets;
-	struct calq_bucket *spare;	/* an empty bucket, kept for reuse */
+	struct calq_bucket *spare;	/* empty buckets, kept for reuse */
 	uint64_t horizon;		/* keys below it go straight to ready */
 	size_t count;			/* nodes in the queue */
 };

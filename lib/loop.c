@@ -5,12 +5,16 @@
  * DESIGN
  *
  * Every wait is one call of worker__loop() on the calling thread's worker.
- * The loop handles the batch (send.c) event by event, checks what the
- * wait is waiting for after each, runs the due timers (timer.c) and the
- * ready descriptors (watch.c) between batches, and sleeps (wake.c) when
- * nothing is queued, until an event, a wake (another worker's state
- * changed), the nearest timer or the deadline.  Deadlines use
- * CLOCK_MONOTONIC.
+ * The loop handles the batch (send.c) event by event, then the events of
+ * an open ring, each popped into an event on the loop's own stack (no
+ * node, no list: the common case of a stream), checks what the wait is
+ * waiting for after each, runs the due timers (timer.c) and the ready
+ * descriptors (watch.c) between batches, at least every POP_ROUND events
+ * of the ring, and sleeps (wake.c) when nothing is queued, until an
+ * event, a wake (another worker's state changed), the nearest timer or
+ * the deadline.  Deadlines use CLOCK_MONOTONIC.  A wait that may not
+ * block (timeout 0, worker_update) handles what is queued when it starts,
+ * no more: of the ring, the events published then (take_now).
  *
  * Pause is a nested loop that waits for RESUME_THREAD.  While it runs,
  * the events it hands to listeners are also kept, in order, in the pause

@@ -10,7 +10,8 @@
  * finds its timer in O(1).  Scheduling, cancelling and re-arming cost
  * O(1), whatever the number of timers, and none of them walks through
  * memory the others touched long ago: nodes come from chunks of the
- * worker's own (recycled, not freed, while timers remain), ids from
+ * worker's own (kept until it is freed: a worker holds the memory of
+ * its most timers at once, about 100 bytes each), ids from
  * blocks of ID_BLOCK that the worker takes at once from the process's
  * counter, and a worker's ids being mostly consecutive, the table slots
  * of consecutive timers are neighbours.  No thread per timer: the loop
@@ -119,8 +120,12 @@ node_get(worker_t *w)
 }
 
 /*
- * Gives t back.  Once no timer is left, the chunks but one are freed: a
- * worker that once had a million timers does not keep their memory.
+ * Gives t back.  Once no timer is left, the spare nodes are put back in
+ * the order of their memory: nodes given back in the order their timers
+ * ran lie anywhere, and the next burst of timers would take a cache miss
+ * on each, where nodes side by side cost one per line.  The chunks stay
+ * until the worker is freed, so that a worker that schedules bursts does
+ * not fault their memory in again for each.
  */
 static void
 node_put(worker_t *w, struct timer *t)
@@ -131,17 +136,12 @@ node_put(worker_t *w, struct timer *t)
 	tp->spare = t;
 	if (--tp->live != 0 || tp->chunks->next == NULL)
 		return;
-	while (tp->chunks->next != NULL) {
-		struct timer_chunk *c = tp->chunks->next;
-
-		tp->chunks->next = c->next;
-		free(c);
-	}
 	tp->spare = NULL;
-	for (int i = CHUNK - 1; i >= 0; i--) {
-		tp->chunks->nodes[i].next = tp->spare;
-		tp->spare = &tp->chunks->nodes[i];
-	}
+	for (struct timer_chunk *c = tp->chunks; c != NULL; c = c->next)
+		for (int i = CHUNK - 1; i >= 0; i--) {
+			c->nodes[i].next = tp->spare;
+			tp->spare = &c->nodes[i];
+		}
 }
 
 /* A new number, unique in the process, from w's block of them. */
