@@ -16,9 +16,14 @@
  * slot's line: the owner only reads it, so a slot's line crosses from one
  * CPU to the other once per event, and the owner's head once per
  * RING_FREE events.  (Freeing each slot with a store of its own, as
- * Vyukov's queue does, cost a second crossing per event.)  The locked
- * queue (queue.c) cost each event the mutex, a node allocated on one CPU
- * and freed on another, and a counter both sides wrote.
+ * Vyukov's queue does, cost a second crossing per event.)  Both sides
+ * ask for lines ahead of the slot they are at, the owner to read and the
+ * producer to write (claim), so the crossings overlap rather than add
+ * up: where a line takes a quarter of a microsecond from one CPU to the
+ * other (two vCPUs on distant cores of the host), that makes 35 million
+ * events a second of 9.  The locked queue (queue.c) cost each event the
+ * mutex, a node allocated on one CPU and freed on another, and a counter
+ * both sides wrote.
  *
  * The locked queue stays for everything the ring does not do: names longer
  * than RING_NAME_MAX, workers that are not running, a ring that stays
@@ -85,6 +90,8 @@ enum {
 	RING_AFTER = 32,	/* locked events before a worker gets a ring */
 	RING_TAKE = 64,		/* events moved to the batch per look */
 	RING_FREE = 32,		/* slots the owner frees at once */
+	READ_AHEAD = 8,		/* slots the owner asks for ahead */
+	WRITE_AHEAD = 16,	/* slots a producer asks for ahead */
 	FULL_WAIT = 200000	/* ns a producer waits for room while the
 				 * owner takes nothing */
 };
@@ -197,14 +204,19 @@ static bool
 wait_room(const worker_t *w, struct room_wait *rw)
 {
 	uint64_t now = worker__now_ns();
-	size_t taken = atomic_load_explicit(&w->inbox.taken,
-	    memory_order_relaxed);
 
-	if (rw->until == 0 || taken != rw->taken) {
+	/* The owner's count of events is read at the start and at the end
+	 * of each FULL_WAIT only: the owner writes it per event, and a
+	 * producer that read it per look would cost the owner a miss per
+	 * event, as long as the ring is full. */
+	if (rw->until == 0 || now >= rw->until) {
+		size_t taken = atomic_load_explicit(&w->inbox.taken,
+		    memory_order_relaxed);
+
+		if (rw->until != 0 && taken == rw->taken)
+			return false;
 		rw->until = now + FULL_WAIT;
 		rw->taken = taken;
-	} else if (now >= rw->until) {
-		return false;
 	}
 	sched_yield();
 	return true;
@@ -248,16 +260,41 @@ claim_slow(const worker_t *w, struct worker__ring *r, bool wait,
 	}
 }
 
-/* The same; the first try inline, with nothing to save. */
+/*
+ * Asks for the line at p for writing: the line comes, and the owner's
+ * copy goes, while the caller does other work.
+ */
+static inline void
+prefetch_write(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	/* GCC emits prefetchw only for -mprfchw; a CPU without it takes
+	 * the instruction for a no-op. */
+	__asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)p));
+#else
+	__builtin_prefetch(p, 1);
+#endif
+}
+
+/*
+ * The same; the first try inline, with nothing to save.  A producer that
+ * got pos asks for the slot WRITE_AHEAD further on, if the owner has
+ * freed it: the slot's line was last read by the owner, a lap ago, and
+ * a producer's writes wait for the owner's copy to be invalidated; the
+ * exchange that publishes a slot waits for them.  Asked for ahead, that
+ * wait overlaps the events between.
+ */
 static inline struct ring_slot *
 claim(const worker_t *w, struct worker__ring *r, bool wait, uint64_t *posp)
 {
 	uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
 
-	if (!(pos & RING_LOCKED) && pos - atomic_load_explicit(&r->head,
-	    memory_order_acquire) < r->size &&
+	if (!(pos & RING_LOCKED) && pos - head < r->size &&
 	    atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + 1,
 	    memory_order_relaxed, memory_order_relaxed)) {
+		if (pos + WRITE_AHEAD - head < r->size)
+			prefetch_write(slot_at(r, pos + WRITE_AHEAD));
 		*posp = pos;
 		return slot_at(r, pos);
 	}
@@ -370,9 +407,9 @@ worker__ring_pop(worker_t *w, struct wevent *ev)
 	if (r == NULL || is_locked(w) || !head_published(r, head))
 		return false;
 	s = slot_at(r, head);
-	/* Each slot's line comes from a producer's CPU: asking for the one
-	 * after next now overlaps its miss with this event. */
-	__builtin_prefetch(slot_at(r, head + 2));
+	/* Each slot's line comes from a producer's CPU: asking for one
+	 * READ_AHEAD on now overlaps its miss with the events between. */
+	__builtin_prefetch(slot_at(r, head + READ_AHEAD));
 	copy_slot(ev, s);
 	advance(w, r, head);
 	return true;
@@ -444,7 +481,7 @@ worker__ring_take(worker_t *w, list_t *into)
 
 		if (n >= RING_TAKE || !head_published(r, head))
 			break;
-		__builtin_prefetch(slot_at(r, head + 2));
+		__builtin_prefetch(slot_at(r, head + READ_AHEAD));
 		if (!take_head(w, r, into))
 			break;
 		n++;
