@@ -192,4 +192,14 @@ int bench_nfds(void);
 /* Threads of the process (/proc/self/status), or -1. */
 int bench_nthreads(void);
 
+/* ---- The machine ---------------------------------------------------- */
+
+/*
+ * The round trip of a cache line between the first two CPUs the process
+ * may run on, in ns: two threads, one on each, hand a counter back and
+ * forth.  0 with fewer than two CPUs.  On a VM it tells where the host
+ * put the two vCPUs: on this one, 110 ns or 540.
+ */
+double bench_line_ns(void);
+
 #endif /* BENCH_H */

@@ -23,6 +23,7 @@
  * Usage: throughput [-n N] [-r ROUNDS]
  */
 #include <errno.h>
+#include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -49,8 +50,17 @@ static const char *const systems[NSYS] = {
 
 struct spin_ring;
 
-static const struct bench_metric metric = {
-	"Mev/s", "million events/s", " %9.3f", BENCH_HIGHER
+/*
+ * Events per second, and the round trip of a cache line between the two
+ * CPUs just before the run (bench_line_ns): a VM's two vCPUs sit on cores
+ * near or far from each other as the host places them, and which it was
+ * changes every queue's numbers, for a while, by up to five times.
+ */
+enum { MET_RATE, MET_LINE, NMET };
+static const struct bench_metric metrics[NMET] = {
+	{ "Mev/s", "million events/s", " %9.3f", BENCH_HIGHER },
+	{ "  line ns", "line round trip between the CPUs before the run, ns",
+	  " %9.0f", BENCH_NONE },
 };
 
 struct tp;
@@ -413,6 +423,7 @@ run(int round, int sys, double *m, void *ctx)
 	(void)round;
 	if (tp == NULL)
 		bench_die("throughput", ENOMEM);
+	m[MET_LINE] = bench_line_ns();
 	memset(tp, 0, sizeof(*tp));
 	tp->per = cf->n / (unsigned long)cf->nprod;
 	tp->nprod = cf->nprod;
@@ -450,10 +461,40 @@ run(int round, int sys, double *m, void *ctx)
 		if (tp->prod[i].start < t0)
 			t0 = tp->prod[i].start;
 	}
-	m[0] = (double)tp->total / ((double)(tp->t1 - t0) / BENCH_NS_PER_S) /
-	    1e6;
+	m[MET_RATE] = (double)tp->total / ((double)(tp->t1 - t0) /
+	    BENCH_NS_PER_S) / 1e6;
 	pthread_barrier_destroy(&tp->go);
 	free(tp);
+}
+
+/*
+ * An info row: the line round trips seen before the runs (fastest and
+ * slowest), and the share of libworker's runs that had one over twice
+ * the fastest - runs on distant cores.
+ */
+static void
+line_row(struct bench_table *t, int nprod)
+{
+	double lo = INFINITY, hi = 0;
+	char row[64], lw[32], far[32];
+	int r, s, slow = 0;
+
+	for (r = 0; r < t->rounds; r++)
+		for (s = 0; s < t->nsys; s++) {
+			double v = bench_run(t, r, s)[MET_LINE];
+
+			lo = v < lo ? v : lo;
+			hi = v > hi ? v : hi;
+		}
+	if (hi == 0)
+		return;
+	for (r = 0; r < t->rounds; r++)
+		if (bench_run(t, r, SYS_WORKER)[MET_LINE] > 2 * lo)
+			slow++;
+	snprintf(row, sizeof(row), "throughput %d->1, line ns", nprod);
+	snprintf(lw, sizeof(lw), "%.0f-%.0f", lo, hi);
+	snprintf(far, sizeof(far), "far in %d/%d", slow, t->rounds);
+	bench_target_row(row, lw, far, (double)slow / t->rounds, "info", 1);
 }
 
 int
@@ -479,7 +520,7 @@ main(int argc, char **argv)
 		snprintf(title[p], sizeof(title[p]), "throughput %d->1, %lu "
 		    "events", cf.nprod, cf.n);
 		if (bench_table_init(&t[p], title[p], systems, NSYS,
-		    &metric, 1, (int)rounds) != 0)
+		    metrics, NMET, (int)rounds) != 0)
 			bench_die("throughput", ENOMEM);
 		bench_play(&t[p], run, &cf);
 	}
@@ -488,9 +529,12 @@ main(int argc, char **argv)
 		/* 2.5 times the better of GLib and libuv, and never below
 		 * 1.5 times it in any round; how far from the floor is told. */
 		snprintf(row, sizeof(row), "throughput %d->1, Mev/s", p + 1);
-		bench_target_ratio_worst(&t[p], row, 0, peers, 2, 2.5, 1.5);
+		bench_target_ratio_worst(&t[p], row, MET_RATE, peers, 2, 2.5,
+		    1.5);
 		snprintf(row, sizeof(row), "throughput %d->1 vs spin", p + 1);
-		bench_target_peer(&t[p], row, NULL, SYS_SPIN, 0, "info", 1);
+		bench_target_peer(&t[p], row, NULL, SYS_SPIN, MET_RATE, "info",
+		    1);
+		line_row(&t[p], p + 1);
 		bench_table_free(&t[p]);
 	}
 	return 0;
