@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,6 +433,50 @@ bench_target_ratio(const struct bench_table *t, const char *workload,
 	return ok;
 }
 
+double
+bench_worst_ratio(const struct bench_table *t, int met, const int *peers,
+    int n)
+{
+	int higher = t->metrics[met].better == BENCH_HIGHER;
+	double worst = NAN;
+	int r, i;
+
+	for (r = 0; r < t->rounds; r++) {
+		/* The best peer of this round. */
+		double best = value(t, r, peers[0], met), ratio;
+
+		for (i = 1; i < n; i++) {
+			double x = value(t, r, peers[i], met);
+
+			if (higher ? x > best : x < best)
+				best = x;
+		}
+		if (best == 0)
+			continue;
+		ratio = value(t, r, 0, met) / best;
+		if (isnan(worst) || (higher ? ratio < worst : ratio > worst))
+			worst = ratio;
+	}
+	return worst;
+}
+
+int
+bench_target_ratio_worst(const struct bench_table *t, const char *workload,
+    int met, const int *peers, int n, double limit, double worst)
+{
+	int lower = t->metrics[met].better != BENCH_HIGHER;
+	int ok = bench_target_ratio(t, workload, met, peers, n, limit);
+	double w = bench_worst_ratio(t, met, peers, n);
+	int wok = lower ? w <= worst : w >= worst;
+	char row[64], target[32];
+
+	snprintf(row, sizeof(row), "%s, worst", workload);
+	snprintf(target, sizeof(target), "%s %.2fx", lower ? "<=" : ">=",
+	    worst);
+	bench_target_row(row, "-", "best per round", w, target, wok);
+	return ok && wok;
+}
+
 /* ---- /proc ---------------------------------------------------------- */
 
 long
@@ -481,4 +526,84 @@ bench_nthreads(void)
 			break;
 	fclose(f);
 	return n;
+}
+
+/* ---- The machine ---------------------------------------------------- */
+
+#define LINE_TRIPS 20000
+
+struct line_probe {
+	_Alignas(64) atomic_ulong ping;
+	_Alignas(64) atomic_ulong pong;
+	int cpu[2];
+};
+
+static void *
+line_echo(void *arg)
+{
+	struct line_probe *lp = arg;
+	unsigned long i;
+
+	bench_pin(lp->cpu[1]);
+	for (i = 1; i <= LINE_TRIPS; i++) {
+		while (atomic_load_explicit(&lp->ping,
+		    memory_order_acquire) != i)
+			;
+		atomic_store_explicit(&lp->pong, i, memory_order_release);
+	}
+	return NULL;
+}
+
+static void *
+line_call(void *arg)
+{
+	struct line_probe *lp = arg;
+	uint64_t *ns = malloc(sizeof(*ns));
+	uint64_t t0;
+	unsigned long i;
+
+	if (ns == NULL)
+		bench_die("bench_line_ns", ENOMEM);
+	bench_pin(lp->cpu[0]);
+	t0 = bench_now_ns();
+	for (i = 1; i <= LINE_TRIPS; i++) {
+		atomic_store_explicit(&lp->ping, i, memory_order_release);
+		while (atomic_load_explicit(&lp->pong,
+		    memory_order_acquire) != i)
+			;
+	}
+	*ns = bench_now_ns() - t0;
+	return ns;
+}
+
+double
+bench_line_ns(void)
+{
+	struct line_probe *lp = aligned_alloc(64, sizeof(*lp));
+	cpu_set_t set;
+	pthread_t a, b;
+	void *ret;
+	double ns;
+	int cpu, n = 0;
+
+	if (lp == NULL)
+		bench_die("bench_line_ns", ENOMEM);
+	memset(lp, 0, sizeof(*lp));
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (cpu = 0; cpu < CPU_SETSIZE && n < 2; cpu++)
+			if (CPU_ISSET(cpu, &set))
+				lp->cpu[n++] = cpu;
+	if (n < 2) {
+		free(lp);
+		return 0;
+	}
+	b = bench_thread(line_echo, lp);
+	a = bench_thread(line_call, lp);
+	if ((n = pthread_join(a, &ret)) != 0)
+		bench_die("pthread_join", n);
+	bench_join(b);
+	ns = (double)*(uint64_t *)ret / LINE_TRIPS;
+	free(ret);
+	free(lp);
+	return ns;
 }

@@ -163,6 +163,23 @@ int bench_target_ratio(const struct bench_table *t, const char *workload,
 void bench_target_peer(const struct bench_table *t, const char *workload,
     const char *libworker, int peer, int met, const char *target, int ok);
 
+/*
+ * The worst round of libworker against the best of peers[0..n) by metric
+ * met: the lowest per-round ratio for a rate (BENCH_HIGHER), the highest
+ * for a time or a size; NAN without rounds.
+ */
+double bench_worst_ratio(const struct bench_table *t, int met,
+    const int *peers, int n);
+
+/*
+ * bench_target_ratio() with a second target on the worst round (see
+ * bench_worst_ratio): met when the median ratio reaches limit and no
+ * round's ratio is beyond worst.  Two rows; returns whether both hold.
+ */
+int bench_target_ratio_worst(const struct bench_table *t,
+    const char *workload, int met, const int *peers, int n, double limit,
+    double worst);
+
 /* Formats v with 4 significant digits and k/M for thousands/millions. */
 const char *bench_fmt(char *buf, size_t size, double v);
 
@@ -174,5 +191,15 @@ long bench_rss_kib(void);
 int bench_nfds(void);
 /* Threads of the process (/proc/self/status), or -1. */
 int bench_nthreads(void);
+
+/* ---- The machine ---------------------------------------------------- */
+
+/*
+ * The round trip of a cache line between the first two CPUs the process
+ * may run on, in ns: two threads, one on each, hand a counter back and
+ * forth.  0 with fewer than two CPUs.  On a VM it tells where the host
+ * put the two vCPUs: on this one, 110 ns or 540.
+ */
+double bench_line_ns(void);
 
 #endif /* BENCH_H */

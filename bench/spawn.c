@@ -10,7 +10,9 @@
  * thread that blocks on it, the main thread pushes PEER_STOP, joins the
  * thread and frees the queue.  N cycles (default 10,000) one after the
  * other, all from the main thread; the value is the mean cycle.  Every
- * stop is counted as it is handled.
+ * stop is counted as it is handled.  The floor: pthread_create() of a
+ * thread that only counts, and pthread_join(): what any new thread costs
+ * here, queue or no queue.
  *
  * Usage: spawn [-n N] [-r ROUNDS]
  */
@@ -27,6 +29,16 @@
 
 static const struct bench_metric metric = {
 	"us/cycle", "us per cycle", " %9.3f", BENCH_LOWER
+};
+
+/* The systems of this program: the peers', and the floor. */
+enum { SYS_FLOOR = SYS_COUNT, NSYS };
+static const char *const systems[NSYS] = {
+	[SYS_WORKER] = "libworker",
+	[SYS_RAW] = "raw",
+	[SYS_GLIB] = "glib",
+	[SYS_UV] = "libuv",
+	[SYS_FLOOR] = "thread",
 };
 
 /* Threads that handled their stop, in all systems; read after joins. */
@@ -127,6 +139,22 @@ cycle_uv(void)
 		bench_die("spawn: uvbox_destroy", rc);
 }
 
+/* ---- the floor ------------------------------------------------------- */
+
+static void *
+bare_thread(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add_explicit(&stopped, 1, memory_order_relaxed);
+	return NULL;
+}
+
+static void
+cycle_floor(void)
+{
+	bench_join(bench_thread(bare_thread, NULL));
+}
+
 /* ---- main ----------------------------------------------------------- */
 
 /* n cycles of system sys: the mean cycle in microseconds. */
@@ -150,15 +178,18 @@ run(int round, int sys, double *m, void *ctx)
 		case SYS_GLIB:
 			cycle_queue(&peer_glib);
 			break;
-		default:
+		case SYS_UV:
 			cycle_uv();
+			break;
+		default:
+			cycle_floor();
 			break;
 		}
 	}
 	m[0] = (double)(bench_now_ns() - t0) / (double)n / BENCH_NS_PER_US;
 	if (atomic_load(&stopped) != n) {
 		fprintf(stderr, "spawn: %s: %lu of %lu threads stopped\n",
-		    peer_systems[sys], atomic_load(&stopped), n);
+		    systems[sys], atomic_load(&stopped), n);
 		exit(EXIT_FAILURE);
 	}
 }
@@ -166,7 +197,7 @@ run(int round, int sys, double *m, void *ctx)
 int
 main(int argc, char **argv)
 {
-	static const int peers[] = { SYS_GLIB, SYS_UV };
+	static const int glib[] = { SYS_GLIB };
 	unsigned long n = 10000, rounds = 5;
 	struct bench_table t;
 	char title[64];
@@ -179,12 +210,16 @@ main(int argc, char **argv)
 	    glib_major_version, glib_minor_version, glib_micro_version,
 	    uv_version_string());
 	snprintf(title, sizeof(title), "spawn, %lu cycles", n);
-	if (bench_table_init(&t, title, peer_systems, SYS_COUNT, &metric, 1,
+	if (bench_table_init(&t, title, systems, NSYS, &metric, 1,
 	    (int)rounds) != 0)
 		bench_die("spawn", ENOMEM);
 	bench_play(&t, run, &n);
 	printf("\n");
-	bench_target_ratio(&t, "spawn, us/cycle", 0, peers, 2, 1.0);
+	/* Four fifths of GLib's thread, which is little more than the
+	 * floor: a new thread and its join. */
+	bench_target_ratio(&t, "spawn, us/cycle", 0, glib, 1, 0.8);
+	bench_target_peer(&t, "spawn vs a bare thread", NULL, SYS_FLOOR, 0,
+	    "info", 1);
 	bench_table_free(&t);
 	return 0;
 }

@@ -281,6 +281,9 @@ WORKER_EXPORT int worker_later(worker_t *w, void (*fn)(void *arg),
  * from now, without drift, until cancelled or w ends. */
 WORKER_EXPORT int worker_every(worker_t *w, void (*fn)(void *arg),
     void *arg, double interval, uint64_t *id);
+/* Moves pending timer id of w to run delay seconds from now (a periodic
+ * timer's next run; its interval stays); ENOENT if it is not pending. */
+WORKER_EXPORT int worker_rearm(worker_t *w, uint64_t id, double delay);
 /* Cancels timer id of w: 0 if it will not run again, ENOENT if it already
  * ran (a one-shot) or is unknown. */
 WORKER_EXPORT int worker_cancel(worker_t *w, uint64_t id);

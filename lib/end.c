@@ -49,6 +49,20 @@ worker__join_until(worker_t *w, uint64_t until)
 	if (worker__waits_for_itself(w))
 		return EDEADLK;
 	pthread_mutex_lock(&w->qlock);
+	/*
+	 * A run on a thread of its own is over when that thread has ended:
+	 * without a time limit, join it at once, one sleep where waiting
+	 * for the end and then for the thread took two.  A second joiner
+	 * finds the thread taken and waits for the end as before.
+	 */
+	if (until == UINT64_MAX && w->phase != PHASE_IDLE &&
+	    w->run.thread_joinable) {
+		thread = w->run.thread;
+		w->run.thread_joinable = false;
+		pthread_mutex_unlock(&w->qlock);
+		pthread_join(thread, NULL);
+		return 0;
+	}
 	while (w->phase != PHASE_IDLE) {
 		if (until == UINT64_MAX) {
 			pthread_cond_wait(&w->run.end_cond, &w->qlock);

@@ -148,6 +148,7 @@ node_alloc(size_t len)
 
 	if (ev != NULL) {
 		ev->pooled = pooled;
+		ev->local = false;
 		ev->home = NULL;
 	}
 	return ev;
@@ -181,6 +182,7 @@ fill(struct wevent *ev, worker_t *source, const struct event_name *n,
 {
 	memcpy(ev->name, n->name, n->len + 1);
 	ev->hash = n->hash;
+	ev->len = n->len < UINT32_MAX ? (uint32_t)n->len : UINT32_MAX;
 	ev->kind = (uint8_t)n->kind;
 	ev->pub.name = ev->name;
 	ev->pub.data = data;
@@ -267,7 +269,8 @@ node_done(worker_t *w, struct wevent *ev)
 }
 
 /*
- * Frees ev: its payload reference, its sender reference and its node.
+ * Frees ev: its payload reference, its sender reference and its node
+ * (none for the owner's copy of a ring slot, which lives on its stack).
  * w is the owner that handled it, on its own thread (the node goes to its
  * spares and the sender reference is dropped in bulk), or NULL anywhere
  * else.
@@ -285,14 +288,25 @@ worker__event_free(worker_t *w, struct wevent *ev)
 		 * reference. */
 		if (ev->home != NULL)
 			reserve_put(ev);
-		else
+		else if (!ev->local)
 			free(ev);
 		worker_unref(source);
 		return;
 	}
 	if (ev->pub.source != NULL)
 		unref_later(w, ev->pub.source);
-	node_done(w, ev);
+	if (!ev->local)
+		node_done(w, ev);
+}
+
+/* Frees the node of ev alone: its references went elsewhere. */
+void
+worker__event_node_free(struct wevent *ev)
+{
+	if (ev->home != NULL)
+		reserve_put(ev);
+	else if (!ev->local)
+		free(ev);
 }
 
 void
@@ -307,18 +321,16 @@ worker__drop_events(list_t *l)
 
 /* ---- Sender references ---------------------------------------------- */
 
-/* The reference an event sent by source holds on it (may be NULL). */
+/*
+ * The thread running source has spent its prepaid references: takes
+ * PREPAY more, of which the caller spends one (worker__source_ref).
+ */
 worker_t *
-worker__source_ref(worker_t *source)
+worker__source_prepay(worker_t *source)
 {
-	if (source == NULL || source != worker__get_current())
-		return worker__ref(source);
-	if (source->events.prepaid == 0) {
-		atomic_fetch_add_explicit(&source->refs, PREPAY,
-		    memory_order_relaxed);
-		source->events.prepaid = PREPAY;
-	}
-	source->events.prepaid--;
+	atomic_fetch_add_explicit(&source->refs, PREPAY,
+	    memory_order_relaxed);
+	source->events.prepaid = PREPAY - 1;
 	return source;
 }
 

@@ -58,18 +58,27 @@ sift_down(struct heap *h, size_t i)
 }
 
 int
+worker__heap_grow(struct heap *h, size_t n)
+{
+	size_t cap = h->cap != 0 ? h->cap : 64;
+	struct heap_node **nodes;
+
+	if (n <= h->cap)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+	if ((nodes = realloc(h->nodes, cap * sizeof(*nodes))) == NULL)
+		return ENOMEM;
+	h->nodes = nodes;
+	h->cap = cap;
+	return 0;
+}
+
+int
 worker__heap_push(struct heap *h, struct heap_node *n)
 {
-	if (h->len == h->cap) {
-		size_t cap = h->cap != 0 ? 2 * h->cap : 64;
-		struct heap_node **nodes;
-
-		nodes = realloc(h->nodes, cap * sizeof(*nodes));
-		if (nodes == NULL)
-			return ENOMEM;
-		h->nodes = nodes;
-		h->cap = cap;
-	}
+	if (h->len == h->cap && worker__heap_reserve(h, h->len + 1) != 0)
+		return ENOMEM;
 	place(h, h->len++, n);
 	sift_up(h, n->index);
 	return 0;

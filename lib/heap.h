@@ -24,6 +24,14 @@ struct heap {
 	size_t cap;
 };
 
+/* Makes room for n nodes in all; ENOMEM, or 0: pushes up to n succeed. */
+int worker__heap_grow(struct heap *h, size_t n);
+
+static inline int
+worker__heap_reserve(struct heap *h, size_t n)
+{
+	return n <= h->cap ? 0 : worker__heap_grow(h, n);
+}
 /* Adds n; ENOMEM if the array cannot grow, else 0. */
 int worker__heap_push(struct heap *h, struct heap_node *n);
 /* Removes n, which must be in h. */

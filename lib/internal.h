@@ -26,7 +26,7 @@
  *   unwind    unwind.c     frames, hooks, the cleanup stack
  *   os        wake.c       sleeping and waking: futex, eventfd, ppoll
  *   thread    root.c       the calling thread's worker, root workers
- *   base      log.c heap.c list.h clock.c   and the built-in names below
+ *   base      log.c heap.c calq.c list.h clock.c  and the built-in names
  *
  * Three calls go up, all into the life of a worker object (worker.c),
  * and layers.sh knows them by name: dropping a reference
@@ -74,6 +74,7 @@
 #include <poll.h>
 #include <syslog.h>
 
+#include "calq.h"
 #include "clock.h"
 #include "heap.h"
 #include "list.h"
@@ -144,6 +145,31 @@ worker__builtin_of(const char *name)
 	return NULL;
 }
 
+/* Bit n set: some built-in name is n bytes long. */
+#define BUILTIN_LEN(name)	(1u << (sizeof(name) - 1))
+#define BUILTIN_LENGTHS							\
+	(BUILTIN_LEN(WORKER_STOP_THREAD) | BUILTIN_LEN(WORKER_PAUSE_THREAD) | \
+	BUILTIN_LEN(WORKER_RESUME_THREAD) |				\
+	BUILTIN_LEN(WORKER_CHILD_THREAD_START) |			\
+	BUILTIN_LEN(WORKER_CHILD_THREAD_STOP) |				\
+	BUILTIN_LEN(WORKER_CHILD_THREAD_ERROR) |			\
+	BUILTIN_LEN(WORKER_CHILD_THREAD_DONE) |				\
+	BUILTIN_LEN(WORKER_CHILD_THREAD_END) |				\
+	BUILTIN_LEN(WORKER_EXECUTE) |					\
+	BUILTIN_LEN(WORKER_EVENT_REJECT) |				\
+	BUILTIN_LEN(WORKER_LISTENER_ERROR) | BUILTIN_LEN(WORKER_SIGNAL))
+
+/* As worker__builtin_of(), for a name whose length len is known. */
+static inline const struct builtin_name *
+worker__builtin_of_len(const char *name, size_t len)
+{
+	/* Upper case and of a built-in's length: few user names are. */
+	if (name[0] < 'A' || name[0] > 'Z' || len >= 32 ||
+	    !(BUILTIN_LENGTHS >> len & 1))
+		return NULL;
+	return worker__builtin_of(name);
+}
+
 /* 1 + the place of ev_name in the table if it is built in, else 0. */
 static inline unsigned
 worker__builtin_number(const char *ev_name)
@@ -185,11 +211,38 @@ void worker__log_lock(bool lock);
 /* ---- thread: root.c ------------------------------------------------ */
 
 extern atomic_uint worker__epoch;
+/*
+ * The calling thread's worker, or NULL.  Initial-exec: read with one
+ * move in the shared library too, where the default model would call
+ * __tls_get_addr() on every fire.
+ */
+extern __thread worker_t *worker__tls_current
+    __attribute__((tls_model("initial-exec")));
 void worker__thread_init(struct worker__thread_part *t);
 void worker__thread_forked(void);
-worker_t *worker__current(void);
-worker_t *worker__get_current(void);
-void worker__set_current(worker_t *w);
+worker_t *worker__root_current(void);
+
+/* The calling thread's worker, made a root worker on first need. */
+static inline worker_t *
+worker__current(void)
+{
+	worker_t *w = worker__tls_current;
+
+	return w != NULL ? w : worker__root_current();
+}
+
+/* The calling thread's worker, or NULL if it has none yet. */
+static inline worker_t *
+worker__get_current(void)
+{
+	return worker__tls_current;
+}
+
+static inline void
+worker__set_current(worker_t *w)
+{
+	worker__tls_current = w;
+}
 bool worker__on_this_thread(const worker_t *w);
 bool worker__waits_for_itself(const worker_t *w);
 
@@ -303,9 +356,12 @@ struct wevent {
 	struct wevent *spare_next;	/* in a worker's spare nodes */
 	worker_t *home;		/* a reserved node's worker, or NULL */
 	uint32_t hash;
+	uint32_t len;		/* of name, UINT32_MAX if longer */
 	uint8_t kind;
 	uint8_t reserve;	/* a reserved node's index in home */
 	bool pooled;		/* a node of the pool's size, to keep */
+	bool local;		/* the owner's copy of a ring slot, on its
+				 * stack (ring.c): no node to free */
 	worker_event_t pub;	/* pub.name points at name[] */
 	struct payload *payload;
 	char name[];
@@ -333,15 +389,25 @@ worker__hash(const char *name, size_t len)
 	return h;
 }
 
-/* Measures, hashes and classifies a name, once per fire. */
+/*
+ * Measures, hashes and classifies a name, once per fire: one pass that
+ * hashes as it looks for the end, as worker__hash() would hash it.
+ */
 static inline void
 worker__name_init(struct event_name *n, const char *name)
 {
-	const struct builtin_name *b = worker__builtin_of(name);
+	const unsigned char *p = (const unsigned char *)name;
+	const struct builtin_name *b;
+	uint32_t h = 2166136261u;
 
+	for (; *p != '\0'; p++) {
+		h ^= *p;
+		h *= 16777619u;
+	}
 	n->name = name;
-	n->len = strlen(name);
-	n->hash = worker__hash(name, n->len);
+	n->len = (size_t)(p - (const unsigned char *)name);
+	n->hash = h;
+	b = worker__builtin_of_len(name, n->len);
 	n->kind = b != NULL ? b->kind : KIND_USER;
 	n->always_admitted = b != NULL && b->always_admitted;
 }
@@ -365,12 +431,43 @@ struct wevent *worker__event_reserved(worker_t *source, worker_t *target,
     unsigned flags);
 struct wevent *worker__event_node(worker_t *w, unsigned kind);
 void worker__event_free(worker_t *w, struct wevent *ev);
+
+/*
+ * worker__event_free(w, ev) for the owner w, inline for the common case:
+ * the stack copy of a ring slot, with no payload, from the sender of the
+ * events before it, whose reference joins theirs (event.c).
+ */
+static inline void
+worker__event_done(worker_t *w, struct wevent *ev)
+{
+	if (ev->local && ev->payload == NULL && ev->pub.source != NULL &&
+	    ev->pub.source == w->events.unref_source) {
+		w->events.unref_count++;
+		return;
+	}
+	worker__event_free(w, ev);
+}
+void worker__event_node_free(struct wevent *ev);
 void worker__drop_events(list_t *l);
-worker_t *worker__source_ref(worker_t *source);
+worker_t *worker__source_prepay(worker_t *source);
+
 void worker__source_settle(worker_t *w);
 void worker__unref_flush(worker_t *w);
 
 /* ---- paths: queue.c, ring.c ---------------------------------------- */
+
+/* The longest name a ring slot holds; longer ones take the locked queue. */
+#define RING_NAME_MAX 24
+
+/*
+ * An event on the owner's stack, with room for a ring slot's name: what
+ * worker__ring_pop() fills.  A union, since a struct with a flexible
+ * array may not be a member of another struct.
+ */
+union worker__event_room {
+	struct wevent ev;
+	char bytes[sizeof(struct wevent) + RING_NAME_MAX + 1];
+};
 
 void worker__queue_init(struct worker__queue_part *q, size_t max);
 void worker__queue_fini(struct worker__queue_part *q);
@@ -385,13 +482,20 @@ bool worker__ring_send(worker_t *source, worker_t *w,
     const struct event_name *n, void *data, struct payload *pl,
     unsigned flags);
 size_t worker__ring_take(worker_t *w, list_t *into);
+bool worker__ring_pop(worker_t *w, struct wevent *ev);
+void worker__ring_free(worker_t *w);
+size_t worker__ring_published(const worker_t *w, size_t max);
 void worker__ring_take_locked(worker_t *w, list_t *into);
 bool worker__ring_open(const worker_t *w);
+bool worker__ring_locked(const worker_t *w);
 void worker__ring_close_locked(worker_t *w);
 void worker__ring_reopen_locked(worker_t *w);
 void worker__ring_hold_locked(worker_t *w);
 void worker__ring_release_locked(worker_t *w);
 void worker__ring_locked_send(worker_t *w);
+bool worker__ring_resend_locked(worker_t *w, struct wevent *ev, size_t len);
+bool worker__ring_waited(const worker_t *w);
+bool worker__ring_grow_locked(worker_t *w);
 bool worker__ring_pending_locked(const worker_t *w);
 bool worker__ring_ready(const worker_t *w);
 uint64_t worker__ring_admitted(const worker_t *w);
@@ -409,7 +513,9 @@ bool worker__pending(worker_t *w);
 bool worker__has_queued(const worker_t *w);
 void worker__take_batch(worker_t *w);
 void worker__take_locked(worker_t *w);
-struct wevent *worker__next(worker_t *w);
+size_t worker__top_up(worker_t *w);
+void worker__grow_ring(worker_t *w);
+struct wevent *worker__next(worker_t *w, struct wevent *local);
 size_t worker__queued(const worker_t *w);
 
 /* ---- sources: embed.c, timer.c, watch.c ---------------------------- */
@@ -644,6 +750,18 @@ worker__ref(worker_t *w)
 	if (w != NULL)
 		atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
 	return w;
+}
+
+/* The reference an event sent by source holds on it (may be NULL). */
+static inline worker_t *
+worker__source_ref(worker_t *source)
+{
+	if (source == NULL || source != worker__get_current())
+		return worker__ref(source);
+	if (source->events.prepaid == 0)
+		return worker__source_prepay(source);
+	source->events.prepaid--;
+	return source;
 }
 
 static inline bool

@@ -37,6 +37,7 @@ struct listener {
 	struct list_node link;	/* llock: in listeners or garbage */
 	atomic_bool removed;
 	uint32_t hash;
+	size_t len;
 	int priority;
 	bool once;
 	bool transient;
@@ -132,6 +133,7 @@ worker_listen(worker_t *w, const char *name, worker_listener_fn fn,
 	memcpy(l->name, name, len + 1);
 	atomic_init(&l->removed, false);
 	l->hash = worker__hash(name, len);
+	l->len = len;
 	l->priority = opts->priority;
 	l->once = opts->once != 0;
 	l->transient = opts->transient != 0;
@@ -297,10 +299,13 @@ refresh_cache(worker_t *w)
 	pthread_mutex_unlock(&lp->llock);
 }
 
+/* The lengths first: a call of memcmp() costs less than one of strcmp(). */
 static bool
 listener_matches(const struct listener *l, const struct wevent *ev)
 {
-	if (l->hash != ev->hash || strcmp(l->name, ev->name) != 0)
+	if (l->hash != ev->hash || (ev->len != UINT32_MAX ?
+	    l->len != ev->len || memcmp(l->name, ev->name, l->len) != 0 :
+	    strcmp(l->name, ev->name) != 0))
 		return false;
 	return l->source_id == 0 ||
 	    (ev->pub.source != NULL && ev->pub.source->id == l->source_id);
@@ -484,13 +489,92 @@ call_snapshot(struct dispatch *d)
 	}
 }
 
+/* A user event's dispatch under way, for its hook (dispatch_user). */
+struct user_frame {
+	worker_t *w;
+	struct wevent *ev;
+	unsigned doing;
+	struct listener *calling;
+};
+
+/* A listener of a user event unwound: finish the dispatch, drop ev. */
+static void
+user_unwound(void *arg)
+{
+	struct user_frame *f = arg;
+	worker_t *w = f->w;
+
+	worker__doing_restore(w, f->doing);
+	atomic_store_explicit(&w->listen.calling, f->calling,
+	    memory_order_relaxed);
+	if (--w->listen.depth == 0)
+		worker__free_garbage(w);
+	worker__event_free(NULL, f->ev);
+}
+
 /*
- * Hands ev to w's listeners, then runs its built-in action (control.c).
- * Owner thread only.  Either returns with ev still owned by the caller,
- * or unwinds with ev freed.
+ * The dispatch of most events, as worker__dispatch() below does it but
+ * with less to set up: a user event (no built-in action), the cache up
+ * to date and not pinned, at most SNAP_STACK listeners, none of them
+ * once.  Returns false, having done nothing, if it finds a once
+ * listener of ev (its claim takes llock: dispatch_any does that).
  */
-void
-worker__dispatch(worker_t *w, struct wevent *ev)
+static bool
+dispatch_user(worker_t *w, struct wevent *ev)
+{
+	struct worker__listen_part *lp = &w->listen;
+	struct listener *snap[SNAP_STACK];
+	struct worker__hook hook;
+	struct user_frame f;
+	size_t n = 0;
+
+	for (size_t i = 0; i < lp->cache_len; i++) {
+		struct listener *l = lp->cache[i];
+
+		if (!listener_matches(l, ev))
+			continue;
+		if (l->once)
+			return false;
+		snap[n++] = l;
+	}
+	if (n == 0) {
+		/* No dispatch of its own under way frees the garbage. */
+		if (lp->depth == 0)
+			worker__free_garbage(w);
+		return true;
+	}
+	lp->depth++;
+	f.w = w;
+	f.ev = ev;
+	f.doing = worker__doing(w, DOING_LISTENER, KIND_USER);
+	f.calling = atomic_load_explicit(&lp->calling, memory_order_relaxed);
+	worker__hook_push(w, &hook, user_unwound, &f);
+	PROBE2(dispatch__begin, w->name, ev->pub.name);
+	for (size_t i = 0; i < n; i++) {
+		struct listener *l = snap[i];
+		int rc;
+
+		if (atomic_load_explicit(&l->removed, memory_order_relaxed))
+			continue;
+		atomic_store_explicit(&lp->calling, l, memory_order_relaxed);
+		if ((rc = l->fn(&ev->pub, l->ctx)) != 0) {
+			worker__stats_add(&w->stats.listener_errors, 1);
+			listener_failed(w, ev, rc);
+		}
+	}
+	PROBE2(dispatch__end, w->name, ev->pub.name);
+	worker__hook_pop(w, &hook);
+	worker__doing_restore(w, f.doing);
+	/* Before the garbage, which may hold the listener, is freed. */
+	atomic_store_explicit(&lp->calling, f.calling, memory_order_relaxed);
+	if (--lp->depth == 0)
+		worker__free_garbage(w);
+	return true;
+}
+
+/* Any event, in the general way (see worker__dispatch). */
+static __attribute__((noinline)) void
+dispatch_any(worker_t *w, struct wevent *ev)
 {
 	struct dispatch d;
 	struct worker__hook hook;
@@ -535,4 +619,22 @@ worker__dispatch(worker_t *w, struct wevent *ev)
 	if (ev->kind == KIND_STOP)
 		w->control.stopping--;
 	dispatch_end(&d);
+}
+
+/*
+ * Hands ev to w's listeners, then runs its built-in action (control.c).
+ * Owner thread only.  Either returns with ev still owned by the caller,
+ * or unwinds with ev freed.
+ */
+void
+worker__dispatch(worker_t *w, struct wevent *ev)
+{
+	struct worker__listen_part *lp = &w->listen;
+
+	if (ev->kind == KIND_USER && lp->pinned == 0 &&
+	    lp->cache_ver == atomic_load_explicit(&lp->version,
+	    memory_order_acquire) && lp->cache_len <= SNAP_STACK &&
+	    dispatch_user(w, ev))
+		return;
+	dispatch_any(w, ev);
 }

@@ -5,12 +5,16 @@
  * DESIGN
  *
  * Every wait is one call of worker__loop() on the calling thread's worker.
- * The loop handles the batch (send.c) event by event, checks what the
- * wait is waiting for after each, runs the due timers (timer.c) and the
- * ready descriptors (watch.c) between batches, and sleeps (wake.c) when
- * nothing is queued, until an event, a wake (another worker's state
- * changed), the nearest timer or the deadline.  Deadlines use
- * CLOCK_MONOTONIC.
+ * The loop handles the batch (send.c) event by event, then the events of
+ * an open ring, each popped into an event on the loop's own stack (no
+ * node, no list: the common case of a stream), checks what the wait is
+ * waiting for after each, runs the due timers (timer.c) and the ready
+ * descriptors (watch.c) between batches, at least every POP_ROUND events
+ * of the ring, and sleeps (wake.c) when nothing is queued, until an
+ * event, a wake (another worker's state changed), the nearest timer or
+ * the deadline.  Deadlines use CLOCK_MONOTONIC.  A wait that may not
+ * block (timeout 0, worker_update) handles what is queued when it starts,
+ * no more: of the ring, the events published then (take_now).
  *
  * Pause is a nested loop that waits for RESUME_THREAD.  While it runs,
  * the events it hands to listeners are also kept, in order, in the pause
@@ -25,6 +29,7 @@
  *
  * All the state here is the owner thread's: no lock but the queue's.
  */
+#include <assert.h>
 #include <errno.h>
 
 #include "internal.h"
@@ -63,12 +68,13 @@ sleep_until(worker_t *w, uint64_t until)
 }
 
 /*
- * Takes the queued events into the batch, first sleeping until there are
- * some, the worker is woken, its nearest timer is due, or deadline passes
- * (CLOCK_MONOTONIC ns; UINT64_MAX: none).  A timer scheduled meanwhile
- * from another thread wakes the owner, and the next round
- * sleeps for the new nearest deadline.  One lock for the look, the sleep
- * and the take: this is the path of every event that wakes a worker.
+ * Takes the queued events into the batch (or leaves them in an open ring
+ * for worker__next), first sleeping until there are some, the worker is
+ * woken, its nearest timer is due, or deadline passes (CLOCK_MONOTONIC
+ * ns; UINT64_MAX: none).  A timer scheduled meanwhile from another
+ * thread wakes the owner, and the next round sleeps for the new nearest
+ * deadline.  One lock for the look, the sleep and the take: this is the
+ * path of every event that wakes a worker.
  */
 static void
 block(worker_t *w, uint64_t deadline)
@@ -84,7 +90,18 @@ block(worker_t *w, uint64_t deadline)
 		worker__take_batch(w);
 		return;
 	}
+	/* Producers may have the slots taken so far while it looks, and a
+	 * ring too small for them a bigger one. */
+	worker__ring_free(w);
+	worker__grow_ring(w);
+	if (!list_empty(&w->inbox.batch))
+		return;
 	worker__spin(w, due < deadline ? due : deadline, worker__has_queued);
+	/* The common case of a stream: the ring has more, no lock. */
+	if (worker__ring_open(w) && worker__ring_ready(w)) {
+		worker__stats_queued(w, worker__queued);
+		return;
+	}
 	pthread_mutex_lock(&w->qlock);
 	while (!worker__pending_locked(w) && !w->wake.woken) {
 		uint64_t until = atomic_load_explicit(&w->wake.next_due,
@@ -116,7 +133,7 @@ found(worker_t *w, struct worker__wait *wt, struct wevent *ev)
 	w->loop.held = ev->payload;
 	worker__payload_hold(w->loop.held);
 	wt->data = ev->pub.data;
-	worker__event_free(w, ev);
+	worker__event_done(w, ev);
 	return 0;
 }
 
@@ -151,15 +168,64 @@ nested_in_ending(const worker_t *w)
 	    w->loop.depth > w->control.ending_loop;
 }
 
+/* Events a loop pops from the ring between two looks at its timers. */
+enum { POP_ROUND = 64 };
+
+static void
+room_init(union worker__event_room *room)
+{
+	room->ev.home = NULL;
+	room->ev.pooled = false;
+	room->ev.local = true;
+}
+
+/*
+ * A look that may not block: takes what came by the locked path, and
+ * returns the start value of a count of ring pops (next_event) that lets
+ * it pop what the ring holds now, at most one round, and no event that
+ * comes later: what a listener fires meanwhile waits for the next look.
+ */
+static int
+take_now(worker_t *w)
+{
+	worker__take_batch(w);
+	return POP_ROUND - (int)worker__ring_published(w, POP_ROUND);
+}
+
+/*
+ * The next event for a loop: from the batch, else from the ring into
+ * room, or, while paused, into nodes at the end of the batch, since the
+ * pause cache keeps what is handled then (settle).  No more from the ring
+ * once *popped reaches POP_ROUND.
+ */
+static struct wevent *
+next_event(worker_t *w, union worker__event_room *room, int *popped)
+{
+	struct wevent *ev;
+
+	if (*popped >= POP_ROUND || !list_empty(&w->inbox.batch))
+		return worker__next(w, NULL);
+	if (atomic_load_explicit(&w->loop.paused, memory_order_relaxed)) {
+		*popped += (int)worker__top_up(w);
+		return worker__next(w, NULL);
+	}
+	if ((ev = worker__next(w, &room->ev)) != NULL)
+		(*popped)++;
+	return ev;
+}
+
 /* A handled event nobody waited for: keep it if a pause may need it. */
 static void
 settle(worker_t *w, struct wevent *ev)
 {
 	if (atomic_load_explicit(&w->loop.paused, memory_order_relaxed) &&
-	    ev->kind != KIND_RESUME)
+	    ev->kind != KIND_RESUME) {
+		/* Not popped into a loop's stack while paused (next_event). */
+		assert(!ev->local);
 		list_append(&w->loop.cache, &ev->link);
-	else
-		worker__event_free(w, ev);
+	} else {
+		worker__event_done(w, ev);
+	}
 }
 
 static struct wevent *
@@ -234,11 +300,13 @@ handle(worker_t *w, struct wevent *ev)
 static int
 handle_queued(worker_t *w)
 {
+	union worker__event_room room;
 	struct wevent *ev;
-	int count = 0;
+	int count = 0, popped;
 
-	worker__take_batch(w);
-	while ((ev = worker__next(w)) != NULL) {
+	room_init(&room);
+	popped = take_now(w);
+	while ((ev = next_event(w, &room, &popped)) != NULL) {
 		handle(w, ev);
 		settle(w, ev);
 		count++;
@@ -246,15 +314,28 @@ handle_queued(worker_t *w)
 	return count;
 }
 
+/*
+ * The loop of a wait.  Events come from the batch first, then from the
+ * ring, POP_ROUND at most between two rounds of timers and descriptors,
+ * which are served at least once per batch.
+ */
 static int
 loop_run(worker_t *w, struct worker__wait *wt)
 {
 	uint64_t deadline = wt->timeout >= 0 ?
 	    worker__deadline_ns(wt->timeout) : UINT64_MAX;
 	bool took_batch = false;
+	union worker__event_room room;
 	struct wevent *ev;
+	int popped = 0;
 
+	room_init(&room);
 	release_held(w);
+	/* A wait that may not block handles what is queued now, no more. */
+	if (wt->timeout == 0) {
+		popped = take_now(w);
+		took_batch = true;
+	}
 	for (;;) {
 		if (w->control.ending || worker__stop_seen(w) ||
 		    nested_in_ending(w))
@@ -269,7 +350,8 @@ loop_run(worker_t *w, struct worker__wait *wt)
 			handle_queued(w);
 			return 0;
 		}
-		if (list_empty(&w->inbox.batch)) {
+		ev = next_event(w, &room, &popped);
+		if (ev == NULL) {
 			/* Timers and descriptors are served between batches;
 			 * either may end the wait.  Not listeners' time. */
 			int ran;
@@ -285,12 +367,12 @@ loop_run(worker_t *w, struct worker__wait *wt)
 			/* Past the deadline: end the batch taken, no more. */
 			if (took_batch && deadline_passed(deadline))
 				return ETIMEDOUT;
-			block(w, deadline);
+			if (popped == 0 || !worker__ring_ready(w))
+				block(w, deadline);
 			took_batch = true;
-			if (list_empty(&w->inbox.batch))
-				continue;
+			popped = 0;
+			continue;
 		}
-		ev = worker__next(w);
 		handle(w, ev);
 		if (wait_matches(wt, ev))
 			return found(w, wt, ev);
@@ -403,10 +485,11 @@ worker__drain(worker_t *w)
 	w->control.stopping = 0;
 	release_held(w);
 	worker__drop_events(&w->loop.cache);
-	/* One take is all there is, unless memory ran short for it. */
+	/* One take is all there is, unless memory ran short for it.  The
+	 * ring is locked: everything comes through the batch. */
 	do {
 		worker__take_batch(w);
-		while ((ev = worker__next(w)) != NULL)
+		while ((ev = worker__next(w, NULL)) != NULL)
 			drain_event(w, ev);
 	} while (worker__pending(w));
 	worker__stats_span_end(w);

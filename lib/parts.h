@@ -121,12 +121,19 @@ struct worker__embed_part {
 	int epfd;			/* worker_fd(), or -1 */
 };
 
+struct timer_chunk;
+
 /* timer.c.  qlock. */
 struct worker__timer_part {
-	struct heap heap;
-	struct timer **map;		/* timers by id */
+	struct calq queue;		/* pending timers, by deadline */
+	struct timer **map;		/* timers by id & (map_size - 1) */
 	size_t map_size;
-	size_t count;
+	size_t count;			/* timers in map */
+	struct timer *spare;		/* free nodes */
+	struct timer_chunk *chunks;	/* the memory of the nodes */
+	size_t live;			/* nodes in use */
+	uint64_t next_id;		/* ids reserved for this worker: */
+	uint64_t end_id;		/* next_id up to end_id */
 };
 
 /* watch.c.  qlock, but for the owner's poll set. */

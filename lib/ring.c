@@ -3,20 +3,32 @@
  *
  * DESIGN
  *
- * A worker that receives a stream of events gets a ring of RING_SIZE
+ * A worker that receives a stream of events gets a ring of RING_MIN
  * slots of one cache line each, after Dmitry Vyukov's bounded queue.  A
  * producer claims a position with one compare-and-swap on the ring's
- * tail, writes the event into the slot (name, data, source, payload) and
- * publishes it with one atomic exchange on the slot's sequence word.  The
- * owner copies published slots into event nodes of its own (event.c) and
- * frees the slots.  No lock, no allocation in the producer, and producer
- * and consumer share only the slot's line: the locked queue (queue.c)
- * cost each event the mutex, a node allocated on one CPU and freed on
- * another, and a counter both sides wrote.
+ * tail, once the owner's published head says the slot is free, writes the
+ * event into the slot (name, data, source, payload) and publishes it with
+ * one atomic exchange on the slot's sequence word.  The owner copies
+ * published slots out, straight into the event it is about to handle
+ * (worker__ring_pop) or into event nodes of its own (event.c), and frees
+ * them by publishing its head, once every RING_FREE slots.  No lock, no
+ * allocation in the producer, and producer and consumer share only the
+ * slot's line: the owner only reads it, so a slot's line crosses from one
+ * CPU to the other once per event, and the owner's head once per
+ * RING_FREE events.  (Freeing each slot with a store of its own, as
+ * Vyukov's queue does, cost a second crossing per event.)  Both sides
+ * ask for lines ahead of the slot they are at, the owner to read and the
+ * producer to write (claim), so the crossings overlap rather than add
+ * up: where a line takes a quarter of a microsecond from one CPU to the
+ * other (two vCPUs on distant cores of the host), that makes 35 million
+ * events a second of 9.  The locked queue (queue.c) cost each event the
+ * mutex, a node allocated on one CPU and freed on another, and a counter
+ * both sides wrote.
  *
  * The locked queue stays for everything the ring does not do: names longer
  * than RING_NAME_MAX, workers that are not running, a ring that stays
- * full for FULL_WAIT, and workers that hold the ring closed
+ * full while its owner takes no event for FULL_WAIT, and workers that
+ * hold the ring closed
  * (w->rout.holds): those with queue_max (admission needs the count under
  * the lock), and those that watch descriptors or have a worker_fd()
  * (their wake-up is an eventfd write: watch.c and embed.c take a hold).
@@ -34,7 +46,10 @@
  *   - only the owner clears the bit, under qlock, once the locked queue is
  *     empty and the worker may use the ring again.
  *
- * So the locked queue is never used while the bit is clear.
+ * So the locked queue is never used while the bit is clear, and the owner
+ * may pop the ring without the lock whenever it sees the bit clear: if a
+ * producer has just set it, what the owner pops lies below locked_at, and
+ * comes before the locked queue anyway.
  *
  * Sleeping: an owner about to sleep marks the slot it waits for with
  * SLOT_SLEEPER (a compare-and-swap that fails if the slot was published
@@ -45,10 +60,22 @@
  * a private futex wake touches no memory.  Other wakers (wake.c) clear
  * the mark under qlock before they wake the same word.
  *
- * Sequence words count laps, as Vyukov's do, in steps of 4: a slot is free
- * for the lap L at 4L, free and slept on at 4L + 1, published at 4L + 2,
- * and freed for lap L + 1 at 4L + 4.  A zeroed ring is empty, and 32 bits
- * wrap harmlessly, since only differences of a few steps are compared.
+ * A ring a producer had to wait for room in grows (worker__ring_grow),
+ * doubling up to RING_MAX slots: with the producer and the owner on one
+ * CPU, each fill of the ring costs a switch from one thread to the other
+ * and back, which took as long as the events in a ring of 256.  The
+ * owner grows it between two events, under qlock: it locks the ring as a
+ * producer would, takes what it holds, and puts a ring twice the size in
+ * its place, locked at the same position, which the locked queue's take
+ * opens as usual.  The old ring stays allocated until the worker is
+ * freed, since a producer may still be reading it (to find it locked).
+ *
+ * Sequence words count laps, in steps of 4: the slot of position pos is
+ * published for its lap L = pos / size at 4L + 2, and keeps that
+ * value until the producer of lap L + 1 publishes it again (a zeroed ring
+ * holds no published slot).  The owner marks an unpublished slot by
+ * setting its bit 0.  32 bits wrap harmlessly, since a slot's word is
+ * only compared with the value of its own lap.
  */
 #include <sched.h>
 #include <stdalign.h>
@@ -58,12 +85,18 @@
 #include "internal.h"
 
 enum {
-	RING_SIZE = 256,	/* slots, a power of two */
-	RING_NAME_MAX = 24,	/* longest name a slot holds */
+	RING_MIN = 256,		/* slots of a new ring, a power of two */
+	RING_MAX = 4096,	/* slots of the largest */
 	RING_AFTER = 32,	/* locked events before a worker gets a ring */
 	RING_TAKE = 64,		/* events moved to the batch per look */
-	FULL_WAIT = 200000	/* ns a producer waits for room when full */
+	RING_FREE = 32,		/* slots the owner frees at once */
+	READ_AHEAD = 8,		/* slots the owner asks for ahead */
+	WRITE_AHEAD = 16,	/* slots a producer asks for ahead */
+	FULL_WAIT = 200000	/* ns a producer waits for room while the
+				 * owner takes nothing */
 };
+
+_Static_assert(RING_MIN % RING_FREE == 0, "whole groups of freed slots");
 
 #define RING_LOCKED	((uint64_t)1 << 63)	/* in tail */
 #define SLOT_SLEEPER	WORKER_WAKE_MARK	/* in a slot's seq */
@@ -86,20 +119,42 @@ _Static_assert((WORKER_BUBBLE | WORKER_BROADCAST) <= UINT8_MAX,
 
 struct worker__ring {
 	alignas(64) atomic_uint_least64_t tail;	/* producers */
-	alignas(64) struct ring_slot slots[RING_SIZE];
+	alignas(64) atomic_uint_least64_t head;	/* the owner: all below
+						 * is free */
+	atomic_bool waited;		/* a producer waited for room */
+	uint64_t size;			/* slots, a power of two */
+	unsigned shift;			/* log2(size) */
+	struct worker__ring *older;	/* the ring this one replaced */
+	alignas(64) struct ring_slot slots[];
 };
 
-/* The sequence word of a free slot at pos; published is this + 2. */
+/* The sequence word of the slot at pos once it is published. */
 static unsigned
-lap_seq(uint64_t pos)
+pub_seq(const struct worker__ring *r, uint64_t pos)
 {
-	return (unsigned)(pos / RING_SIZE) * 4u;
+	return (unsigned)(pos >> r->shift) * 4u + 2u;
 }
 
 static struct ring_slot *
 slot_at(struct worker__ring *r, uint64_t pos)
 {
-	return &r->slots[pos % RING_SIZE];
+	return &r->slots[pos & (r->size - 1)];
+}
+
+/* A zeroed ring of size slots, or NULL. */
+static struct worker__ring *
+ring_new(uint64_t size)
+{
+	struct worker__ring *r = aligned_alloc(alignof(struct worker__ring),
+	    sizeof(*r) + size * sizeof(r->slots[0]));
+
+	if (r == NULL)
+		return NULL;
+	memset(r, 0, sizeof(*r) + size * sizeof(r->slots[0]));
+	r->size = size;
+	while (((uint64_t)1 << r->shift) < size)
+		r->shift++;
+	return r;
 }
 
 static struct worker__ring *
@@ -109,55 +164,141 @@ ring_of(const worker_t *w)
 }
 
 /*
- * A producer found the ring full: lets the owner run and make room, for
- * at most FULL_WAIT ns since the first call (*until: 0 before it).  It
- * yields rather than spins: with more threads than CPUs, the owner may
- * be waiting for this very CPU, and a producer that spins takes it.
+ * Is RING_LOCKED set?  The owner asks w->rin.locked, a copy kept under
+ * qlock next to w->rin.ring, rather than the tail: the tail's cache line is
+ * the producers', and reading it per batch would take it from them.
+ * Exact under qlock; without it, a hint that may lag.
  */
 static bool
-wait_room(uint64_t *until)
+is_locked(const worker_t *w)
 {
-	if (*until == 0)
-		*until = worker__now_ns() + FULL_WAIT;
-	else if (worker__now_ns() >= *until)
-		return false;
+	return atomic_load_explicit(&w->rin.locked, memory_order_acquire);
+}
+
+static void
+set_locked(worker_t *w, bool locked)
+{
+	atomic_store_explicit(&w->rin.locked, locked, memory_order_release);
+}
+
+/* How long a producer has waited for room, and what it saw of w. */
+struct room_wait {
+	uint64_t until;		/* 0 before the first wait */
+	size_t taken;		/* w's events taken off its queues */
+};
+
+/*
+ * A producer found w's ring full: lets the owner run and make room.  It
+ * waits while the owner makes progress, and gives up (false) once the
+ * owner has taken no event at all for FULL_WAIT ns: then the owner is
+ * stuck, or waits for this very producer (two workers that fill each
+ * other's rings), and the event takes the locked queue.  An owner that
+ * works through a long batch of the locked queue, and frees no slot
+ * meanwhile, counts as making progress: a producer that gave up on it
+ * would only make the next batch long too, and the owner would never
+ * get back to the ring.  It yields rather than spins: with more threads
+ * than CPUs, the owner may be waiting for this very CPU, and a producer
+ * that spins takes it.
+ */
+static bool
+wait_room(const worker_t *w, struct room_wait *rw)
+{
+	uint64_t now = worker__now_ns();
+
+	/* The owner's count of events is read at the start and at the end
+	 * of each FULL_WAIT only: the owner writes it per event, and a
+	 * producer that read it per look would cost the owner a miss per
+	 * event, as long as the ring is full. */
+	if (rw->until == 0 || now >= rw->until) {
+		size_t taken = atomic_load_explicit(&w->inbox.taken,
+		    memory_order_relaxed);
+
+		if (rw->until != 0 && taken == rw->taken)
+			return false;
+		rw->until = now + FULL_WAIT;
+		rw->taken = taken;
+	}
 	sched_yield();
 	return true;
 }
 
 /*
  * Claims a position in r's tail, or returns NULL: the ring is locked, or
- * stayed full for FULL_WAIT ns.
+ * is full and wait is false, or stayed full while its owner w made no
+ * progress (wait_room).  The acquire load of the head orders the
+ * producer's writes to the slot after the owner's last reads of it.
  */
-static struct ring_slot *
-claim(struct worker__ring *r, uint64_t *posp)
+static __attribute__((noinline)) struct ring_slot *
+claim_slow(const worker_t *w, struct worker__ring *r, bool wait,
+    uint64_t *posp)
 {
 	uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
-	uint64_t until = 0;
+	struct room_wait rw = { 0, 0 };
 
 	for (;;) {
-		struct ring_slot *s;
-		int diff;
-
 		if (pos & RING_LOCKED)
 			return NULL;
-		s = slot_at(r, pos);
-		diff = (int)((atomic_load_explicit(&s->seq,
-		    memory_order_acquire) & ~SLOT_SLEEPER) - lap_seq(pos));
-		if (diff == 0) {
+		if (pos - atomic_load_explicit(&r->head,
+		    memory_order_acquire) < r->size) {
 			if (atomic_compare_exchange_weak_explicit(&r->tail,
 			    &pos, pos + 1, memory_order_relaxed,
 			    memory_order_relaxed)) {
 				*posp = pos;
-				return s;
+				return slot_at(r, pos);
 			}
 			continue;
 		}
-		/* Not yet freed from the last lap: the ring is full. */
-		if (diff < 0 && !wait_room(&until))
+		/* The owner has not freed the slot of the last lap. */
+		if (!wait)
+			return NULL;
+		if (!atomic_load_explicit(&r->waited, memory_order_relaxed))
+			atomic_store_explicit(&r->waited, true,
+			    memory_order_relaxed);
+		if (!wait_room(w, &rw))
 			return NULL;
 		pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
 	}
+}
+
+/*
+ * Asks for the line at p for writing: the line comes, and the owner's
+ * copy goes, while the caller does other work.
+ */
+static inline void
+prefetch_write(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	/* GCC emits prefetchw only for -mprfchw; a CPU without it takes
+	 * the instruction for a no-op. */
+	__asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)p));
+#else
+	__builtin_prefetch(p, 1);
+#endif
+}
+
+/*
+ * The same; the first try inline, with nothing to save.  A producer that
+ * got pos asks for the slot WRITE_AHEAD further on, if the owner has
+ * freed it: the slot's line was last read by the owner, a lap ago, and
+ * a producer's writes wait for the owner's copy to be invalidated; the
+ * exchange that publishes a slot waits for them.  Asked for ahead, that
+ * wait overlaps the events between.
+ */
+static inline struct ring_slot *
+claim(const worker_t *w, struct worker__ring *r, bool wait, uint64_t *posp)
+{
+	uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+
+	if (!(pos & RING_LOCKED) && pos - head < r->size &&
+	    atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + 1,
+	    memory_order_relaxed, memory_order_relaxed)) {
+		if (pos + WRITE_AHEAD - head < r->size)
+			prefetch_write(slot_at(r, pos + WRITE_AHEAD));
+		*posp = pos;
+		return slot_at(r, pos);
+	}
+	return claim_slow(w, r, wait, posp);
 }
 
 void
@@ -171,6 +312,18 @@ worker__ring_init(worker_t *w)
 	w->rout.holds = w->queue.max != 0;
 }
 
+/* Makes the filled slot s at pos of r visible to the owner, wakes it. */
+static void
+publish(const struct worker__ring *r, struct ring_slot *s, uint64_t pos)
+{
+	unsigned old = atomic_exchange_explicit(&s->seq, pub_seq(r, pos),
+	    memory_order_release);
+
+	/* From here on the worker may be gone: only its address is used. */
+	if (old & SLOT_SLEEPER)
+		worker__futex_wake(&s->seq);
+}
+
 bool
 worker__ring_send(worker_t *source, worker_t *w, const struct event_name *n,
     void *data, struct payload *pl, unsigned flags)
@@ -180,9 +333,9 @@ worker__ring_send(worker_t *source, worker_t *w, const struct event_name *n,
 	size_t len = n->len;
 	struct ring_slot *s;
 	uint64_t pos;
-	unsigned old;
 
-	if (r == NULL || len > RING_NAME_MAX || (s = claim(r, &pos)) == NULL)
+	if (r == NULL || len > RING_NAME_MAX ||
+	    (s = claim(w, r, true, &pos)) == NULL)
 		return false;
 	s->hash = n->hash;
 	s->kind = (uint8_t)n->kind;
@@ -193,11 +346,7 @@ worker__ring_send(worker_t *source, worker_t *w, const struct event_name *n,
 	s->source = worker__source_ref(source);
 	s->payload = pl;
 	worker__payload_hold(pl);
-	old = atomic_exchange_explicit(&s->seq, lap_seq(pos) + 2,
-	    memory_order_release);
-	/* From here on w may be gone: only its address is used. */
-	if (old & SLOT_SLEEPER)
-		worker__futex_wake(&s->seq);
+	publish(r, s, pos);
 	return true;
 }
 
@@ -206,7 +355,94 @@ static bool
 head_published(struct worker__ring *r, uint64_t head)
 {
 	return atomic_load_explicit(&slot_at(r, head)->seq,
-	    memory_order_acquire) == lap_seq(head) + 2;
+	    memory_order_acquire) == pub_seq(r, head);
+}
+
+/* Owner: producers may use every slot below head again. */
+static void
+free_below(struct worker__ring *r, uint64_t head)
+{
+	atomic_store_explicit(&r->head, head, memory_order_release);
+}
+
+/* Owner: copies the published slot s into ev, whose name has room. */
+static void
+copy_slot(struct wevent *ev, const struct ring_slot *s)
+{
+	/* The whole slot's name, a fixed size: a few moves, no call. */
+	memcpy(ev->name, s->name, sizeof(s->name));
+	ev->hash = s->hash;
+	ev->len = s->len;
+	ev->kind = s->kind;
+	ev->pub.name = ev->name;
+	ev->pub.data = s->data;
+	ev->pub.source = s->source;
+	ev->pub.flags = s->flags;
+	ev->payload = s->payload;
+}
+
+/* Owner: one more slot taken; frees them RING_FREE at a time. */
+static void
+advance(worker_t *w, struct worker__ring *r, uint64_t head)
+{
+	atomic_store_explicit(&w->rout.head, head + 1, memory_order_relaxed);
+	if ((head + 1) % RING_FREE == 0)
+		free_below(r, head + 1);
+}
+
+/*
+ * Owner, the ring seen open: copies the event at the head into ev (an
+ * event on the owner's stack, with room for RING_NAME_MAX bytes of name)
+ * and takes it; false if none is published.  The handling of a stream
+ * of events costs no node and no list.
+ */
+bool
+worker__ring_pop(worker_t *w, struct wevent *ev)
+{
+	struct worker__ring *r = ring_of(w);
+	uint64_t head = atomic_load_explicit(&w->rout.head,
+	    memory_order_relaxed);
+	const struct ring_slot *s;
+
+	if (r == NULL || is_locked(w) || !head_published(r, head))
+		return false;
+	s = slot_at(r, head);
+	/* Each slot's line comes from a producer's CPU: asking for one
+	 * READ_AHEAD on now overlaps its miss with the events between. */
+	__builtin_prefetch(slot_at(r, head + READ_AHEAD));
+	copy_slot(ev, s);
+	advance(w, r, head);
+	return true;
+}
+
+/*
+ * Owner, the ring seen open: how many events, up to max, are published
+ * from the head on now.
+ */
+size_t
+worker__ring_published(const worker_t *w, size_t max)
+{
+	struct worker__ring *r = ring_of(w);
+	uint64_t head = atomic_load_explicit(&w->rout.head,
+	    memory_order_relaxed);
+	size_t n = 0;
+
+	if (r == NULL || is_locked(w))
+		return 0;
+	while (n < max && head_published(r, head + n))
+		n++;
+	return n;
+}
+
+/* Owner: gives producers every slot taken so far. */
+void
+worker__ring_free(worker_t *w)
+{
+	struct worker__ring *r = ring_of(w);
+
+	if (r != NULL)
+		free_below(r, atomic_load_explicit(&w->rout.head,
+		    memory_order_relaxed));
 }
 
 /* Owner: moves the published slot at the head to the end of into. */
@@ -221,18 +457,8 @@ take_head(worker_t *w, struct worker__ring *r, list_t *into)
 	/* Out of memory: the event stays in its slot for the next look. */
 	if (ev == NULL)
 		return false;
-	/* The whole slot's name, a fixed size: a few moves, no call. */
-	memcpy(ev->name, s->name, sizeof(s->name));
-	ev->hash = s->hash;
-	ev->kind = s->kind;
-	ev->pub.name = ev->name;
-	ev->pub.data = s->data;
-	ev->pub.source = s->source;
-	ev->pub.flags = s->flags;
-	ev->payload = s->payload;
-	atomic_store_explicit(&s->seq, lap_seq(head + RING_SIZE),
-	    memory_order_release);
-	atomic_store_explicit(&w->rout.head, head + 1, memory_order_relaxed);
+	copy_slot(ev, s);
+	advance(w, r, head);
 	list_append(into, &ev->link);
 	return true;
 }
@@ -255,34 +481,13 @@ worker__ring_take(worker_t *w, list_t *into)
 
 		if (n >= RING_TAKE || !head_published(r, head))
 			break;
-		/*
-		 * Each slot's line comes from a producer's CPU: asking for
-		 * the one after next now overlaps its miss with this copy.
-		 */
-		__builtin_prefetch(slot_at(r, head + 2));
+		__builtin_prefetch(slot_at(r, head + READ_AHEAD));
 		if (!take_head(w, r, into))
 			break;
 		n++;
 	}
+	worker__ring_free(w);
 	return n;
-}
-
-/*
- * Is RING_LOCKED set?  The owner asks w->rin.locked, a copy kept under
- * qlock next to w->rin.ring, rather than the tail: the tail's cache line is
- * the producers', and reading it per batch would take it from them.
- * Exact under qlock; without it, a hint that may lag.
- */
-static bool
-is_locked(const worker_t *w)
-{
-	return atomic_load_explicit(&w->rin.locked, memory_order_acquire);
-}
-
-static void
-set_locked(worker_t *w, bool locked)
-{
-	atomic_store_explicit(&w->rin.locked, locked, memory_order_release);
 }
 
 /* Owner: true if the ring may hold events and the bit is clear. */
@@ -294,13 +499,21 @@ worker__ring_open(const worker_t *w)
 	return r != NULL && !is_locked(w);
 }
 
+/* Owner: true if the ring exists and the bit is set. */
+bool
+worker__ring_locked(const worker_t *w)
+{
+	return ring_of(w) != NULL && is_locked(w);
+}
+
 /*
- * Owner, qlock held: takes what the ring holds.  A locked ring is taken
- * up to locked_at, waiting for producers that claimed a slot there and
- * have not yet published it (they are between two atomic operations, and
- * can only be descheduled).  Without a node for a slot (no memory, and
- * the owner's reserved one in use) it stops there: the caller takes the
- * rest, and the locked queue behind it, once nodes come back.
+ * Owner, qlock held: takes what a locked ring holds, up to locked_at,
+ * waiting for producers that claimed a slot there and have not yet
+ * published it (they are between two atomic operations, and can only be
+ * descheduled).  Without a node for a slot (no memory, and the owner's
+ * reserved one in use) it stops there: the caller takes the rest, and
+ * the locked queue behind it, once nodes come back.  An open ring is
+ * left to worker__ring_pop().
  */
 void
 worker__ring_take_locked(worker_t *w, list_t *into)
@@ -308,12 +521,8 @@ worker__ring_take_locked(worker_t *w, list_t *into)
 	struct worker__ring *r = ring_of(w);
 	uint64_t head;
 
-	if (r == NULL)
+	if (r == NULL || !is_locked(w))
 		return;
-	if (!is_locked(w)) {
-		worker__ring_take(w, into);
-		return;
-	}
 	while ((head = atomic_load_explicit(&w->rout.head,
 	    memory_order_relaxed)) != w->rout.locked_at) {
 		if (!head_published(r, head))
@@ -321,6 +530,7 @@ worker__ring_take_locked(worker_t *w, list_t *into)
 		else if (!take_head(w, r, into))
 			break;
 	}
+	worker__ring_free(w);
 }
 
 /* May w's producers use its ring?  qlock held. */
@@ -328,6 +538,39 @@ static bool
 ring_allowed_locked(const worker_t *w)
 {
 	return w->phase == PHASE_RUNNING && w->rout.holds == 0;
+}
+
+/*
+ * A producer on the locked path, qlock held, with ev made for the locked
+ * queue (its name len bytes long): if the ring is open by now and has
+ * room, puts ev into it instead (ev's references go to the slot, its node
+ * back to where it came from) and returns true.  A producer finds the
+ * ring locked, makes its event, and meanwhile the owner may have taken
+ * the locked queue and opened the ring again: locking it once more would
+ * send every producer back to the locked queue, and with a producer or
+ * two always on their way there, the ring would hardly ever be used.
+ */
+bool
+worker__ring_resend_locked(worker_t *w, struct wevent *ev, size_t len)
+{
+	struct worker__ring *r = ring_of(w);
+	struct ring_slot *s;
+	uint64_t pos;
+
+	if (r == NULL || is_locked(w) || !ring_allowed_locked(w) ||
+	    len > RING_NAME_MAX || (s = claim(w, r, false, &pos)) == NULL)
+		return false;
+	s->hash = ev->hash;
+	s->kind = ev->kind;
+	s->flags = (uint8_t)ev->pub.flags;
+	s->len = (uint8_t)len;
+	memcpy(s->name, ev->name, len + 1);
+	s->data = ev->pub.data;
+	s->source = ev->pub.source;
+	s->payload = ev->payload;
+	worker__event_node_free(ev);
+	publish(r, s, pos);
+	return true;
 }
 
 /*
@@ -372,6 +615,7 @@ worker__ring_reopen_locked(worker_t *w)
 	if (r != NULL && is_locked(w) && worker__queue_empty_locked(w) &&
 	    atomic_load_explicit(&w->rout.head, memory_order_relaxed) ==
 	    w->rout.locked_at && ring_allowed_locked(w)) {
+		free_below(r, w->rout.locked_at);
 		atomic_store(&r->tail, w->rout.locked_at);
 		set_locked(w, false);
 	}
@@ -388,9 +632,7 @@ worker__ring_locked_send(worker_t *w)
 
 	if (r == NULL && atomic_load_explicit(&w->queue.admitted,
 	    memory_order_relaxed) >= RING_AFTER && ring_allowed_locked(w) &&
-	    (r = aligned_alloc(alignof(struct worker__ring),
-	    sizeof(*r))) != NULL) {
-		memset(r, 0, sizeof(*r));
+	    (r = ring_new(RING_MIN)) != NULL) {
 		/* Locked until the owner has taken the locked queue. */
 		atomic_store(&r->tail, RING_LOCKED);
 		w->rout.locked_at = 0;
@@ -439,7 +681,8 @@ worker__ring_admitted(const worker_t *w)
  * Owner, qlock held, about to sleep: marks the slot it waits for.  Returns
  * its word and the value to sleep on, or NULL if the ring is not in use
  * (sleep on the worker's own word) and *published if the slot was published
- * meanwhile (do not sleep).
+ * meanwhile (do not sleep).  The slots taken so far are freed first: a
+ * producer must not find the ring full while its owner sleeps.
  */
 atomic_uint *
 worker__ring_mark_locked(worker_t *w, unsigned *val, bool *published)
@@ -447,22 +690,77 @@ worker__ring_mark_locked(worker_t *w, unsigned *val, bool *published)
 	struct worker__ring *r = ring_of(w);
 	struct ring_slot *s;
 	uint64_t head;
-	unsigned free_seq;
+	unsigned seen;
 
 	*published = false;
 	if (r == NULL || is_locked(w))
 		return NULL;
 	head = atomic_load_explicit(&w->rout.head, memory_order_relaxed);
+	free_below(r, head);
 	s = slot_at(r, head);
-	free_seq = lap_seq(head);
-	if (!worker__mark(&s->seq, free_seq, val)) {
+	seen = atomic_load_explicit(&s->seq, memory_order_relaxed);
+	if (seen == pub_seq(r, head)) {
+		*published = true;
+		return NULL;
+	}
+	/* Marked by a sleep whose mark nobody took off: sleep on it. */
+	if (seen & SLOT_SLEEPER) {
+		*val = seen;
+		return &s->seq;
+	}
+	if (!worker__mark(&s->seq, seen, val)) {
 		*published = true;
 		return NULL;
 	}
 	return &s->seq;
 }
 
-/* The worker is freed: drops what its ring still holds, frees it. */
+/* Owner, without a lock: has a producer had to wait for room? */
+bool
+worker__ring_waited(const worker_t *w)
+{
+	struct worker__ring *r = ring_of(w);
+
+	return r != NULL && atomic_load_explicit(&r->waited,
+	    memory_order_relaxed);
+}
+
+/*
+ * Owner, qlock held, between two events: if a producer had to wait for
+ * room, puts a ring twice the size in place of the ring (see DESIGN) and
+ * returns true: the ring is locked, and what it held is at the end of
+ * the batch, in its order; the caller takes the locked queue next.  Nothing
+ * changes if memory runs short.
+ */
+bool
+worker__ring_grow_locked(worker_t *w)
+{
+	struct worker__ring *r = ring_of(w), *bigger;
+
+	if (r == NULL || !atomic_load_explicit(&r->waited,
+	    memory_order_relaxed))
+		return false;
+	atomic_store_explicit(&r->waited, false, memory_order_relaxed);
+	if (r->size >= RING_MAX || (bigger = ring_new(2 * r->size)) == NULL)
+		return false;
+	worker__ring_close_locked(w);
+	worker__ring_take_locked(w, &w->inbox.batch);
+	if (atomic_load_explicit(&w->rout.head, memory_order_relaxed) !=
+	    w->rout.locked_at) {
+		/* No node for a slot: the usual take goes on later. */
+		free(bigger);
+		return true;
+	}
+	/* Locked at the same position, until the locked queue is taken. */
+	atomic_store(&bigger->tail, w->rout.locked_at | RING_LOCKED);
+	atomic_store(&bigger->head, w->rout.locked_at);
+	bigger->older = r;
+	atomic_store_explicit(&w->rin.ring, bigger, memory_order_release);
+	return true;
+}
+
+/* The worker is freed: drops what its ring still holds, frees it and the
+ * rings it replaced. */
 void
 worker__ring_fini(worker_t *w)
 {
@@ -475,5 +773,10 @@ worker__ring_fini(worker_t *w)
 	while (worker__ring_take(w, &left) != 0)
 		;
 	worker__drop_events(&left);
-	free(r);
+	while (r != NULL) {
+		struct worker__ring *older = r->older;
+
+		free(r);
+		r = older;
+	}
 }

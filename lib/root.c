@@ -26,7 +26,8 @@
 
 #include "internal.h"
 
-static __thread worker_t *tls_current;
+/* The calling thread's worker; internal.h reads it inline. */
+__thread worker_t *worker__tls_current;
 
 /* The fork generation (fork.c): one more in each child process. */
 atomic_uint worker__epoch;
@@ -75,7 +76,7 @@ root_create(void)
 			return NULL;
 		}
 	}
-	tls_current = w;
+	worker__tls_current = w;
 	return w;
 }
 
@@ -85,9 +86,9 @@ root_thread_exit(void *arg)
 {
 	worker_t *w = arg;
 
-	tls_current = w;
+	worker__tls_current = w;
 	worker__end(w);
-	tls_current = NULL;
+	worker__tls_current = NULL;
 	worker_unref(w);
 }
 
@@ -105,34 +106,23 @@ void
 worker__thread_forked(void)
 {
 	atomic_fetch_add(&worker__epoch, 1);
-	tls_current = NULL;
+	worker__tls_current = NULL;
 	if (root_key_made)
 		pthread_setspecific(root_key, NULL);
 }
 
+/* A thread with no worker yet gets its root worker (worker__current). */
 worker_t *
-worker__current(void)
+worker__root_current(void)
 {
-	return tls_current != NULL ? tls_current : root_create();
-}
-
-worker_t *
-worker__get_current(void)
-{
-	return tls_current;
-}
-
-void
-worker__set_current(worker_t *w)
-{
-	tls_current = w;
+	return root_create();
 }
 
 /* True if w is running on the calling thread, as its worker or below. */
 bool
 worker__on_this_thread(const worker_t *w)
 {
-	for (worker_t *c = tls_current; c != NULL;
+	for (worker_t *c = worker__tls_current; c != NULL;
 	    c = c->thread.prev_current)
 		if (c == w)
 			return true;
@@ -147,7 +137,7 @@ worker__on_this_thread(const worker_t *w)
 bool
 worker__waits_for_itself(const worker_t *w)
 {
-	for (worker_t *c = tls_current; c != NULL;
+	for (worker_t *c = worker__tls_current; c != NULL;
 	    c = c->thread.prev_current)
 		for (const worker_t *a = c; a != NULL; a = a->parent)
 			if (a == w)

@@ -7,10 +7,15 @@
  *
  * An event reaches a worker through its ring (ring.c) when it can, and
  * else through the locked queue (queue.c).  The owner thread moves what
- * came into w->inbox.batch, which only it touches, the ring first (what
- * went there went before the locked queue was used), and handles the
- * batch without a lock.  The owner is woken (wake.c) only when it is
- * really asleep, so a busy worker costs its producers no system call.
+ * came through the locked queue into w->inbox.batch, which only it
+ * touches, after what a locked ring holds (what went there went before
+ * the locked queue was used), and handles the batch without a lock.
+ * Once the batch is empty, it pops the events of an open ring one by one
+ * straight into an event on its stack: they all came after the batch.
+ * (While it is paused, it moves them to the batch instead, since the
+ * pause keeps what it handles: worker__top_up.)  The owner is woken
+ * (wake.c) only when it is really asleep, so a busy worker costs its
+ * producers no system call.
  *
  * worker__queued() counts events admitted and not yet taken off the
  * batch; it is what queue_max bounds (a worker with queue_max only uses
@@ -54,9 +59,13 @@ worker__queued(const worker_t *w)
 	return admitted > taken ? admitted - taken : 0;
 }
 
-/* Appends ev to w's locked queue, or says why not; wakes w if it sleeps. */
+/*
+ * Appends ev (named with len bytes) to w's locked queue, or puts it into
+ * w's ring if that is open again by now (ring.c), or says why not; wakes
+ * w if it sleeps.
+ */
 static int
-enqueue(worker_t *w, struct wevent *ev, bool always_admitted)
+enqueue(worker_t *w, struct wevent *ev, size_t len, bool always_admitted)
 {
 	pthread_mutex_lock(&w->qlock);
 	if (w->phase != PHASE_RUNNING) {
@@ -67,6 +76,10 @@ enqueue(worker_t *w, struct wevent *ev, bool always_admitted)
 	    worker__queued(w) >= w->queue.max) {
 		pthread_mutex_unlock(&w->qlock);
 		return EAGAIN;
+	}
+	if (worker__ring_resend_locked(w, ev, len)) {
+		pthread_mutex_unlock(&w->qlock);
+		return 0;
 	}
 	worker__ring_locked_send(w);
 	worker__queue_append_locked(w, ev);
@@ -108,13 +121,33 @@ reject(worker_t *target, struct wevent *ev)
  * else on the locked queue.  With notify, a refusal because target is not
  * running is reported to the source with EVENT_REJECT.
  */
+/* The locked path of worker__send(), out of the way of the ring's. */
+static __attribute__((noinline)) int
+send_locked(worker_t *source, worker_t *target, const struct event_name *n,
+    void *data, struct payload *pl, unsigned flags, bool notify)
+{
+	struct wevent *ev;
+	int rc;
+
+	if ((ev = worker__event_new(source, n, data, pl, flags)) == NULL &&
+	    (ev = worker__event_reserved(source, target, n, data, pl,
+	    flags)) == NULL)
+		return n->kind == KIND_STOP ? 0 : ENOMEM;
+	rc = enqueue(target, ev, n->len, n->always_admitted);
+	if (rc != 0)
+		worker__stats_rejected(target);
+	if (rc == ESRCH && notify)
+		reject(target, ev);
+	else if (rc != 0)
+		worker__event_free(NULL, ev);
+	return rc;
+}
+
 int
 worker__send(worker_t *source, worker_t *target, const char *name,
     void *data, struct payload *pl, unsigned flags, bool notify)
 {
 	struct event_name n;
-	struct wevent *ev;
-	int rc;
 
 	if (worker__gone(target))
 		return ESRCH;
@@ -123,18 +156,7 @@ worker__send(worker_t *source, worker_t *target, const char *name,
 	    name);
 	if (worker__ring_send(source, target, &n, data, pl, flags))
 		return 0;
-	if ((ev = worker__event_new(source, &n, data, pl, flags)) == NULL &&
-	    (ev = worker__event_reserved(source, target, &n, data, pl,
-	    flags)) == NULL)
-		return n.kind == KIND_STOP ? 0 : ENOMEM;
-	rc = enqueue(target, ev, n.always_admitted);
-	if (rc != 0)
-		worker__stats_rejected(target);
-	if (rc == ESRCH && notify)
-		reject(target, ev);
-	else if (rc != 0)
-		worker__event_free(NULL, ev);
-	return rc;
+	return send_locked(source, target, &n, data, pl, flags, notify);
 }
 
 /* qlock held: is anything queued for the owner to take? */
@@ -163,6 +185,13 @@ worker__has_queued(const worker_t *w)
 	return worker__ring_ready(w) || worker__queue_changed(w);
 }
 
+/* Owner, without a lock: must the next take look under qlock? */
+static bool
+locked_path_used(const worker_t *w)
+{
+	return worker__ring_locked(w) || worker__queue_changed(w);
+}
+
 /*
  * Owner, qlock held: moves what is queued to the end of the batch.  What
  * is left in the ring (no memory for its nodes) goes before the locked
@@ -179,31 +208,66 @@ worker__take_locked(worker_t *w)
 	worker__ring_reopen_locked(w);
 }
 
-/* Owner thread: moves what is queued to the end of the batch. */
+/*
+ * Owner thread: moves what came by the locked path to the end of the
+ * batch; an open ring's events stay where they are, for worker__next().
+ */
 void
 worker__take_batch(worker_t *w)
 {
 	worker__unref_flush(w);
-	if (worker__ring_open(w)) {
-		worker__stats_queued(w, worker__queued);
-		worker__ring_take(w, &w->inbox.batch);
-		/* The locked queue is empty while the ring is open. */
-		if (worker__ring_open(w))
-			return;
-	}
+	worker__stats_queued(w, worker__queued);
+	/* The locked queue is empty while the ring is open. */
+	if (worker__ring_open(w) || !locked_path_used(w))
+		return;
 	pthread_mutex_lock(&w->qlock);
 	worker__take_locked(w);
 	pthread_mutex_unlock(&w->qlock);
 }
 
-/* Owner thread: the next event of the batch, or NULL. */
+/*
+ * Owner thread, between two events: a ring a producer had to wait for
+ * room in is replaced by a bigger one (ring.c), and the locked queue
+ * taken behind what it held.
+ */
+void
+worker__grow_ring(worker_t *w)
+{
+	if (!worker__ring_open(w) || !worker__ring_waited(w))
+		return;
+	pthread_mutex_lock(&w->qlock);
+	if (worker__ring_grow_locked(w))
+		worker__take_locked(w);
+	pthread_mutex_unlock(&w->qlock);
+}
+
+/*
+ * Owner thread, paused: moves what an open ring holds now to the end of
+ * the batch (see DESIGN); returns how many.
+ */
+size_t
+worker__top_up(worker_t *w)
+{
+	return worker__ring_open(w) ?
+	    worker__ring_take(w, &w->inbox.batch) : 0;
+}
+
+/*
+ * Owner thread: the next event, from the batch, else (local not NULL)
+ * from an open ring into *local; NULL if there is none.
+ */
 struct wevent *
-worker__next(worker_t *w)
+worker__next(worker_t *w, struct wevent *local)
 {
 	struct list_node *n = list_pop(&w->inbox.batch);
+	struct wevent *ev;
 
-	if (n == NULL)
+	if (n != NULL)
+		ev = container_of(n, struct wevent, link);
+	else if (local != NULL && worker__ring_pop(w, local))
+		ev = local;
+	else
 		return NULL;
 	worker__count(&w->inbox.taken);
-	return container_of(n, struct wevent, link);
+	return ev;
 }

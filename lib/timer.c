@@ -1,27 +1,44 @@
 /*
- * timer.c - worker_later(), worker_every(), worker_cancel(): timers that
- * run in the worker's own loop.
+ * timer.c - worker_later(), worker_every(), worker_rearm(),
+ * worker_cancel(): timers that run in the worker's own loop.
  *
  * DESIGN
  *
- * Each worker keeps its timers in a min-heap (heap.h) ordered by
+ * Each worker keeps its timers in a calendar queue (calq.c) ordered by
  * (deadline, sequence), so equal deadlines run in the order they were
- * scheduled, and in a small chained hash table from id to timer, so a
- * cancel finds its timer in O(1) and removes it in O(log n).  No thread
- * per timer: the loop (loop.c) runs the due timers between batches of
- * events and sleeps no longer than the nearest deadline, which wake.c
- * keeps (w->wake.next_due) so the loop can look without the lock.
- * A round of due timers yields to queued events every TIMER_ROUND
- * timers: a thread that schedules timers faster than the worker runs them
- * must not keep STOP_THREAD or any other event waiting behind them.
+ * scheduled, and in a chained hash table from id to timer, so a cancel
+ * finds its timer in O(1).  Scheduling, cancelling and re-arming cost
+ * O(1), whatever the number of timers, and none of them walks through
+ * memory the others touched long ago: nodes come from chunks of the
+ * worker's own (kept until it is freed: a worker holds the memory of
+ * its most timers at once, about 100 bytes each), ids from
+ * blocks of ID_BLOCK that the worker takes at once from the process's
+ * counter, and a worker's ids being mostly consecutive, the table slots
+ * of consecutive timers are neighbours.  No thread per timer: the loop
+ * (loop.c) runs the due timers between batches of events and sleeps no
+ * longer than the nearest deadline, of which wake.c keeps a lower bound
+ * (w->wake.next_due) that the loop reads without the lock.  A round of
+ * due timers yields to queued events every TIMER_ROUND timers: a thread
+ * that schedules timers faster than the worker runs them must not keep
+ * STOP_THREAD or any other event waiting behind them.
  *
- * Any thread may schedule or cancel, so heap and table are guarded by
- * w->qlock.  The owner takes a due timer out of the heap under the lock
- * and calls it without: a one-shot leaves the table too, so a cancel from
- * then on answers ENOENT; a periodic timer stays in the table marked
- * running, and a cancel during its call only marks it cancelled, leaving
- * the free to the owner when the call returns.  If the call unwinds (the
- * callback exits the worker), a hook frees the timer.
+ * Any thread may schedule, re-arm or cancel, so queue and table are
+ * guarded by w->qlock, which the owner takes without contention in the
+ * common case (a worker's timers are mostly its own).  The clock is
+ * read before the lock is taken, in the call: the deadline is at least
+ * the time of the call plus the delay, and at most the time it returns
+ * plus the delay.  The owner takes a due timer out of the queue under
+ * the lock and calls it without: a one-shot leaves the table too, so a
+ * cancel from then on answers ENOENT; a periodic timer stays in the
+ * table marked running, and a cancel during its call only marks it
+ * cancelled, leaving the free to the owner when the call returns.  If
+ * the call unwinds (the callback exits the worker), a hook frees the
+ * timer.
+ *
+ * Memory: a schedule makes room for its timer in the table and the
+ * queue (worker__calq_reserve) before it commits, so it fails cleanly
+ * with ENOMEM, and nothing after it (a run, a re-arm, a periodic timer
+ * put back) allocates.
  *
  * Times are CLOCK_MONOTONIC nanoseconds (clock.h).  A deadline is rounded
  * up, so a timer never runs early.
@@ -33,41 +50,122 @@
 
 #include "internal.h"
 
-/* Due timers run before queued events get their turn again. */
-enum { TIMER_ROUND = 64 };
+enum {
+	TIMER_ROUND = 64,	/* due timers run before events get a turn */
+	ID_BLOCK = 64,		/* ids a worker takes at once */
+	CHUNK = 64		/* nodes allocated at once */
+};
 
 struct timer {
-	struct heap_node hn;	/* hn.key: the deadline */
-	struct timer *hnext;	/* chain in the id table */
+	struct calq_node cn;	/* hn.key: the deadline; hn.seq: the order */
+	struct timer *next;	/* in the table's chain, or spare */
 	uint64_t id;
 	uint64_t interval;	/* 0 for a one-shot */
+	uint64_t rearm;		/* running: the next deadline worker_rearm()
+				 * set, or 0 */
 	void (*fn)(void *);
 	void *arg;
 	bool running;		/* a periodic timer in its callback */
 	bool cancelled;		/* cancelled while running */
 };
 
-#define timer_of(n) container_of(n, struct timer, hn)
+struct timer_chunk {
+	struct timer_chunk *next;
+	struct timer nodes[CHUNK];
+};
+
+#define timer_of(n) container_of(n, struct timer, cn)
 
 static atomic_uint_least64_t next_timer_id = 1;
 
 void
 worker__timers_init(struct worker__timer_part *t)
 {
-	memset(&t->heap, 0, sizeof(t->heap));
+	memset(&t->queue, 0, sizeof(t->queue));
 	t->map = NULL;
 	t->map_size = 0;
 	t->count = 0;
+	t->spare = NULL;
+	t->chunks = NULL;
+	t->live = 0;
+	t->next_id = 0;
+	t->end_id = 0;
 }
 
-/* ---- The id table (qlock) ---------------------------------------- */
+/* ---- Nodes and ids (qlock) ---------------------------------------- */
+
+/* A node for a new timer, or NULL without memory. */
+static struct timer *
+node_get(worker_t *w)
+{
+	struct worker__timer_part *tp = &w->timers;
+	struct timer *t = tp->spare;
+
+	if (t == NULL) {
+		struct timer_chunk *c = malloc(sizeof(*c));
+
+		if (c == NULL)
+			return NULL;
+		c->next = tp->chunks;
+		tp->chunks = c;
+		for (int i = CHUNK - 1; i >= 0; i--) {
+			c->nodes[i].next = tp->spare;
+			tp->spare = &c->nodes[i];
+		}
+		t = tp->spare;
+	}
+	tp->spare = t->next;
+	tp->live++;
+	return t;
+}
+
+/*
+ * Gives t back.  Once no timer is left, the spare nodes are put back in
+ * the order of their memory: nodes given back in the order their timers
+ * ran lie anywhere, and the next burst of timers would take a cache miss
+ * on each, where nodes side by side cost one per line.  The chunks stay
+ * until the worker is freed, so that a worker that schedules bursts does
+ * not fault their memory in again for each.
+ */
+static void
+node_put(worker_t *w, struct timer *t)
+{
+	struct worker__timer_part *tp = &w->timers;
+
+	t->next = tp->spare;
+	tp->spare = t;
+	if (--tp->live != 0 || tp->chunks->next == NULL)
+		return;
+	tp->spare = NULL;
+	for (struct timer_chunk *c = tp->chunks; c != NULL; c = c->next)
+		for (int i = CHUNK - 1; i >= 0; i--) {
+			c->nodes[i].next = tp->spare;
+			tp->spare = &c->nodes[i];
+		}
+}
+
+/* A new number, unique in the process, from w's block of them. */
+static uint64_t
+new_id(worker_t *w)
+{
+	struct worker__timer_part *tp = &w->timers;
+
+	if (tp->next_id == tp->end_id) {
+		tp->next_id = atomic_fetch_add_explicit(&next_timer_id,
+		    ID_BLOCK, memory_order_relaxed);
+		tp->end_id = tp->next_id + ID_BLOCK;
+	}
+	return tp->next_id++;
+}
+
+/* ---- The id table (qlock) ----------------------------------------- */
 
 static size_t
 slot(const worker_t *w, uint64_t id)
 {
-	/* Ids are sequential: a multiplicative mix spreads them. */
-	return (size_t)((id * 0x9e3779b97f4a7c15u) >> 32) &
-	    (w->timers.map_size - 1);
+	/* A worker's ids are mostly consecutive: the low bits spread them,
+	 * and keep the slots of consecutive timers side by side. */
+	return (size_t)id & (w->timers.map_size - 1);
 }
 
 static void
@@ -87,10 +185,10 @@ table_grow(worker_t *w)
 		struct timer *t = old[i];
 
 		while (t != NULL) {
-			struct timer *next = t->hnext;
+			struct timer *next = t->next;
 			size_t s = slot(w, t->id);
 
-			t->hnext = map[s];
+			t->next = map[s];
 			map[s] = t;
 			t = next;
 		}
@@ -98,20 +196,14 @@ table_grow(worker_t *w)
 	free(old);
 }
 
-static bool
+static void
 table_add(worker_t *w, struct timer *t)
 {
-	size_t s;
+	size_t s = slot(w, t->id);
 
-	if (w->timers.count >= w->timers.map_size)
-		table_grow(w);
-	if (w->timers.map_size == 0)
-		return false;
-	s = slot(w, t->id);
-	t->hnext = w->timers.map[s];
+	t->next = w->timers.map[s];
 	w->timers.map[s] = t;
 	w->timers.count++;
-	return true;
 }
 
 static struct timer **
@@ -121,7 +213,7 @@ table_find(worker_t *w, uint64_t id)
 
 	if (w->timers.map_size == 0)
 		return NULL;
-	for (p = &w->timers.map[slot(w, id)]; *p != NULL; p = &(*p)->hnext)
+	for (p = &w->timers.map[slot(w, id)]; *p != NULL; p = &(*p)->next)
 		if ((*p)->id == id)
 			return p;
 	return NULL;
@@ -133,60 +225,82 @@ table_remove(worker_t *w, struct timer *t)
 	struct timer **p = table_find(w, t->id);
 
 	if (p != NULL) {
-		*p = t->hnext;
+		*p = t->next;
 		w->timers.count--;
 	}
 }
 
+/*
+ * Room for one more timer: a slot chain, the queue's share, a node.
+ * NULL without memory, and then nothing changed.
+ */
+static struct timer *
+make_room(worker_t *w)
+{
+	struct worker__timer_part *tp = &w->timers;
+
+	if (tp->count >= tp->map_size)
+		table_grow(w);
+	if (tp->map_size == 0 ||
+	    worker__calq_reserve(&tp->queue, tp->live + 1) != 0)
+		return NULL;
+	return node_get(w);
+}
+
 /* ---- Scheduling --------------------------------------------------- */
 
-/* Publishes the nearest deadline (wake.c wakes whoever must know). */
+/*
+ * t's deadline is set: it joins the queue after every timer queued before
+ * with the same deadline (seq: a number larger than theirs), and whoever
+ * must know of it hears of it (wake.c).
+ */
+static void
+enqueue(worker_t *w, struct timer *t, uint64_t seq)
+{
+	t->cn.hn.seq = seq;
+	worker__calq_insert(&w->timers.queue, &t->cn);
+	if (t->cn.hn.key < atomic_load_explicit(&w->wake.next_due,
+	    memory_order_relaxed))
+		worker__due_locked(w, t->cn.hn.key);
+}
+
+/* The queue changed at its front: a new lower bound for the loop. */
 static void
 update_next_due(worker_t *w)
 {
-	struct heap_node *min = worker__heap_min(&w->timers.heap);
-
-	worker__due_locked(w, min != NULL ? min->key : UINT64_MAX);
+	worker__due_locked(w, worker__calq_next(&w->timers.queue));
 }
 
 static int
 schedule(worker_t *w, void (*fn)(void *), void *arg, double delay,
     uint64_t interval, uint64_t *id)
 {
+	uint64_t deadline, tid;
 	struct timer *t;
-	uint64_t tid;
 
 	if (worker__gone(w))
 		return ESRCH;
-	if ((t = malloc(sizeof(*t))) == NULL)
+	deadline = worker__deadline_ns(delay);
+	pthread_mutex_lock(&w->qlock);
+	if (w->phase != PHASE_RUNNING) {
+		pthread_mutex_unlock(&w->qlock);
+		return ESRCH;
+	}
+	if ((t = make_room(w)) == NULL) {
+		pthread_mutex_unlock(&w->qlock);
 		return ENOMEM;
-	tid = atomic_fetch_add(&next_timer_id, 1);
+	}
+	tid = new_id(w);
 	t->id = tid;
-	t->hn.seq = t->id;
 	t->interval = interval;
+	t->rearm = 0;
 	t->fn = fn;
 	t->arg = arg;
 	t->running = false;
 	t->cancelled = false;
-	pthread_mutex_lock(&w->qlock);
-	if (w->phase != PHASE_RUNNING) {
-		pthread_mutex_unlock(&w->qlock);
-		free(t);
-		return ESRCH;
-	}
-	t->hn.key = worker__deadline_ns(delay);
-	if (!table_add(w, t)) {
-		pthread_mutex_unlock(&w->qlock);
-		free(t);
-		return ENOMEM;
-	}
-	if (worker__heap_push(&w->timers.heap, &t->hn) != 0) {
-		table_remove(w, t);
-		pthread_mutex_unlock(&w->qlock);
-		free(t);
-		return ENOMEM;
-	}
-	update_next_due(w);
+	t->cn.hn.key = deadline;
+	table_add(w, t);
+	enqueue(w, t, tid);
 	pthread_mutex_unlock(&w->qlock);
 	/* Not t->id: once unlocked, t may have run and been freed. */
 	if (id != NULL)
@@ -226,6 +340,38 @@ worker_every(worker_t *w, void (*fn)(void *arg), void *arg,
 }
 
 int
+worker_rearm(worker_t *w, uint64_t id, double delay)
+{
+	uint64_t deadline;
+	struct timer **p;
+	struct timer *t;
+
+	if (w == NULL || id == 0 || !valid_delay(delay))
+		return EINVAL;
+	if (worker__gone(w))
+		return ESRCH;
+	deadline = worker__deadline_ns(delay);
+	pthread_mutex_lock(&w->qlock);
+	if ((p = table_find(w, id)) == NULL) {
+		pthread_mutex_unlock(&w->qlock);
+		return ENOENT;
+	}
+	t = *p;
+	if (t->running) {
+		/* A periodic timer in its callback: its next run. */
+		t->rearm = deadline;
+	} else {
+		worker__calq_move(&w->timers.queue, &t->cn, deadline,
+		    new_id(w));
+		if (deadline < atomic_load_explicit(&w->wake.next_due,
+		    memory_order_relaxed))
+			worker__due_locked(w, deadline);
+	}
+	pthread_mutex_unlock(&w->qlock);
+	return 0;
+}
+
+int
 worker_cancel(worker_t *w, uint64_t id)
 {
 	struct timer **p;
@@ -241,17 +387,16 @@ worker_cancel(worker_t *w, uint64_t id)
 		return ENOENT;
 	}
 	t = *p;
-	*p = t->hnext;
+	*p = t->next;
 	w->timers.count--;
 	if (t->running) {
 		t->cancelled = true;	/* the owner frees it after the call */
-		t = NULL;
 	} else {
-		worker__heap_remove(&w->timers.heap, &t->hn);
+		worker__calq_remove(&w->timers.queue, &t->cn);
+		node_put(w, t);
 		update_next_due(w);
 	}
 	pthread_mutex_unlock(&w->qlock);
-	free(t);
 	return 0;
 }
 
@@ -262,7 +407,7 @@ worker_cancel(worker_t *w, uint64_t id)
 static uint64_t
 next_deadline(const struct timer *t, uint64_t now)
 {
-	uint64_t next = t->hn.key + t->interval;
+	uint64_t next = t->cn.hn.key + t->interval;
 
 	if (next <= now)
 		next += ((now - next) / t->interval + 1) * t->interval;
@@ -270,57 +415,56 @@ next_deadline(const struct timer *t, uint64_t now)
 }
 
 /*
- * Takes the first due timer out of the heap, or returns NULL; also NULL
- * when yield is set and events are queued.
+ * Gives back done (a one-shot that ran, or NULL), then takes the first
+ * due timer out of the queue, or returns NULL; also NULL when yield is
+ * set and events are queued.  One lock for both.
  */
 static struct timer *
-take_due(worker_t *w, uint64_t now, bool yield)
+take_due(worker_t *w, uint64_t now, bool yield, struct timer *done)
 {
-	struct heap_node *min;
+	struct calq_node *n = NULL;
 	struct timer *t;
 
 	pthread_mutex_lock(&w->qlock);
-	min = worker__heap_min(&w->timers.heap);
-	if (min == NULL || min->key > now ||
-	    (yield && worker__pending_locked(w))) {
+	if (done != NULL)
+		node_put(w, done);
+	if (!yield || !worker__pending_locked(w))
+		n = worker__calq_pop(&w->timers.queue, now);
+	update_next_due(w);
+	if (n == NULL) {
 		pthread_mutex_unlock(&w->qlock);
 		return NULL;
 	}
-	t = timer_of(min);
-	worker__heap_remove(&w->timers.heap, min);
+	t = timer_of(n);
 	if (t->interval == 0)
 		table_remove(w, t);
 	else
 		t->running = true;
-	update_next_due(w);
 	pthread_mutex_unlock(&w->qlock);
 	return t;
 }
 
-/* After the call: reschedules a periodic timer that is still wanted. */
+/* After the call of a periodic timer: puts it back if still wanted. */
 static void
 finish(worker_t *w, struct timer *t)
 {
 	bool keep;
 
-	if (t->interval == 0) {
-		free(t);
-		return;
-	}
 	pthread_mutex_lock(&w->qlock);
 	t->running = false;
 	keep = !t->cancelled && w->phase == PHASE_RUNNING;
 	if (keep) {
-		t->hn.key = next_deadline(t, worker__now_ns());
-		keep = worker__heap_push(&w->timers.heap, &t->hn) == 0;
-		if (keep)
-			update_next_due(w);
+		/* The queue's room for it was made when it was scheduled. */
+		t->cn.hn.key = t->rearm != 0 ? t->rearm :
+		    next_deadline(t, worker__now_ns());
+		t->rearm = 0;
+		enqueue(w, t, new_id(w));
+	} else {
+		if (!t->cancelled)
+			table_remove(w, t);
+		node_put(w, t);
 	}
-	if (!keep && !t->cancelled)
-		table_remove(w, t);
 	pthread_mutex_unlock(&w->qlock);
-	if (!keep)
-		free(t);
 }
 
 /* The callback unwound the worker: forget the timer. */
@@ -330,13 +474,11 @@ timer_unwound(void *arg)
 	struct timer *t = arg;
 	worker_t *w = worker__get_current();
 
-	if (t->interval != 0) {
-		pthread_mutex_lock(&w->qlock);
-		if (!t->cancelled)
-			table_remove(w, t);
-		pthread_mutex_unlock(&w->qlock);
-	}
-	free(t);
+	pthread_mutex_lock(&w->qlock);
+	if (t->interval != 0 && !t->cancelled)
+		table_remove(w, t);
+	node_put(w, t);
+	pthread_mutex_unlock(&w->qlock);
 }
 
 /*
@@ -348,15 +490,15 @@ timer_unwound(void *arg)
 int
 worker__timers_run(worker_t *w)
 {
-	uint64_t now;
-	struct timer *t;
+	uint64_t due = atomic_load_explicit(&w->wake.next_due,
+	    memory_order_relaxed), now;
+	struct timer *t, *done = NULL;
 	int count = 0;
 
-	if (atomic_load_explicit(&w->wake.next_due, memory_order_relaxed) ==
-	    UINT64_MAX)
+	/* next_due is a lower bound: nothing is due before it. */
+	if (due == UINT64_MAX || (now = worker__now_ns()) < due)
 		return 0;
-	now = worker__now_ns();
-	while ((t = take_due(w, now, count >= TIMER_ROUND)) != NULL) {
+	while ((t = take_due(w, now, count >= TIMER_ROUND, done)) != NULL) {
 		struct worker__hook hook;
 		unsigned doing = worker__doing(w, DOING_TIMER, 0);
 
@@ -365,7 +507,11 @@ worker__timers_run(worker_t *w)
 		t->fn(t->arg);
 		worker__hook_pop(w, &hook);
 		worker__doing_restore(w, doing);
-		finish(w, t);
+		done = NULL;
+		if (t->interval == 0)
+			done = t;
+		else
+			finish(w, t);
 		count++;
 	}
 	return count;
@@ -375,13 +521,12 @@ worker__timers_run(worker_t *w)
 void
 worker__timers_drop(worker_t *w)
 {
-	struct heap_node *min;
+	struct calq_node *n;
 
 	pthread_mutex_lock(&w->qlock);
-	while ((min = worker__heap_min(&w->timers.heap)) != NULL) {
-		worker__heap_remove(&w->timers.heap, min);
-		table_remove(w, timer_of(min));
-		free(timer_of(min));
+	while ((n = worker__calq_pop(&w->timers.queue, UINT64_MAX)) != NULL) {
+		table_remove(w, timer_of(n));
+		node_put(w, timer_of(n));
 	}
 	atomic_store_explicit(&w->wake.next_due, UINT64_MAX,
 	    memory_order_relaxed);
@@ -392,9 +537,18 @@ worker__timers_drop(worker_t *w)
 void
 worker__timers_fini(worker_t *w)
 {
+	struct worker__timer_part *tp = &w->timers;
+
 	worker__timers_drop(w);
-	worker__heap_free(&w->timers.heap);
-	free(w->timers.map);
-	w->timers.map = NULL;
-	w->timers.map_size = 0;
+	worker__calq_fini(&tp->queue);
+	free(tp->map);
+	tp->map = NULL;
+	tp->map_size = 0;
+	while (tp->chunks != NULL) {
+		struct timer_chunk *c = tp->chunks;
+
+		tp->chunks = c->next;
+		free(c);
+	}
+	tp->spare = NULL;
 }

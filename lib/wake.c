@@ -43,7 +43,7 @@
 enum { WAKE_NONE, WAKE_FUTEX, WAKE_POLL };
 
 /* worker__spin(): bounds of w->wake.spin_ns, in ns */
-enum { SPIN_MIN = 2000, SPIN_MAX = 40000 };
+enum { SPIN_MIN = 2000, SPIN_MAX = 40000, SPIN_PAUSE = 1000 };
 
 void
 worker__wake_init(struct worker__wake_part *wk)
@@ -184,31 +184,52 @@ worker__relax(void)
  * adaptive mutexes do: a spin that caught an event doubles the next one
  * (up to SPIN_MAX), one that did not shrinks it (down to SPIN_MIN), so a
  * worker fed a stream spins and a worker that idles barely does.
+ *
+ * Only the first SPIN_PAUSE ns are spent on pauses.  A producer that is
+ * running queues an event every few tens of nanoseconds; one that has
+ * not queued anything for that long is most likely not running at all,
+ * and may well be waiting for this very CPU: with more threads than CPUs
+ * (two producers and a consumer on two CPUs, or any other load), an
+ * owner that spins on pauses holds the CPU its producer needs, the
+ * producer gets it back only when the owner sleeps, and the two then
+ * hand one event over per pair of context switches.  So the rest of the
+ * spin yields the CPU between looks: sched_yield() returns at once when
+ * nothing else waits for the CPU, and otherwise runs the producer, which
+ * fills the ring before the owner looks again.
  */
 void
 worker__spin(worker_t *w, uint64_t until, bool (*ready)(const worker_t *w))
 {
 	unsigned *spin = &w->wake.spin_ns;
-	uint64_t end;
+	uint64_t now, pause_end, end;
 
 	if (*spin == 0)
 		*spin = SPIN_MIN;
-	end = worker__now_ns() + *spin;
+	now = worker__now_ns();
+	end = now + *spin;
 	if (until < end)
 		end = until;
+	pause_end = now + SPIN_PAUSE < end ? now + SPIN_PAUSE : end;
 	do {
 		/* The clock costs more than a look: read it now and then. */
 		for (int i = 0; i < 16; i++) {
-			if (ready(w)) {
-				if (*spin < SPIN_MAX)
-					*spin *= 2;
-				return;
-			}
+			if (ready(w))
+				goto caught;
 			worker__relax();
 		}
-	} while (worker__now_ns() < end);
+	} while ((now = worker__now_ns()) < pause_end);
+	while (now < end) {
+		sched_yield();
+		if (ready(w))
+			goto caught;
+		now = worker__now_ns();
+	}
 	if (*spin > SPIN_MIN)
 		*spin -= *spin / 8;
+	return;
+caught:
+	if (*spin < SPIN_MAX)
+		*spin *= 2;
 }
 
 /*

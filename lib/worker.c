@@ -88,6 +88,28 @@ worker_version(void)
 	    XSTR(WORKER_VERSION_PATCH);
 }
 
+/* "worker-ID" into buf, which has room for it: without snprintf(),
+ * whose machinery costs as much as the rest of worker_new(). */
+static const char *
+default_name(char *buf, size_t size, uint64_t id)
+{
+	static const char prefix[] = "worker-";
+	char digits[24];
+	size_t n = 0;
+
+	do {
+		digits[n++] = (char)('0' + id % 10);
+		id /= 10;
+	} while (id != 0);
+	if (sizeof(prefix) + n > size)
+		n = size - sizeof(prefix);
+	memcpy(buf, prefix, sizeof(prefix) - 1);
+	for (size_t i = 0; i < n; i++)
+		buf[sizeof(prefix) - 1 + i] = digits[n - 1 - i];
+	buf[sizeof(prefix) - 1 + n] = '\0';
+	return buf;
+}
+
 /* A new worker with one reference, not linked, not running. */
 worker_t *
 worker__alloc(const char *name, bool is_root)
@@ -98,11 +120,8 @@ worker__alloc(const char *name, bool is_root)
 	if (w == NULL)
 		return NULL;
 	w->id = atomic_fetch_add(&next_id, 1);
-	if (name == NULL) {
-		snprintf(buf, sizeof(buf), "worker-%llu",
-		    (unsigned long long)w->id);
-		name = buf;
-	}
+	if (name == NULL)
+		name = default_name(buf, sizeof(buf), w->id);
 	if ((w->name = strdup(name)) == NULL ||
 	    worker__events_init(&w->events, w) != 0) {
 		free(w->name);
@@ -226,8 +245,11 @@ static void
 set_thread_name(const char *name)
 {
 	char buf[16];
+	size_t len = strnlen(name, sizeof(buf) - 1);
 
-	snprintf(buf, sizeof(buf), "%s", name);
+	/* The kernel keeps 15 bytes of a thread's name. */
+	memcpy(buf, name, len);
+	buf[len] = '\0';
 	pthread_setname_np(pthread_self(), buf);
 }
 
@@ -336,8 +358,10 @@ worker__end(worker_t *w)
 	worker__doing(w, DOING_IDLE, 0);
 	pthread_mutex_lock(&w->qlock);
 	w->phase = PHASE_IDLE;
-	pthread_cond_broadcast(&w->run.end_cond);
 	pthread_mutex_unlock(&w->qlock);
+	/* After the unlock: a joiner woken under qlock would only block on
+	 * it again.  The run's reference keeps w alive. */
+	pthread_cond_broadcast(&w->run.end_cond);
 }
 
 /*

@@ -141,6 +141,8 @@ check_gone(worker_t *w, worker_t *old_root)
 		return 13;
 	if (!new_worker_works())
 		return 14;
+	if (worker_rearm(w, 1, 0) != ESRCH || worker_cancel(w, 1) != ESRCH)
+		return 15;
 	worker_unref(w);	/* never frees it: no join, no lock */
 	close(pipefd[0]);
 	close(pipefd[1]);

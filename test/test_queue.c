@@ -43,6 +43,9 @@
 #define FLOOD_ROUNDS	8
 #define FLOOD_STOP	3000	/* events handled before the stop */
 #define DAWDLE		100e-6	/* seconds: longer than a worker's spin */
+#define N_BURST		3000	/* events per burst, ring_grows_in_bursts */
+#define BURSTS		6	/* each one may double the ring */
+#define SLOW		1e-6	/* seconds the slow sink spends per event */
 #define TICK_TIMEOUT	0.001	/* seconds: the timed sleeper's waits */
 
 /*
@@ -146,6 +149,7 @@ struct sink {
 	/* Set before the first event. */
 	long total;			/* posts done when handled reaches it */
 	int gate;			/* the first event waits for go */
+	double slow;			/* seconds spent on each event */
 	worker_t *source;		/* if set, every event's sender */
 	char source_name[32];
 	/* The listener's, read after the consumer's join. */
@@ -201,6 +205,8 @@ on_sink(const worker_event_t *ev, void *ctx)
 		sem_post(&k->blocked);
 		k->gate_rc = sem_wait_bounded(&k->go);
 	}
+	if (k->slow > 0)
+		dawdle(k->slow);
 	if (seq != k->next[id] && k->disorder++ == 0) {
 		k->bad_id = id;
 		k->bad_seq = seq;
@@ -492,6 +498,95 @@ START_TEST(ring_overflow_keeps_order)
 	/* Every fire returned 0 although nothing was taken meanwhile. */
 	stream_expect(&f.s, "the feeding thread");
 	gated_sink_finish(c, &k);
+}
+END_TEST
+
+/* ---- A ring that grows ----------------------------------------------- */
+
+/* A producer of bursts: each waits until the sink has handled every
+ * event before it, so that the sink runs out of events, and looks at
+ * its ring again, between two bursts. */
+struct burster {
+	struct stream s;
+	struct sink *k;
+	int producers;
+	pthread_barrier_t *start;
+};
+
+static void *
+burst_task(void *arg)
+{
+	struct burster *b = arg;
+	double limit = now() + wait_limit();
+
+	pthread_barrier_wait(b->start);
+	for (int i = 0; i < BURSTS; i++) {
+		stream_run(&b->s, (long)i * N_BURST, N_BURST);
+		/* The other producer's burst too. */
+		while (atomic_load(&b->k->handled) <
+		    (long)(i + 1) * N_BURST * b->producers && now() < limit)
+			sched_yield();
+		pthread_barrier_wait(b->start);
+	}
+	return NULL;
+}
+
+/*
+ * Producers that outrun a slow sink wait for room in its ring, and the
+ * ring grows (ring.c) each time the sink runs out of events: every
+ * sequence still arrives whole and in order, across the swaps of ring,
+ * the locked queue's names mixed in.
+ */
+static void
+run_bursts(int producers)
+{
+	struct burster b[MAX_PRODUCERS];
+	worker_t *pw[MAX_PRODUCERS];
+	long want[MAX_PRODUCERS];
+	pthread_barrier_t start;
+	struct sink k;
+	worker_t *c;
+
+	sink_init(&k, (long)producers * BURSTS * N_BURST);
+	k.slow = SLOW;
+	ck_assert_int_eq(pthread_barrier_init(&start, NULL,
+	    (unsigned)producers), 0);
+	c = sink_new(&k, &k.fence);
+	warm_up(c, &k.fence);
+	for (int i = 0; i < producers; i++) {
+		memset(&b[i], 0, sizeof(b[i]));
+		b[i].s.target = c;
+		b[i].s.id = (unsigned)i;
+		b[i].s.mixed = i == 1;
+		b[i].s.seed = 4242u + (uint32_t)i;
+		b[i].k = &k;
+		b[i].producers = producers;
+		b[i].start = &start;
+		want[i] = BURSTS * N_BURST;
+		pw[i] = start_task("burster", burst_task, &b[i]);
+	}
+	sem_wait_ok(&k.done, "every event");
+	for (int i = 0; i < producers; i++)
+		CHECK_OK(worker_join(pw[i]));
+	stop_join_unref(c);
+	for (int i = 0; i < producers; i++) {
+		stream_expect(&b[i].s, "burster");
+		worker_unref(pw[i]);
+	}
+	sink_expect(&k, want, producers);
+	pthread_barrier_destroy(&start);
+	sink_destroy(&k);
+}
+
+START_TEST(ring_grows_in_bursts)
+{
+	run_bursts(1);
+}
+END_TEST
+
+START_TEST(ring_grows_two_producers)
+{
+	run_bursts(2);
 }
 END_TEST
 
@@ -823,7 +918,8 @@ struct rally {
 	long rounds;		/* round trips completed */
 	long bad;		/* answers with the wrong number */
 	int err;		/* the wait or fire that failed */
-	long sleeps;		/* voluntary context switches */
+	long naps;		/* its own sleeps, in maybe_dawdle() */
+	long sleeps;		/* voluntary context switches but those */
 };
 
 /* What is left of the rally's time: a wake that is lost is not made up
@@ -836,13 +932,22 @@ time_left(double end)
 	return left > 0 ? left : 0;
 }
 
-/* Now and then keeps the peer waiting past its spin, so that it goes to
- * sleep on its ring slot and the next event must wake it. */
+/*
+ * Now and then keeps the peer waiting past its spin, so that it goes to
+ * sleep on its ring slot and the next event must wake it.  Asleep, not
+ * busy: a peer that shares this thread's CPU (the machine is busy with
+ * other work) spends its spin yielding the CPU, and would get it back
+ * only once a busy wait here had fired the event, never having slept.
+ * Each nap is one voluntary context switch of this thread's own, taken
+ * off its count.
+ */
 static void
 maybe_dawdle(struct rally *r)
 {
-	if (lcg(&r->seed) % 4 == 0)
-		dawdle(DAWDLE);
+	if (lcg(&r->seed) % 4 == 0) {
+		nap(DAWDLE);
+		r->naps++;
+	}
 }
 
 static void *
@@ -874,7 +979,7 @@ rally_task(void *arg)
 		}
 		r->rounds++;
 	}
-	r->sleeps = sleeps_so_far() - before;
+	r->sleeps = sleeps_so_far() - before - r->naps;
 	return NULL;
 }
 
@@ -1053,6 +1158,8 @@ suite_queue(void)
 
 	tc = test_case(s, "ring");
 	tcase_add_test(tc, ring_overflow_keeps_order);
+	tcase_add_test(tc, ring_grows_in_bursts);
+	tcase_add_test(tc, ring_grows_two_producers);
 	tcase_add_test(tc, watch_added_mid_stream);
 
 	tc = test_case(s, "stop");

@@ -88,6 +88,8 @@ START_TEST(stats_count_handled_and_errors)
 	ck_assert_uint_eq(stats_of(w).handled, 101);
 	ck_assert_uint_eq(stats_of(w).listener_errors, 0);
 	ck_assert_uint_ge(stats_of(w).queued_max, 1);
+	/* The fence's listener posted its semaphore: the owner may not be
+	 * back in its wait yet. */
 	doing_until(w, "wait_forever");
 	stop_join(w);
 	/* Counters outlive the run: the STOP_THREAD counts too. */

@@ -1,10 +1,11 @@
 /*
- * test_timer.c - worker_later, worker_every and worker_cancel on started
- * workers and on main's root worker: which thread runs a callback and
- * when, deadline order, 100,000 timers on one worker, cancelling before,
- * during and after a run (from the callback itself and from another
- * thread), timers dropped when their worker ends, a callback that ends
- * its worker, and the errors.
+ * test_timer.c - worker_later, worker_every, worker_rearm and
+ * worker_cancel on started workers and on main's root worker: which
+ * thread runs a callback and when, deadline order, 100,000 timers on one
+ * worker, cancelling and re-arming before, during and after a run (from
+ * the callback itself and from another thread), a stream of timers and
+ * the reuse of their nodes, timers dropped when their worker ends, a
+ * callback that ends its worker, and the errors.
  *
  * Callbacks only record what they saw (atomics, or plain fields that a
  * semaphore post or a join publishes); the test's own thread asserts.
@@ -1245,6 +1246,518 @@ START_TEST(every_out_of_range)
 }
 END_TEST
 
+/* ---- Re-arming -------------------------------------------------------- */
+
+#define N_REARM		2000	/* timers re-armed by another thread */
+
+/* A re-armed timer runs after its new deadline, not its first one. */
+START_TEST(rearm_moves_later)
+{
+	struct host h;
+	struct shot s;
+	uint64_t id = 0;
+	worker_t *w = host_new(&h, NULL);
+	double t0;
+
+	shot_init(&s);
+	CHECK_OK(worker_later(w, shot_cb, &s, DELAY, &id));
+	t0 = now();
+	CHECK_OK(worker_rearm(w, id, 3 * DELAY));
+	/* The first deadline is long past once this has run. */
+	sentinel(w, 2 * DELAY);
+	CHECK_ATOMIC(&s.runs, 0);
+	sem_wait_ok(&s.done, "the re-armed timer");
+	stop_join(w);
+
+	CHECK_ATOMIC(&s.runs, 1);
+	assert_on_time(s.at - t0, 3 * DELAY, clock_eps());
+	/* It ran: no longer pending. */
+	CHECK_RC(worker_rearm(w, id, DELAY), ENOENT);
+	host_free(w, &h);
+	sem_destroy(&s.done);
+}
+END_TEST
+
+/* ... and before it, if the new deadline is sooner. */
+START_TEST(rearm_moves_earlier)
+{
+	struct host h;
+	struct shot s;
+	uint64_t id = 0;
+	worker_t *w = host_new(&h, NULL);
+	double t0;
+
+	shot_init(&s);
+	CHECK_OK(worker_later(w, shot_cb, &s, 3600, &id));
+	t0 = now();
+	CHECK_OK(worker_rearm(w, id, DELAY));
+	sem_wait_ok(&s.done, "the re-armed timer");
+	assert_on_time(s.at - t0, DELAY, clock_eps());
+	/* A delay of 0: at once, as worker_later() with 0. */
+	CHECK_OK(worker_later(w, shot_cb, &s, 3600, &id));
+	CHECK_OK(worker_rearm(w, id, 0));
+	sem_wait_ok(&s.done, "the timer re-armed to 0");
+	stop_join(w);
+	CHECK_ATOMIC(&s.runs, 2);
+	host_free(w, &h);
+	sem_destroy(&s.done);
+}
+END_TEST
+
+/* The idle timeout of a connection, in one worker: a timer re-armed on
+ * every event never runs while the events keep coming, then runs once,
+ * its delay after the last of them. */
+struct idle {
+	uint64_t id;
+	int events;		/* the worker's thread only */
+	int rearm_rc;		/* the first failed worker_rearm(), or 0 */
+	double last;		/* when the last event came */
+	atomic_int ran;		/* the timeout ran */
+	double fired;		/* when: read once done is posted */
+	sem_t done;
+};
+
+static void
+idle_cb(void *arg)
+{
+	struct idle *d = arg;
+
+	d->fired = now();
+	atomic_store(&d->ran, 1);
+	sem_post(&d->done);
+}
+
+static int
+on_activity(const worker_event_t *ev, void *ctx)
+{
+	struct idle *d = ctx;
+	int rc;
+
+	(void)ev;
+	d->events++;
+	d->last = now();
+	if ((rc = worker_rearm(worker_current(), d->id, DELAY)) != 0 &&
+	    d->rearm_rc == 0)
+		d->rearm_rc = rc;
+	return 0;
+}
+
+START_TEST(rearm_idle_timeout)
+{
+	struct host h;
+	struct idle d;
+	worker_t *w;
+	sem_t fence_sem;
+
+	memset(&d, 0, sizeof(d));
+	ck_assert_int_eq(sem_init(&d.done, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&fence_sem, 0, 0), 0);
+	w = host_new(&h, NULL);
+	CHECK_OK(worker_listen(w, "ACTIVITY", on_activity, &d, NULL));
+	CHECK_OK(worker_listen(w, "FENCE", on_post, &fence_sem, NULL));
+	CHECK_OK(worker_later(w, idle_cb, &d, DELAY, &d.id));
+	/* Activity for three delays, an event every tenth of one. */
+	for (int i = 0; i < 30; i++) {
+		CHECK_OK(worker_fire(w, "ACTIVITY", NULL));
+		nap(DELAY / 10);
+	}
+	fence(w, &fence_sem);
+	ck_assert_msg(atomic_load(&d.ran) == 0, "the timeout ran while "
+	    "events came");
+	sem_wait_ok(&d.done, "the idle timeout");
+	stop_join(w);
+
+	CHECK_OK(d.rearm_rc);
+	ck_assert_int_eq(d.events, 30);
+	assert_on_time(d.fired - d.last, DELAY, clock_eps());
+	host_free(w, &h);
+	sem_destroy(&d.done);
+	sem_destroy(&fence_sem);
+}
+END_TEST
+
+/* A periodic timer re-armed: its next run moves, then it goes on at its
+ * interval from there; re-armed from its own callback, the same. */
+struct repeat {
+	uint64_t id;
+	int runs;		/* the worker's thread only */
+	double at[6];
+	double rearmed;		/* when run 2 re-armed it */
+	int rc;
+	sem_t done;
+};
+
+static void
+repeat_cb(void *arg)
+{
+	struct repeat *r = arg;
+	int n = r->runs++;
+
+	if (n < 6)
+		r->at[n] = now();
+	if (n == 1) {
+		r->rearmed = now();
+		r->rc = worker_rearm(worker_current(), r->id, 10 * INTERVAL);
+	}
+	if (n == 5) {
+		worker_cancel(worker_current(), r->id);
+		sem_post(&r->done);
+	}
+}
+
+/* Scheduled on itself, so the id is written before any breakpoint. */
+static void *
+repeat_task(void *arg)
+{
+	struct repeat *r = arg;
+	int rc;
+
+	if ((rc = worker_every(worker_current(), repeat_cb, r, INTERVAL,
+	    &r->id)) != 0)
+		return (void *)(intptr_t)rc;
+	worker_wait_forever();
+	return NULL;
+}
+
+START_TEST(rearm_periodic)
+{
+	struct repeat r;
+	worker_t *w;
+	double eps = clock_eps();
+	void *ret = &ret;
+
+	memset(&r, 0, sizeof(r));
+	r.rc = -1;
+	ck_assert_int_eq(sem_init(&r.done, 0, 0), 0);
+	w = worker_create(repeat_task, &r, NULL);
+	ck_assert_ptr_nonnull(w);
+	sem_wait_ok(&r.done, "the sixth run");
+	stop_join(w);
+
+	CHECK_OK(worker_result(w, &ret));
+	ck_assert_ptr_null(ret);
+	CHECK_OK(r.rc);
+	/* Run 3 came the re-armed delay after run 2, not an interval. */
+	ck_assert_msg(r.at[2] - r.rearmed >= 10 * INTERVAL - eps,
+	    "run 3 came %.6f s after the re-arm, want %.3f s",
+	    r.at[2] - r.rearmed, 10 * INTERVAL);
+	/* Then every interval again, from the new deadline. */
+	for (int i = 3; i < 6; i++)
+		ck_assert_msg(r.at[i] - r.rearmed >= (i + 8) * INTERVAL - eps,
+		    "run %d came %.6f s after the re-arm, want %.3f s", i + 1,
+		    r.at[i] - r.rearmed, (i + 8) * INTERVAL);
+	CHECK_RC(worker_rearm(w, r.id, INTERVAL), ENOENT);
+	worker_unref(w);
+	sem_destroy(&r.done);
+}
+END_TEST
+
+START_TEST(rearm_bad_arguments)
+{
+	static const double bad[] = { -1, -1e-9, NAN, INFINITY, -INFINITY };
+	worker_t *self = worker_current(), *fresh;
+	struct shot s;
+	uint64_t id = 0, gone = 0;
+
+	shot_init(&s);
+	CHECK_OK(worker_later(self, shot_cb, &s, 3600, &id));
+	CHECK_RC(worker_rearm(NULL, id, DELAY), EINVAL);
+	CHECK_RC(worker_rearm(self, 0, DELAY), EINVAL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_RC(worker_rearm(self, id, bad[i]), EINVAL);
+	/* Unknown ids, and one that was cancelled. */
+	CHECK_OK(worker_later(self, shot_cb, &s, 3600, &gone));
+	CHECK_OK(worker_cancel(self, gone));
+	CHECK_RC(worker_rearm(self, gone, DELAY), ENOENT);
+	CHECK_RC(worker_rearm(self, UINT64_MAX, DELAY), ENOENT);
+	/* Another worker does not know it. */
+	fresh = worker_new(NULL, NULL, NULL);
+	ck_assert_ptr_nonnull(fresh);
+	CHECK_RC(worker_rearm(fresh, id, DELAY), ENOENT);
+	worker_unref(fresh);
+	/* Far beyond any deadline: taken as 3e9 s, like worker_later(). */
+	CHECK_OK(worker_rearm(self, id, 1e300));
+	CHECK_OK(worker_cancel(self, id));
+	ck_assert_int_eq(worker_update(), 0);
+	CHECK_ATOMIC(&s.runs, 0);
+	sem_destroy(&s.done);
+}
+END_TEST
+
+struct rerace_slot {
+	atomic_int runs;
+	uint64_t id;
+	int rearm_rc;		/* the other thread's, read after its join */
+};
+
+struct rerace {
+	worker_t *w;
+	struct rerace_slot *slots;
+	sem_t first;		/* the worker runs them */
+	int waited;
+};
+
+static void
+rerace_cb(void *arg)
+{
+	atomic_fetch_add(&((struct rerace_slot *)arg)->runs, 1);
+}
+
+static void
+rerace_first_cb(void *arg)
+{
+	sem_post(&((struct rerace *)arg)->first);
+}
+
+static void *
+rearmer(void *arg)
+{
+	struct rerace *r = arg;
+
+	r->waited = sem_wait_bounded(&r->first);
+	for (int i = 0; i < N_REARM; i++) {
+		r->slots[i].rearm_rc = worker_rearm(r->w, r->slots[i].id,
+		    3600);
+		if (i % 8 == 0)
+			nap(20e-6);
+	}
+	return NULL;
+}
+
+/*
+ * Re-arming from another thread while the worker runs the timers: a
+ * re-arm that answered 0 found its timer pending, and the timer does not
+ * run before its new deadline (an hour away: it is still pending at the
+ * end, and cancelled then); one that answered ENOENT came too late, and
+ * the timer ran once.
+ */
+START_TEST(rearm_races_runs)
+{
+	struct rerace r;
+	struct host h;
+	pthread_t th;
+	int moved = 0, ran = 0;
+
+	memset(&r, 0, sizeof(r));
+	r.w = host_new(&h, NULL);
+	r.slots = calloc(N_REARM, sizeof(*r.slots));
+	ck_assert_ptr_nonnull(r.slots);
+	ck_assert_int_eq(sem_init(&r.first, 0, 0), 0);
+	CHECK_OK(worker_later(r.w, rerace_first_cb, &r, 0, NULL));
+	for (int i = 0; i < N_REARM; i++)
+		CHECK_OK(worker_later(r.w, rerace_cb, &r.slots[i],
+		    i * (RACE_SPAN / N_REARM), &r.slots[i].id));
+	ck_assert_int_eq(pthread_create(&th, NULL, rearmer, &r), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	sentinel(r.w, RACE_SPAN + INTERVAL);
+
+	CHECK_OK(r.waited);
+	for (int i = 0; i < N_REARM; i++) {
+		struct rerace_slot *sl = &r.slots[i];
+		int runs = atomic_load(&sl->runs);
+
+		if (sl->rearm_rc == 0) {
+			ck_assert_msg(runs == 0, "timer %d ran %d times after "
+			    "it was re-armed an hour away", i, runs);
+			CHECK_OK(worker_cancel(r.w, sl->id));
+			moved++;
+		} else {
+			ck_assert_msg(sl->rearm_rc == ENOENT && runs == 1,
+			    "timer %d: re-arm gave %d (%s), it ran %d times",
+			    i, sl->rearm_rc, strerror(sl->rearm_rc), runs);
+			ran++;
+		}
+	}
+	stop_join(r.w);
+	ck_assert_int_eq(moved + ran, N_REARM);
+	host_free(r.w, &h);
+	sem_destroy(&r.first);
+	free(r.slots);
+}
+END_TEST
+
+/* ---- A stream of timers ---------------------------------------------- */
+
+#define N_STREAM	20000	/* timers scheduled over STREAM_SPAN */
+#define STREAM_SPAN	0.05	/* seconds */
+
+struct stream_slot {
+	struct stream *st;
+	double lo, hi;		/* the library's deadline is in [lo, hi] */
+	double fired;
+};
+
+struct stream {
+	struct stream_slot *slots;
+	int *order;
+	int n;			/* the worker's thread only */
+	sem_t done;
+};
+
+static void
+stream_cb(void *arg)
+{
+	struct stream_slot *sl = arg;
+	struct stream *st = sl->st;
+
+	sl->fired = now();
+	if (st->n < N_STREAM)
+		st->order[st->n] = (int)(sl - st->slots);
+	if (++st->n == N_STREAM)
+		sem_post(&st->done);
+}
+
+/*
+ * A stream of timers with delays of a few hundred microseconds, spread
+ * over STREAM_SPAN, so that they run while others are being scheduled
+ * (buckets of the queue pulled, nodes given back and used again): none
+ * runs early, and they keep their order, each deadline bracketed by the
+ * clock before and after its call.
+ */
+START_TEST(deadlines_in_a_stream)
+{
+	struct stream st;
+	struct host h;
+	worker_t *w = host_new(&h, NULL);
+	double eps = clock_eps(), maxlo = -INFINITY, end;
+	int early = 0, misordered = 0, first_early = -1;
+
+	memset(&st, 0, sizeof(st));
+	st.slots = calloc(N_STREAM, sizeof(*st.slots));
+	st.order = calloc(N_STREAM, sizeof(*st.order));
+	ck_assert_ptr_nonnull(st.slots);
+	ck_assert_ptr_nonnull(st.order);
+	ck_assert_int_eq(sem_init(&st.done, 0, 0), 0);
+	end = now() + STREAM_SPAN;
+	for (int i = 0; i < N_STREAM; i++) {
+		struct stream_slot *sl = &st.slots[i];
+		double delay = (i % 7) * 100e-6;
+
+		/* Spread the calls over STREAM_SPAN. */
+		while (now() < end - STREAM_SPAN * (N_STREAM - i) / N_STREAM)
+			;
+		sl->st = &st;
+		sl->lo = now() + delay;
+		CHECK_OK(worker_later(w, stream_cb, sl, delay, NULL));
+		sl->hi = now() + delay;
+	}
+	sem_wait_ok(&st.done, "the last of the timers");
+	stop_join(w);
+
+	for (int k = 0; k < N_STREAM; k++) {
+		struct stream_slot *sl = &st.slots[st.order[k]];
+
+		if (sl->fired < sl->lo - eps && early++ == 0)
+			first_early = k;
+		if (sl->lo > maxlo)
+			maxlo = sl->lo;
+		if (maxlo > sl->hi + eps)
+			misordered++;
+	}
+	ck_assert_msg(early == 0, "%d timers ran early; the first, run %d",
+	    early, first_early);
+	ck_assert_msg(misordered == 0, "%d timers ran after one with a later "
+	    "deadline", misordered);
+	host_free(w, &h);
+	sem_destroy(&st.done);
+	free(st.slots);
+	free(st.order);
+}
+END_TEST
+
+/* A delay of 0 runs at the very next breakpoint, every time, also after
+ * many timers came and went. */
+START_TEST(zero_delay_each_time)
+{
+	worker_t *self = worker_current();
+	struct shot s;
+	double end = now() + STREAM_SPAN;
+	uint64_t id;
+
+	shot_init(&s);
+	while (now() < end) {
+		CHECK_OK(worker_later(self, shot_cb, &s, 3600, &id));
+		CHECK_OK(worker_cancel(self, id));
+	}
+	for (int i = 0; i < 1000; i++) {
+		CHECK_OK(worker_later(self, shot_cb, &s, 0, NULL));
+		ck_assert_int_eq(worker_update(), 1);
+	}
+	CHECK_ATOMIC(&s.runs, 1000);
+	sem_destroy(&s.done);
+}
+END_TEST
+
+/* More timers than fit in one chunk of nodes run, all of them, in
+ * deadline order, twice over: the nodes freed by the first round are
+ * used again in the second. */
+#define N_NODES		5000	/* timers: many chunks of nodes */
+
+struct node_run {
+	int seen[N_NODES];	/* the order they ran in */
+	int n;
+};
+
+struct node_slot {
+	struct node_run *r;
+	int idx;
+	double lo, hi;		/* the library's deadline is in [lo, hi] */
+};
+
+static void
+node_cb(void *arg)
+{
+	struct node_slot *sl = arg;
+
+	if (sl->r->n < N_NODES)
+		sl->r->seen[sl->r->n] = sl->idx;
+	sl->r->n++;
+}
+
+/* More timers than fit in a chunk of nodes, scheduled latest first, all
+ * run in deadline order, twice over: the nodes that the first round gave
+ * back are used again in the second. */
+START_TEST(nodes_used_again)
+{
+	worker_t *self = worker_current();
+	struct node_slot *slots = calloc(N_NODES, sizeof(*slots));
+	struct node_run *r = calloc(1, sizeof(*r));
+	double step = 1e-6, base = 0.002, eps = clock_eps();
+
+	ck_assert_ptr_nonnull(slots);
+	ck_assert_ptr_nonnull(r);
+	for (int round = 0; round < 2; round++) {
+		double maxlo = -INFINITY;
+
+		r->n = 0;
+		for (int i = 0; i < N_NODES; i++) {
+			double delay = base + (N_NODES - i) * step;
+
+			slots[i].r = r;
+			slots[i].idx = i;
+			slots[i].lo = now() + delay;
+			CHECK_OK(worker_later(self, node_cb, &slots[i], delay,
+			    NULL));
+			slots[i].hi = now() + delay;
+		}
+		CHECK_OK(worker_sleep(base + N_NODES * step + DELAY));
+		ck_assert_int_eq(r->n, N_NODES);
+		for (int k = 0; k < N_NODES; k++) {
+			struct node_slot *sl = &slots[r->seen[k]];
+
+			if (sl->lo > maxlo)
+				maxlo = sl->lo;
+			ck_assert_msg(maxlo <= sl->hi + eps, "round %d: run "
+			    "%d, timer %d, came after one with a later "
+			    "deadline", round, k, r->seen[k]);
+		}
+	}
+	ck_assert_int_eq(worker_update(), 0);
+	free(slots);
+	free(r);
+}
+END_TEST
+
 Suite *
 suite_timer(void)
 {
@@ -1287,6 +1800,19 @@ suite_timer(void)
 
 	tc = test_case(s, "range");
 	tcase_add_test(tc, every_out_of_range);
+
+	tc = test_case(s, "rearm");
+	tcase_add_test(tc, rearm_moves_later);
+	tcase_add_test(tc, rearm_moves_earlier);
+	tcase_add_test(tc, rearm_idle_timeout);
+	tcase_add_test(tc, rearm_periodic);
+	tcase_add_test(tc, rearm_bad_arguments);
+	tcase_add_test(tc, rearm_races_runs);
+
+	tc = test_case(s, "stream");
+	tcase_add_test(tc, deadlines_in_a_stream);
+	tcase_add_test(tc, zero_delay_each_time);
+	tcase_add_test(tc, nodes_used_again);
 
 	return s;
 }
