@@ -17,6 +17,13 @@
 /* The span of a bucket: 2^17 ns, 131 us. */
 #define CALQ_SPAN_SHIFT 17
 
+/*
+ * The size of the struct that embeds a calq_node (at its start): a pull
+ * fetches all of it ahead (calq.c).  The timers' (timer.c) is 88 bytes,
+ * which lie across two or three cache lines.
+ */
+#define CALQ_NODE_BYTES 96
+
 /* A bucket: the nodes of one span, in no order (calq.c). */
 struct calq_bucket {
 	struct heap_node hn;		/* key: its span's start; seq: span */

@@ -69,6 +69,10 @@ struct timer {
 	bool cancelled;		/* cancelled while running */
 };
 
+/* A pull fetches the whole timer ahead from its node (calq.h). */
+_Static_assert(offsetof(struct timer, cn) == 0 &&
+    sizeof(struct timer) <= CALQ_NODE_BYTES, "a timer is a calq node's");
+
 struct timer_chunk {
 	struct timer_chunk *next;
 	struct timer nodes[CHUNK];
