@@ -2,7 +2,7 @@
  * test_timer.c - worker_later, worker_every, worker_rearm and
  * worker_cancel on started workers and on main's root worker: which
  * thread runs a callback and when, deadline order, 100,000 timers on one
- * worker, cancelling and re-arming before, during and after a run (from
+ * worker (and re-armed and cancelled while they run), cancelling and re-arming before, during and after a run (from
  * the callback itself and from another thread), a stream of timers and
  * the reuse of their nodes, timers dropped when their worker ends, a
  * callback that ends its worker, and the errors.
@@ -15,7 +15,9 @@
  * time is the subject is it measured, with CLOCK_MONOTONIC: never early,
  * and at most TEST_TIME_SLACK seconds late.
  */
+#include <errno.h>
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -557,6 +559,7 @@ struct many {
 	struct many_slot *slots;
 	int *order;		/* slot indexes in the order they ran */
 	int n;			/* the worker's thread only */
+	atomic_int expect;	/* runs to come before done is posted */
 	sem_t done;
 };
 
@@ -569,7 +572,7 @@ many_cb(void *arg)
 	sl->fired = now();
 	if (m->n < N_MANY)
 		m->order[m->n] = (int)(sl - m->slots);
-	if (++m->n == N_MANY)
+	if (++m->n == atomic_load(&m->expect))
 		sem_post(&m->done);
 }
 
@@ -585,54 +588,44 @@ next_random(uint64_t *state)
 	return *state = x;
 }
 
-/*
- * 100,000 timers with random delays on one worker all run, none early,
- * in deadline order.  The library reads the clock somewhere inside
- * worker_later, so the test brackets each deadline between the times
- * before and after the call: if a ran before b, then a's deadline is at
- * most b's, so lo(a) <= hi(b) for every a that ran before b.
- */
-START_TEST(many_timers_in_deadline_order)
+/* A delay in [0, MANY_SPAN], the same on every run. */
+static double
+many_delay(uint64_t *seed)
 {
-	struct many m;
-	struct host h;
-	worker_t *w = host_new(&h, NULL);
-	uint64_t seed = 0x9e3779b97f4a7c15u;
+	return (double)(next_random(seed) >> 11) * 0x1.0p-53 * MANY_SPAN;
+}
+
+/* Schedules slot i with delay, bracketing the library's deadline. */
+static int
+many_later(worker_t *w, struct many *m, int i, double delay, uint64_t *id)
+{
+	struct many_slot *sl = &m->slots[i];
+	int rc;
+
+	sl->m = m;
+	sl->lo = now() + delay;
+	rc = worker_later(w, many_cb, sl, delay, id);
+	sl->hi = now() + delay;
+	return rc;
+}
+
+/*
+ * The m->n runs recorded in m->order: each timer at most once, none
+ * before its deadline, all in deadline order.  The library reads the
+ * clock somewhere inside each call, so a deadline is only known to lie
+ * in [lo, hi]: if a ran before b, then a's deadline is at most b's, so
+ * lo(a) <= hi(b) for every a that ran before b.  seen[i] is set for each
+ * timer that ran.
+ */
+static void
+many_check(const struct many *m, char *seen)
+{
 	double eps = clock_eps(), maxlo = -INFINITY;
-	int failed = 0, fail_rc = 0, early = 0, misordered = 0;
-	int first_early = -1, first_misordered = -1;
-	char *seen;
+	int early = 0, misordered = 0, first_early = -1, first_misordered = -1;
 
-	memset(&m, 0, sizeof(m));
-	m.slots = calloc(N_MANY, sizeof(*m.slots));
-	m.order = calloc(N_MANY, sizeof(*m.order));
-	seen = calloc(N_MANY, 1);
-	ck_assert_ptr_nonnull(m.slots);
-	ck_assert_ptr_nonnull(m.order);
-	ck_assert_ptr_nonnull(seen);
-	ck_assert_int_eq(sem_init(&m.done, 0, 0), 0);
-
-	for (int i = 0; i < N_MANY; i++) {
-		struct many_slot *sl = &m.slots[i];
-		double delay = (double)(next_random(&seed) >> 11) *
-		    0x1.0p-53 * MANY_SPAN;
-		int rc;
-
-		sl->m = &m;
-		sl->lo = now() + delay;
-		rc = worker_later(w, many_cb, sl, delay, NULL);
-		sl->hi = now() + delay;
-		if (rc != 0 && failed++ == 0)
-			fail_rc = rc;
-	}
-	CHECK_RC(fail_rc, 0);
-	sem_wait_ok(&m.done, "the last of the timers");
-	stop_join(w);
-
-	ck_assert_int_eq(m.n, N_MANY);
-	for (int k = 0; k < N_MANY; k++) {
-		int i = m.order[k];
-		struct many_slot *sl = &m.slots[i];
+	for (int k = 0; k < m->n; k++) {
+		int i = m->order[k];
+		const struct many_slot *sl = &m->slots[i];
 
 		/* No ck_assert per timer: each one is a write to Check's
 		 * pipe. */
@@ -650,15 +643,137 @@ START_TEST(many_timers_in_deadline_order)
 	}
 	ck_assert_msg(early == 0, "%d timers ran early; the first, run %d, "
 	    "%.6f s before its deadline", early, first_early,
-	    early ? m.slots[m.order[first_early]].lo -
-	    m.slots[m.order[first_early]].fired : 0.0);
+	    early ? m->slots[m->order[first_early]].lo -
+	    m->slots[m->order[first_early]].fired : 0.0);
 	ck_assert_msg(misordered == 0, "%d timers ran after one with a later "
 	    "deadline; the first is run %d", misordered, first_misordered);
+}
 
+static void
+many_init(struct many *m, int expect)
+{
+	memset(m, 0, sizeof(*m));
+	m->slots = calloc(N_MANY, sizeof(*m->slots));
+	m->order = calloc(N_MANY, sizeof(*m->order));
+	ck_assert_ptr_nonnull(m->slots);
+	ck_assert_ptr_nonnull(m->order);
+	atomic_init(&m->expect, expect);
+	ck_assert_int_eq(sem_init(&m->done, 0, 0), 0);
+}
+
+static void
+many_fini(struct many *m)
+{
+	sem_destroy(&m->done);
+	free(m->slots);
+	free(m->order);
+}
+
+/* 100,000 timers with random delays on one worker all run, none early,
+ * in deadline order. */
+START_TEST(many_timers_in_deadline_order)
+{
+	struct many m;
+	struct host h;
+	worker_t *w = host_new(&h, NULL);
+	uint64_t seed = 0x9e3779b97f4a7c15u;
+	int failed = 0, fail_rc = 0;
+	char *seen = calloc(N_MANY, 1);
+
+	ck_assert_ptr_nonnull(seen);
+	many_init(&m, N_MANY);
+	for (int i = 0; i < N_MANY; i++) {
+		int rc = many_later(w, &m, i, many_delay(&seed), NULL);
+
+		if (rc != 0 && failed++ == 0)
+			fail_rc = rc;
+	}
+	CHECK_RC(fail_rc, 0);
+	sem_wait_ok(&m.done, "the last of the timers");
+	stop_join(w);
+
+	ck_assert_int_eq(m.n, N_MANY);
+	many_check(&m, seen);
 	host_free(w, &h);
-	sem_destroy(&m.done);
-	free(m.slots);
-	free(m.order);
+	many_fini(&m);
+	free(seen);
+}
+END_TEST
+
+/*
+ * The same timers, then from another thread while they run: half of
+ * them re-armed to a new random delay (sooner or later, in their bucket
+ * of the queue or in another, or to 0), an eighth cancelled.  The
+ * timers that ran are still in the order of their deadlines as last
+ * set, none early; a cancelled one never runs; every other runs once.
+ */
+START_TEST(rearms_and_cancels_keep_order)
+{
+	struct many m;
+	struct host h;
+	worker_t *w = host_new(&h, NULL);
+	uint64_t seed = 0x2545f4914f6cdd1du, *ids;
+	int failed = 0, fail_rc = 0, cancelled = 0, ran_cancelled = 0;
+	char *seen = calloc(N_MANY, 1), *gone = calloc(N_MANY, 1);
+
+	ids = calloc(N_MANY, sizeof(*ids));
+	ck_assert_ptr_nonnull(seen);
+	ck_assert_ptr_nonnull(gone);
+	ck_assert_ptr_nonnull(ids);
+	/* Not done until the count is known: no timer reaches INT_MAX. */
+	many_init(&m, INT_MAX);
+	for (int i = 0; i < N_MANY; i++) {
+		int rc = many_later(w, &m, i, many_delay(&seed), &ids[i]);
+
+		if (rc != 0 && failed++ == 0)
+			fail_rc = rc;
+	}
+	CHECK_RC(fail_rc, 0);
+	for (int i = 0; i < N_MANY; i++) {
+		struct many_slot *sl = &m.slots[i];
+		uint64_t r = next_random(&seed);
+		int rc = 0;
+
+		if (r % 8 == 0) {
+			if ((rc = worker_cancel(w, ids[i])) == 0) {
+				gone[i] = 1;
+				cancelled++;
+			}
+		} else if (r % 2 == 0) {
+			/* One in 16 to 0: sooner than any in the queue. */
+			double delay = r % 32 == 2 ? 0 : many_delay(&seed),
+			    lo = now() + delay;
+
+			if ((rc = worker_rearm(w, ids[i], delay)) == 0) {
+				sl->lo = lo;
+				sl->hi = now() + delay;
+			}
+		}
+		/* ENOENT: it has run, or is running, on the deadline it had. */
+		if (rc != 0 && rc != ENOENT && failed++ == 0)
+			fail_rc = rc;
+	}
+	CHECK_RC(fail_rc, 0);
+	/* The worker's loop sees the count when the next timer runs, or
+	 * the sentinel after all of them. */
+	atomic_store(&m.expect, N_MANY - cancelled);
+	sentinel(w, 2 * MANY_SPAN);
+	if (m.n < N_MANY - cancelled)
+		sem_wait_ok(&m.done, "the last of the timers");
+	stop_join(w);
+
+	ck_assert_int_eq(m.n, N_MANY - cancelled);
+	many_check(&m, seen);
+	for (int i = 0; i < N_MANY; i++)
+		if (gone[i] && seen[i])
+			ran_cancelled++;
+	ck_assert_msg(ran_cancelled == 0, "%d cancelled timers ran",
+	    ran_cancelled);
+	ck_assert_int_gt(cancelled, 0);
+	host_free(w, &h);
+	many_fini(&m);
+	free(ids);
+	free(gone);
 	free(seen);
 }
 END_TEST
@@ -1789,6 +1904,7 @@ suite_timer(void)
 
 	tc = test_case(s, "many");
 	tcase_add_test(tc, many_timers_in_deadline_order);
+	tcase_add_test(tc, rearms_and_cancels_keep_order);
 
 	tc = test_case(s, "life");
 	tcase_add_test(tc, dropped_when_worker_ends);
