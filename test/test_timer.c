@@ -2,10 +2,11 @@
  * test_timer.c - worker_later, worker_every, worker_rearm and
  * worker_cancel on started workers and on main's root worker: which
  * thread runs a callback and when, deadline order, 100,000 timers on one
- * worker (and re-armed and cancelled while they run), cancelling and re-arming before, during and after a run (from
- * the callback itself and from another thread), a stream of timers and
- * the reuse of their nodes, timers dropped when their worker ends, a
- * callback that ends its worker, and the errors.
+ * worker (also re-armed and cancelled while they run), cancelling and
+ * re-arming before, during and after a run (from the callback itself and
+ * from another thread), a stream of timers and the reuse of their
+ * nodes, timers dropped when their worker ends, a callback that ends its
+ * worker, and the errors.
  *
  * Callbacks only record what they saw (atomics, or plain fields that a
  * semaphore post or a join publishes); the test's own thread asserts.
