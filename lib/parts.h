@@ -129,8 +129,12 @@ struct worker__timer_part {
 	struct timer **map;		/* timers by id & (map_size - 1) */
 	size_t map_size;
 	size_t count;			/* timers in map */
-	struct timer *spare;		/* free nodes */
-	struct timer_chunk *chunks;	/* the memory of the nodes */
+	struct timer *spare;		/* free nodes given back */
+	struct timer_chunk *chunks;	/* the nodes' memory, oldest first */
+	struct timer_chunk *last;	/* the newest chunk */
+	struct timer_chunk *fresh;	/* free nodes not handed out since */
+	unsigned fresh_next;		/* the last reset: fresh's from here,
+					 * and every later chunk's */
 	size_t live;			/* nodes in use */
 	uint64_t next_id;		/* ids reserved for this worker: */
 	uint64_t end_id;		/* next_id up to end_id */
