@@ -451,8 +451,11 @@ take_due(worker_t *w, uint64_t now, bool yield, struct timer *done)
 		node_put(w, done);
 	if (!yield || !worker__pending_locked(w))
 		n = worker__calq_pop(&w->timers.queue, now);
-	update_next_due(w);
 	if (n == NULL) {
+		/* The round is over.  Until now next_due stayed where it
+		 * was, at most now: still a lower bound (nothing is due
+		 * before it), so one update serves the whole round. */
+		update_next_due(w);
 		pthread_mutex_unlock(&w->qlock);
 		return NULL;
 	}

@@ -1275,6 +1275,41 @@ START_TEST(fd_drives_root)
 }
 END_TEST
 
+/*
+ * A round of due timers through worker_fd(): once the update has run the
+ * due ones, the descriptor waits for the next deadline instead of staying
+ * readable (the round sets the next deadline once, at its end).  It may
+ * still become readable a little early, as worker_watch(3) allows: the
+ * queue knows a lower bound of its next deadline until it looks closer.
+ * An update then returns 0, and the next one runs the timer, never early.
+ */
+START_TEST(fd_after_a_round_of_timers)
+{
+	worker_t *root = worker_current();
+	atomic_int due = 0, later = 0;
+	int epfd = epoll_of(worker_fd(root)), idle = 0;
+	double t0;
+
+	for (int i = 0; i < 100; i++)
+		CHECK_OK(worker_later(root, count_cb, &due, 0, NULL));
+	t0 = now();
+	CHECK_OK(worker_later(root, count_cb, &later, DELAY, NULL));
+	ck_assert_int_eq(epoll_ready(epfd), 1);
+	ck_assert_int_ge(worker_update(), 100);
+	CHECK_ATOMIC(&due, 100);
+	while (atomic_load(&later) == 0) {
+		ck_assert_int_eq(epoll_ready(epfd), 1);
+		if (worker_update() == 0)
+			idle++;
+	}
+	ck_assert_msg(now() - t0 >= DELAY - 1e-6, "the timer ran early");
+	/* A descriptor left readable would make it thousands. */
+	ck_assert_msg(idle <= 2, "%d updates with nothing to do", idle);
+	ck_assert_int_eq(epoll_now(epfd), 0);
+	ck_assert_int_eq(close(epfd), 0);
+}
+END_TEST
+
 /* A root driven through worker_fd() that also watches a descriptor and
  * runs one of its own waits: an event that comes afterwards must still
  * make worker_fd() readable. */
@@ -1534,6 +1569,7 @@ suite_watch(void)
 
 	tc = test_case(s, "fd");
 	tcase_add_test(tc, fd_drives_root);
+	tcase_add_test(tc, fd_after_a_round_of_timers);
 	tcase_add_test(tc, fd_after_wait_with_watch);
 	tcase_add_test(tc, fd_after_update_with_watch);
 
