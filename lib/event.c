@@ -286,10 +286,7 @@ worker__event_free(worker_t *w, struct wevent *ev)
 
 		/* Home first: the source may be home, and this its last
 		 * reference. */
-		if (ev->home != NULL)
-			reserve_put(ev);
-		else if (!ev->local)
-			free(ev);
+		worker__event_node_free(ev);
 		worker_unref(source);
 		return;
 	}

@@ -312,6 +312,24 @@ worker__ring_init(worker_t *w)
 	w->rout.holds = w->queue.max != 0;
 }
 
+/*
+ * Writes an event named n (len bytes, at most RING_NAME_MAX) into the
+ * claimed slot s; the references to source and pl are the slot's now.
+ */
+static inline void
+fill_slot(struct ring_slot *s, const struct event_name *n, size_t len,
+    void *data, worker_t *source, struct payload *pl, unsigned flags)
+{
+	s->hash = n->hash;
+	s->kind = (uint8_t)n->kind;
+	s->flags = (uint8_t)flags;
+	s->len = (uint8_t)len;
+	memcpy(s->name, n->name, len + 1);
+	s->data = data;
+	s->source = source;
+	s->payload = pl;
+}
+
 /* Makes the filled slot s at pos of r visible to the owner, wakes it. */
 static void
 publish(const struct worker__ring *r, struct ring_slot *s, uint64_t pos)
@@ -337,14 +355,7 @@ worker__ring_send(worker_t *source, worker_t *w, const struct event_name *n,
 	if (r == NULL || len > RING_NAME_MAX ||
 	    (s = claim(w, r, true, &pos)) == NULL)
 		return false;
-	s->hash = n->hash;
-	s->kind = (uint8_t)n->kind;
-	s->flags = (uint8_t)flags;
-	s->len = (uint8_t)len;
-	memcpy(s->name, n->name, len + 1);
-	s->data = data;
-	s->source = worker__source_ref(source);
-	s->payload = pl;
+	fill_slot(s, n, len, data, worker__source_ref(source), pl, flags);
 	worker__payload_hold(pl);
 	publish(r, s, pos);
 	return true;
@@ -554,20 +565,16 @@ bool
 worker__ring_resend_locked(worker_t *w, struct wevent *ev, size_t len)
 {
 	struct worker__ring *r = ring_of(w);
+	struct event_name n = { .name = ev->name, .len = len,
+	    .hash = ev->hash, .kind = (enum event_kind)ev->kind };
 	struct ring_slot *s;
 	uint64_t pos;
 
 	if (r == NULL || is_locked(w) || !ring_allowed_locked(w) ||
 	    len > RING_NAME_MAX || (s = claim(w, r, false, &pos)) == NULL)
 		return false;
-	s->hash = ev->hash;
-	s->kind = ev->kind;
-	s->flags = (uint8_t)ev->pub.flags;
-	s->len = (uint8_t)len;
-	memcpy(s->name, ev->name, len + 1);
-	s->data = ev->pub.data;
-	s->source = ev->pub.source;
-	s->payload = ev->payload;
+	fill_slot(s, &n, len, ev->pub.data, ev->pub.source, ev->payload,
+	    ev->pub.flags);
 	worker__event_node_free(ev);
 	publish(r, s, pos);
 	return true;
