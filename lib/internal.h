@@ -377,15 +377,21 @@ struct event_name {
 };
 
 /* FNV-1a: names are short, and a hash check saves most strcmp calls. */
+#define WORKER_HASH_START 2166136261u
+
+static inline uint32_t
+worker__hash_byte(uint32_t h, unsigned char c)
+{
+	return (h ^ c) * 16777619u;
+}
+
 static inline uint32_t
 worker__hash(const char *name, size_t len)
 {
-	uint32_t h = 2166136261u;
+	uint32_t h = WORKER_HASH_START;
 
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)name[i];
-		h *= 16777619u;
-	}
+	for (size_t i = 0; i < len; i++)
+		h = worker__hash_byte(h, (unsigned char)name[i]);
 	return h;
 }
 
@@ -398,12 +404,10 @@ worker__name_init(struct event_name *n, const char *name)
 {
 	const unsigned char *p = (const unsigned char *)name;
 	const struct builtin_name *b;
-	uint32_t h = 2166136261u;
+	uint32_t h = WORKER_HASH_START;
 
-	for (; *p != '\0'; p++) {
-		h ^= *p;
-		h *= 16777619u;
-	}
+	for (; *p != '\0'; p++)
+		h = worker__hash_byte(h, *p);
 	n->name = name;
 	n->len = (size_t)(p - (const unsigned char *)name);
 	n->hash = h;

@@ -355,6 +355,22 @@ claim(worker_t *w, struct listener *l)
 }
 
 /*
+ * The end of a dispatch (dispatch_user, dispatch_any), returned or
+ * unwound: what the owner did and the listener it called before come
+ * back, the latter before the garbage, which may hold the listener, is
+ * freed.
+ */
+static void
+dispatch_leave(worker_t *w, unsigned doing, struct listener *calling)
+{
+	worker__doing_restore(w, doing);
+	atomic_store_explicit(&w->listen.calling, calling,
+	    memory_order_relaxed);
+	if (--w->listen.depth == 0)
+		worker__free_garbage(w);
+}
+
+/*
  * Copies the listeners of ev from the cache, from d->next on, into the
  * snapshot; once listeners are claimed right here.  Returns false if it
  * stopped before the end because memory ran out: the dispatch then calls
@@ -391,12 +407,9 @@ snapshot(struct dispatch *d)
 static void
 dispatch_end(struct dispatch *d)
 {
-	worker_t *w = d->w;
-
 	if (d->pinned)
-		w->listen.pinned--;
-	if (--w->listen.depth == 0)
-		worker__free_garbage(w);
+		d->w->listen.pinned--;
+	dispatch_leave(d->w, d->doing, d->calling);
 	if (d->snap != d->stack)
 		free(d->snap);
 }
@@ -429,9 +442,6 @@ dispatch_unwound(void *arg)
 {
 	struct dispatch *d = arg;
 
-	worker__doing_restore(d->w, d->doing);
-	atomic_store_explicit(&d->w->listen.calling, d->calling,
-	    memory_order_relaxed);
 	dispatch_end(d);
 	worker__event_free(NULL, d->ev);
 }
@@ -502,13 +512,8 @@ static void
 user_unwound(void *arg)
 {
 	struct user_frame *f = arg;
-	worker_t *w = f->w;
 
-	worker__doing_restore(w, f->doing);
-	atomic_store_explicit(&w->listen.calling, f->calling,
-	    memory_order_relaxed);
-	if (--w->listen.depth == 0)
-		worker__free_garbage(w);
+	dispatch_leave(f->w, f->doing, f->calling);
 	worker__event_free(NULL, f->ev);
 }
 
@@ -564,11 +569,7 @@ dispatch_user(worker_t *w, struct wevent *ev)
 	}
 	PROBE2(dispatch__end, w->name, ev->pub.name);
 	worker__hook_pop(w, &hook);
-	worker__doing_restore(w, f.doing);
-	/* Before the garbage, which may hold the listener, is freed. */
-	atomic_store_explicit(&lp->calling, f.calling, memory_order_relaxed);
-	if (--lp->depth == 0)
-		worker__free_garbage(w);
+	dispatch_leave(w, f.doing, f.calling);
 	return true;
 }
 
@@ -612,10 +613,6 @@ dispatch_any(worker_t *w, struct wevent *ev)
 		worker__control(w, ev);
 	}
 	worker__hook_pop(w, &hook);
-	worker__doing_restore(w, d.doing);
-	/* Before dispatch_end() may free it with the garbage. */
-	atomic_store_explicit(&w->listen.calling, d.calling,
-	    memory_order_relaxed);
 	if (ev->kind == KIND_STOP)
 		w->control.stopping--;
 	dispatch_end(&d);
