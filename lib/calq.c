@@ -162,9 +162,7 @@ bucket_add(struct calq_bucket *b, struct calq_node *n)
 		b->v = v;
 		b->cap = cap;
 	}
-	n->bucket = b;
-	n->hn.index = b->n;
-	b->v[b->n++] = &n->hn;
+	worker__calq_bucket_append(b, n);
 	return true;
 }
 

@@ -57,6 +57,15 @@ worker__calq_reserve(struct calq *q, size_t n)
 	return worker__heap_reserve(&q->ready, n);
 }
 
+/* Appends n to b, which has room. */
+static inline void
+worker__calq_bucket_append(struct calq_bucket *b, struct calq_node *n)
+{
+	n->bucket = b;
+	n->hn.index = b->n;
+	b->v[b->n++] = &n->hn;
+}
+
 /* worker__calq_insert() but for its common case. */
 void worker__calq_insert_slow(struct calq *q, struct calq_node *n);
 
@@ -77,9 +86,7 @@ worker__calq_insert(struct calq *q, struct calq_node *n)
 				continue;
 			if (b->n == b->cap)
 				break;
-			n->bucket = b;
-			n->hn.index = b->n;
-			b->v[b->n++] = &n->hn;
+			worker__calq_bucket_append(b, n);
 			q->count++;
 			return;
 		}

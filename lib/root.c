@@ -54,8 +54,9 @@ on_main_thread(void)
 	return getpid() == gettid();
 }
 
-static worker_t *
-root_create(void)
+/* A thread with no worker yet gets its root worker (worker__current). */
+worker_t *
+worker__root_current(void)
 {
 	bool is_main = on_main_thread();
 	char name[32];
@@ -109,13 +110,6 @@ worker__thread_forked(void)
 	worker__tls_current = NULL;
 	if (root_key_made)
 		pthread_setspecific(root_key, NULL);
-}
-
-/* A thread with no worker yet gets its root worker (worker__current). */
-worker_t *
-worker__root_current(void)
-{
-	return root_create();
 }
 
 /* True if w is running on the calling thread, as its worker or below. */
