@@ -779,17 +779,19 @@ START_TEST(rearms_and_cancels_keep_order)
 }
 END_TEST
 
-/* ---- Cancel racing with the runs -------------------------------------- */
+/* ---- Cancel or re-arm racing with the runs ---------------------------- */
 
 struct race_slot {
 	atomic_int runs;
 	uint64_t id;
-	int cancel_rc;		/* the canceller's thread, read after join */
+	int rc;			/* the racing thread's op, read after join */
 };
 
 struct race {
 	worker_t *w;
 	struct race_slot *slots;
+	int n;
+	int (*op)(worker_t *w, uint64_t id);	/* on each timer in turn */
 	sem_t first;		/* timer 0 has run */
 	int waited;
 };
@@ -812,62 +814,83 @@ race_first_cb(void *arg)
 }
 
 static void *
-canceller(void *arg)
+racer(void *arg)
 {
 	struct race *r = arg;
 
 	/* Start once the worker runs them, and keep pace with it now and
-	 * then, so that some are cancelled before they run, some after, and
+	 * then, so that some are reached before they run, some after, and
 	 * some while they run. */
 	r->waited = sem_wait_bounded(&r->first);
-	for (int i = 0; i < N_RACE; i++) {
-		r->slots[i].cancel_rc = worker_cancel(r->w, r->slots[i].id);
+	for (int i = 0; i < r->n; i++) {
+		r->slots[i].rc = r->op(r->w, r->slots[i].id);
 		if (i % 8 == 0)
 			nap(20e-6);
 	}
 	return NULL;
 }
 
+/*
+ * n timers on a new worker over RACE_SPAN, timer 0 due at once; another
+ * thread applies op to each in turn once timer 0 has run, while the
+ * worker runs the others; returns once every timer still due within
+ * RACE_SPAN has run.
+ */
+static void
+race_run(struct race *r, struct host *h, int n,
+    int (*op)(worker_t *w, uint64_t id))
+{
+	pthread_t th;
+
+	memset(r, 0, sizeof(*r));
+	r->n = n;
+	r->op = op;
+	r->w = host_new(h, NULL);
+	r->slots = calloc((size_t)n, sizeof(*r->slots));
+	ck_assert_ptr_nonnull(r->slots);
+	ck_assert_int_eq(sem_init(&r->first, 0, 0), 0);
+	CHECK_OK(worker_later(r->w, race_first_cb, r, 0, &r->slots[0].id));
+	for (int i = 1; i < n; i++)
+		CHECK_OK(worker_later(r->w, race_cb, &r->slots[i],
+		    i * (RACE_SPAN / n), &r->slots[i].id));
+	ck_assert_int_eq(pthread_create(&th, NULL, racer, r), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	/* Later than every deadline above: all that were left have run. */
+	sentinel(r->w, RACE_SPAN + INTERVAL);
+	CHECK_OK(r->waited);
+}
+
+static void
+race_free(struct race *r, struct host *h)
+{
+	host_free(r->w, h);
+	sem_destroy(&r->first);
+	free(r->slots);
+}
+
 START_TEST(cancel_races_runs)
 {
 	struct race r;
 	struct host h;
-	pthread_t th;
 	int ran = 0, cancelled = 0;
 
-	memset(&r, 0, sizeof(r));
-	r.w = host_new(&h, NULL);
-	r.slots = calloc(N_RACE, sizeof(*r.slots));
-	ck_assert_ptr_nonnull(r.slots);
-	ck_assert_int_eq(sem_init(&r.first, 0, 0), 0);
-	CHECK_OK(worker_later(r.w, race_first_cb, &r, 0, &r.slots[0].id));
-	for (int i = 1; i < N_RACE; i++)
-		CHECK_OK(worker_later(r.w, race_cb, &r.slots[i],
-		    i * (RACE_SPAN / N_RACE), &r.slots[i].id));
-	ck_assert_int_eq(pthread_create(&th, NULL, canceller, &r), 0);
-	ck_assert_int_eq(pthread_join(th, NULL), 0);
-	/* Later than every deadline above: all that were left have run. */
-	sentinel(r.w, RACE_SPAN + INTERVAL);
+	race_run(&r, &h, N_RACE, worker_cancel);
 	stop_join(r.w);
-
-	CHECK_OK(r.waited);
 	for (int i = 0; i < N_RACE; i++) {
 		struct race_slot *sl = &r.slots[i];
 		int runs = atomic_load(&sl->runs);
 
-		ck_assert_msg((sl->cancel_rc == ENOENT && runs == 1) ||
-		    (sl->cancel_rc == 0 && runs == 0),
+		ck_assert_msg((sl->rc == ENOENT && runs == 1) ||
+		    (sl->rc == 0 && runs == 0),
 		    "timer %d: cancel gave %d (%s), it ran %d times", i,
-		    sl->cancel_rc, strerror(sl->cancel_rc), runs);
+		    sl->rc, strerror(sl->rc), runs);
 		if (runs)
 			ran++;
 		else
 			cancelled++;
 	}
 	ck_assert_int_eq(ran + cancelled, N_RACE);
-	host_free(r.w, &h);
-	sem_destroy(&r.first);
-	free(r.slots);
+	race_free(&r, &h);
 }
 END_TEST
 
@@ -1600,44 +1623,11 @@ START_TEST(rearm_bad_arguments)
 }
 END_TEST
 
-struct rerace_slot {
-	atomic_int runs;
-	uint64_t id;
-	int rearm_rc;		/* the other thread's, read after its join */
-};
-
-struct rerace {
-	worker_t *w;
-	struct rerace_slot *slots;
-	sem_t first;		/* the worker runs them */
-	int waited;
-};
-
-static void
-rerace_cb(void *arg)
+/* worker_rearm() to an hour away, as race_run() applies it. */
+static int
+rearm_far(worker_t *w, uint64_t id)
 {
-	atomic_fetch_add(&((struct rerace_slot *)arg)->runs, 1);
-}
-
-static void
-rerace_first_cb(void *arg)
-{
-	sem_post(&((struct rerace *)arg)->first);
-}
-
-static void *
-rearmer(void *arg)
-{
-	struct rerace *r = arg;
-
-	r->waited = sem_wait_bounded(&r->first);
-	for (int i = 0; i < N_REARM; i++) {
-		r->slots[i].rearm_rc = worker_rearm(r->w, r->slots[i].id,
-		    3600);
-		if (i % 8 == 0)
-			nap(20e-6);
-	}
-	return NULL;
+	return worker_rearm(w, id, 3600);
 }
 
 /*
@@ -1649,46 +1639,30 @@ rearmer(void *arg)
  */
 START_TEST(rearm_races_runs)
 {
-	struct rerace r;
+	struct race r;
 	struct host h;
-	pthread_t th;
 	int moved = 0, ran = 0;
 
-	memset(&r, 0, sizeof(r));
-	r.w = host_new(&h, NULL);
-	r.slots = calloc(N_REARM, sizeof(*r.slots));
-	ck_assert_ptr_nonnull(r.slots);
-	ck_assert_int_eq(sem_init(&r.first, 0, 0), 0);
-	CHECK_OK(worker_later(r.w, rerace_first_cb, &r, 0, NULL));
-	for (int i = 0; i < N_REARM; i++)
-		CHECK_OK(worker_later(r.w, rerace_cb, &r.slots[i],
-		    i * (RACE_SPAN / N_REARM), &r.slots[i].id));
-	ck_assert_int_eq(pthread_create(&th, NULL, rearmer, &r), 0);
-	ck_assert_int_eq(pthread_join(th, NULL), 0);
-	sentinel(r.w, RACE_SPAN + INTERVAL);
-
-	CHECK_OK(r.waited);
+	race_run(&r, &h, N_REARM, rearm_far);
 	for (int i = 0; i < N_REARM; i++) {
-		struct rerace_slot *sl = &r.slots[i];
+		struct race_slot *sl = &r.slots[i];
 		int runs = atomic_load(&sl->runs);
 
-		if (sl->rearm_rc == 0) {
+		if (sl->rc == 0) {
 			ck_assert_msg(runs == 0, "timer %d ran %d times after "
 			    "it was re-armed an hour away", i, runs);
 			CHECK_OK(worker_cancel(r.w, sl->id));
 			moved++;
 		} else {
-			ck_assert_msg(sl->rearm_rc == ENOENT && runs == 1,
+			ck_assert_msg(sl->rc == ENOENT && runs == 1,
 			    "timer %d: re-arm gave %d (%s), it ran %d times",
-			    i, sl->rearm_rc, strerror(sl->rearm_rc), runs);
+			    i, sl->rc, strerror(sl->rc), runs);
 			ran++;
 		}
 	}
 	stop_join(r.w);
 	ck_assert_int_eq(moved + ran, N_REARM);
-	host_free(r.w, &h);
-	sem_destroy(&r.first);
-	free(r.slots);
+	race_free(&r, &h);
 }
 END_TEST
 
