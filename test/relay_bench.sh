@@ -127,16 +127,7 @@ part_memory() {
 	db=
 	start memory --max-per-addr 3000 --idle-timeout 60 \
 	    --frame-timeout 60 || { echo "bench: $why"; status=1; return; }
-	sleep 0.5
-	r0=$(rss)
-	hostile p partial 1000 --partial-bytes 1000 --hold 60
-	p=$hpid
-	sleep 1
-	r1=$(rss)
-	hostile s slowloris 1000 --hold 60
-	sleep 1
-	r2=$(rss)
-	reap $p $hpid
+	idle_memory
 	echo "bench: memory: relayd $r0 KiB; 1,000 connections in the" \
 	    "middle of a frame of 1 MiB, 1,000 bytes of it come:" \
 	    "+$((r1 - r0)) KiB; 1,000 slowloris: +$((r2 - r1)) KiB"

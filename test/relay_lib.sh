@@ -202,6 +202,23 @@ hostile() {
 	done
 }
 
+# idle_memory: relayd's RSS in KiB (r0), then with 1,000 connections each
+# in the middle of a frame of 1 MiB, 1,000 bytes of it received (r1), then
+# with 1,000 more saying their hello a byte a second (r2).  relayd must
+# have room for them (--max-per-addr, long timeouts).
+idle_memory() {
+	sleep 0.5
+	r0=$(rss)
+	hostile p partial 1000 --partial-bytes 1000 --hold 60
+	partial_pid=$hpid
+	sleep 1
+	r1=$(rss)
+	hostile s slowloris 1000 --hold 60
+	sleep 1
+	r2=$(rss)
+	reap $partial_pid $hpid
+}
+
 # hostile_says NAME PATTERN: what relayd did to them, once they are done.
 hostile_says() {
 	grep -q -- "$2" "$dir/$1.out" && return 0

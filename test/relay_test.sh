@@ -280,16 +280,7 @@ case_nofile() {
 case_memory() {
 	start memory --max-per-addr 3000 --idle-timeout 60 \
 	    --frame-timeout 60 || return 1
-	sleep 0.5
-	r0=$(rss)
-	hostile p partial 1000 --partial-bytes 1000 --hold 60
-	p=$hpid
-	sleep 1
-	r1=$(rss)
-	hostile s slowloris 1000 --hold 60
-	sleep 1
-	r2=$(rss)
-	reap $p $hpid
+	idle_memory
 	echo "# memory: relayd $r0 KiB; +$((r1 - r0)) KiB with 1,000" \
 	    "partial frames, +$((r2 - r1)) KiB with 1,000 slowloris"
 	[ $((r1 - r0)) -lt 16000 ] && [ $((r2 - r1)) -lt 16000 ] && stop &&
