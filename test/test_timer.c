@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "failmalloc.h"
 #include "test.h"
 
 #define DELAY		0.05	/* seconds: a one-shot's delay */
@@ -1666,6 +1667,159 @@ START_TEST(rearm_races_runs)
 }
 END_TEST
 
+/* ---- A storm: re-arms and cancels from two threads, a stop mid-way -- */
+
+#define N_STORM		2000	/* timers, half of them periodic */
+
+struct storm_slot {
+	_Atomic uint64_t id;	/* 0: not scheduled (no memory) */
+	int every;
+	atomic_int begun;	/* calls begun */
+	atomic_int cancels;	/* worker_cancel() calls that gave 0 */
+	atomic_int begun_then;	/* begun when the first of them returned */
+};
+
+struct storm {
+	worker_t *w;
+	struct storm_slot slots[N_STORM];
+	atomic_int bad_rc;	/* an answer no call may give, or 0 */
+	atomic_int half;	/* threads halfway through */
+};
+
+static void
+storm_note(struct storm *st, int rc)
+{
+	int none = 0;
+
+	if (rc != 0 && rc != ENOENT)
+		atomic_compare_exchange_strong(&st->bad_rc, &none, rc);
+}
+
+static struct storm *the_storm;
+
+/* Every fourth timer waits in its callback, every fourth one re-arms
+ * itself from it. */
+static void
+storm_cb(void *arg)
+{
+	struct storm_slot *sl = arg;
+	int i = (int)(sl - the_storm->slots);
+	uint64_t id = atomic_load(&sl->id);
+
+	atomic_fetch_add(&sl->begun, 1);
+	if (i % 4 == 0)
+		(void)worker_sleep(0.0002);
+	if (i % 4 == 1 && id != 0)
+		storm_note(the_storm, worker_rearm(worker_current(), id,
+		    0.001));
+}
+
+static void *
+stormer(void *arg)
+{
+	struct storm *st = arg;
+	uint64_t seed = (uint64_t)(uintptr_t)pthread_self() | 1;
+
+	for (int round = 0; round < 4; round++) {
+		if (round == 2)
+			atomic_fetch_add(&st->half, 1);
+		for (int k = 0; k < N_STORM; k++) {
+			uint64_t r = next_random(&seed);
+			struct storm_slot *sl = &st->slots[r % N_STORM];
+			uint64_t id = atomic_load(&sl->id);
+			int rc;
+
+			if (id == 0)
+				continue;
+			if ((r >> 16) % 8 == 0) {
+				rc = worker_cancel(st->w, id);
+				if (rc == 0 && atomic_fetch_add(&sl->cancels,
+				    1) == 0)
+					atomic_store(&sl->begun_then,
+					    atomic_load(&sl->begun));
+			} else {
+				rc = worker_rearm(st->w, id,
+				    (double)((r >> 20) % 5000) * 1e-6);
+			}
+			storm_note(st, rc);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Two threads re-arm and cancel the same timers, one-shot and periodic,
+ * while their callbacks wait and re-arm themselves, and the worker is
+ * stopped half-way; the timers were scheduled while every third
+ * allocation failed.  Every call answers 0 or ENOENT; a one-shot runs at
+ * most once, and never once cancelled; a cancelled periodic timer begins
+ * no call after the one it may have been in; a timer is cancelled once;
+ * after the worker's end every call answers ENOENT (worker_later(3)).
+ */
+START_TEST(timers_survive_a_storm)
+{
+	struct storm *st = calloc(1, sizeof(*st));
+	struct host h;
+	pthread_t th[2];
+	int scheduled = 0, enomem = 0;
+
+	ck_assert_ptr_nonnull(st);
+	the_storm = st;
+	st->w = host_new(&h, NULL);
+	failmalloc_arm(-1, 3);
+	for (int i = 0; i < N_STORM; i++) {
+		struct storm_slot *sl = &st->slots[i];
+		uint64_t id = 0;
+		int rc;
+
+		sl->every = i % 2 == 1;
+		rc = sl->every ? worker_every(st->w, storm_cb, sl, 0.001 +
+		    (i % 3) * 0.001, &id) : worker_later(st->w, storm_cb, sl,
+		    (i % 50) * 0.0002, &id);
+		if (rc == ENOMEM)
+			enomem++;
+		else
+			storm_note(st, rc);
+		if (rc == 0)
+			scheduled++;
+		atomic_store(&sl->id, rc == 0 ? id : 0);
+	}
+	failmalloc_disarm();
+	ck_assert_int_gt(scheduled, 0);
+	for (int t = 0; t < 2; t++)
+		ck_assert_int_eq(pthread_create(&th[t], NULL, stormer, st), 0);
+	while (atomic_load(&st->half) < 2)
+		nap(1e-4);
+	stop_join(st->w);
+	for (int t = 0; t < 2; t++)
+		ck_assert_int_eq(pthread_join(th[t], NULL), 0);
+
+	CHECK_OK(atomic_load(&st->bad_rc));
+	for (int i = 0; i < N_STORM; i++) {
+		struct storm_slot *sl = &st->slots[i];
+		int begun = atomic_load(&sl->begun);
+		uint64_t id = atomic_load(&sl->id);
+
+		ck_assert_msg(atomic_load(&sl->cancels) <= 1, "timer %d "
+		    "cancelled %d times", i, atomic_load(&sl->cancels));
+		if (!sl->every)
+			ck_assert_msg(begun <= 1, "one-shot %d ran %d times",
+			    i, begun);
+		if (atomic_load(&sl->cancels) == 1)
+			ck_assert_msg(sl->every ? begun <=
+			    atomic_load(&sl->begun_then) + 1 : begun == 0,
+			    "timer %d began %d calls, %d when cancelled", i,
+			    begun, atomic_load(&sl->begun_then));
+		if (id != 0) {
+			CHECK_RC(worker_rearm(st->w, id, 0), ENOENT);
+			CHECK_RC(worker_cancel(st->w, id), ENOENT);
+		}
+	}
+	host_free(st->w, &h);
+	free(st);
+}
+END_TEST
+
 /* ---- A stream of timers ---------------------------------------------- */
 
 #define N_STREAM	20000	/* timers scheduled over STREAM_SPAN */
@@ -1899,6 +2053,7 @@ suite_timer(void)
 	tcase_add_test(tc, rearm_periodic);
 	tcase_add_test(tc, rearm_bad_arguments);
 	tcase_add_test(tc, rearm_races_runs);
+	tcase_add_test(tc, timers_survive_a_storm);
 
 	tc = test_case(s, "stream");
 	tcase_add_test(tc, deadlines_in_a_stream);
